@@ -1,0 +1,64 @@
+"""Builds the detector set: built-in factories, then third-party ones from entry points."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+
+from ..config import ScanLimits
+from ..content import ContentSources
+from ..errors import ContentError
+from ..paths import AegisPaths
+from .base import Detector
+
+ENTRY_POINT_GROUP = "aegis.detectors"
+
+# "module:function" of each built-in factory, in the order detectors run.
+BUILTIN_FACTORIES: tuple[str, ...] = (
+    "aegis_engine.detectors.eicar:make_detector",
+    "aegis_engine.detectors.hashes:make_detector",
+    "aegis_engine.detectors.yara_rules:make_detector",
+)
+
+
+@dataclass(frozen=True)
+class DetectorContext:
+    """What a detector factory may use to build its detector."""
+
+    paths: AegisPaths
+    content: ContentSources
+    limits: ScanLimits
+    warn: Callable[[str], None]
+
+
+DetectorFactory = Callable[[DetectorContext], Detector | None]
+
+
+def _resolve(spec: str) -> DetectorFactory:
+    module, _, attr = spec.partition(":")
+    factory: DetectorFactory = getattr(importlib.import_module(module), attr)
+    return factory
+
+
+def load_detectors(ctx: DetectorContext, *, plugins: bool = True) -> list[Detector]:
+    """Instantiate every detector. A factory returning None opts out (e.g. nothing to load);
+    a factory raising ContentError is reported through ``ctx.warn`` and skipped."""
+    factories: list[tuple[str, DetectorFactory]] = [(s, _resolve(s)) for s in BUILTIN_FACTORIES]
+    if plugins:
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                factories.append((ep.name, ep.load()))
+            except Exception as exc:  # a broken plugin must not stop scanning
+                ctx.warn(f"detector plugin {ep.name!r} could not be loaded: {exc}")
+    detectors: list[Detector] = []
+    for spec, factory in factories:
+        try:
+            det = factory(ctx)
+        except ContentError as exc:
+            ctx.warn(f"detector {spec} disabled: {exc}")
+            continue
+        if det is not None:
+            detectors.append(det)
+    return detectors

@@ -1,0 +1,1 @@
+"""Scanning: walk the tree, sniff types, unpack containers within limits, run detectors."""
