@@ -63,8 +63,12 @@ class ScanOptions:
     def effective_jobs(self) -> int:
         if self.jobs < 0:
             raise ConfigError("--jobs must be 0 (all cores) or a positive number")
-        return self.jobs or max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                else (os.cpu_count() or 1))
+        return self.jobs or max(
+            1,
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else (os.cpu_count() or 1),
+        )
 
 
 def load_settings(path: Path) -> dict[str, Any]:

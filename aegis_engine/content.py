@@ -51,8 +51,13 @@ class ContentSources:
             if (root / "rules").is_dir():
                 rules.append(root / "rules")
             if (root / "hashes").is_dir():
-                hashes.extend(sorted(p for p in (root / "hashes").iterdir() if p.is_file()
-                                     and not p.name.startswith(".")))
+                hashes.extend(
+                    sorted(
+                        p
+                        for p in (root / "hashes").iterdir()
+                        if p.is_file() and not p.name.startswith(".")
+                    )
+                )
             if (root / "model").is_dir():
                 model = root / "model"
         rules.extend(extra_rules)

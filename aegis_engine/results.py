@@ -183,8 +183,9 @@ class ScanSummary:
     cancelled: bool = False
     reports: list[FileReport] = field(default_factory=list)
 
-    def add(self, report: FileReport) -> None:
-        self.files += 1
+    def add(self, report: FileReport, *, is_file: bool = True) -> None:
+        """Count one report; ``is_file=False`` for targets that could not even be walked."""
+        self.files += is_file
         self.bytes += report.size
         self.cached += report.cached
         for obj in report.objects:
@@ -217,3 +218,16 @@ class ScanSummary:
             "seconds": round(self.seconds, 3),
             "cancelled": self.cancelled,
         }
+
+
+def verdict_from(findings: list[Finding], problems: list[str]) -> Verdict:
+    """The raw verdict of one object before policy: its worst finding, else incomplete if
+    something could not be scanned. ``info`` findings never make a threat."""
+    severities = {f.severity for f in findings}
+    if Severity.MALICIOUS in severities:
+        return Verdict.MALICIOUS
+    if Severity.SUSPICIOUS in severities:
+        return Verdict.SUSPICIOUS
+    if problems:
+        return Verdict.INCOMPLETE
+    return Verdict.CLEAN

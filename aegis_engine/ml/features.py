@@ -1,0 +1,206 @@
+"""PE header features: the same numbers for the public training tables and for real files.
+
+The training tables (see ``shared/datasets/pe-headers/SOURCES.md``) hold only DOS header,
+FILE_HEADER and OPTIONAL_HEADER fields, so the model sees exactly those, plus a few values
+derived from them by :func:`vector_from_header` (used for table rows and files alike, so the
+two can never drift apart).
+
+Extraction is bounded: only the first ``e_lfanew + 4 KiB`` or so of a file is read (at most
+:data:`MAX_LFANEW` plus a fixed window), whatever the file size, and at most
+:data:`MAX_SECTIONS` section headers are parsed. It never raises: a file that is not a PE
+image, or whose headers cannot be parsed, gives a :class:`FeatureResult` saying so.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+FEATURE_VERSION = 1
+"""Bumped whenever the meaning or order of :data:`FEATURE_NAMES` changes."""
+
+DOS_FIELDS: tuple[str, ...] = (
+    "e_cblp",
+    "e_cp",
+    "e_crlc",
+    "e_cparhdr",
+    "e_minalloc",
+    "e_maxalloc",
+    "e_ss",
+    "e_sp",
+    "e_csum",
+    "e_ip",
+    "e_cs",
+    "e_lfarlc",
+    "e_ovno",
+    "e_oemid",
+    "e_oeminfo",
+    "e_lfanew",
+)
+FILE_FIELDS: tuple[str, ...] = (
+    "NumberOfSections",
+    "PointerToSymbolTable",
+    "NumberOfSymbols",
+    "SizeOfOptionalHeader",
+    "Characteristics",
+)
+OPTIONAL_FIELDS: tuple[str, ...] = (
+    "Magic",
+    "MajorLinkerVersion",
+    "MinorLinkerVersion",
+    "SizeOfCode",
+    "SizeOfInitializedData",
+    "SizeOfUninitializedData",
+    "AddressOfEntryPoint",
+    "BaseOfCode",
+    "ImageBase",
+    "SectionAlignment",
+    "FileAlignment",
+    "MajorOperatingSystemVersion",
+    "MinorOperatingSystemVersion",
+    "MajorImageVersion",
+    "MinorImageVersion",
+    "MajorSubsystemVersion",
+    "MinorSubsystemVersion",
+    "SizeOfImage",
+    "SizeOfHeaders",
+    "CheckSum",
+    "Subsystem",
+    "DllCharacteristics",
+    "SizeOfStackReserve",
+    "SizeOfStackCommit",
+    "SizeOfHeapReserve",
+    "SizeOfHeapCommit",
+    "LoaderFlags",
+    "NumberOfRvaAndSizes",
+)
+HEADER_FIELDS: tuple[str, ...] = DOS_FIELDS + FILE_FIELDS + OPTIONAL_FIELDS
+"""Raw header fields, named as in pefile and in both training tables."""
+
+_CHAR_BITS = tuple(f"Characteristics_0x{1 << b:04x}" for b in range(16))
+_DLLCHAR_BITS = tuple(f"DllCharacteristics_0x{1 << b:04x}" for b in range(16))
+DERIVED_FIELDS: tuple[str, ...] = (
+    *_CHAR_BITS,
+    *_DLLCHAR_BITS,
+    "EntryPointInCode",
+    "EntryPointBeyondImage",
+    "CodeToImageRatio",
+    "InitDataToImageRatio",
+    "CheckSumIsZero",
+)
+FEATURE_NAMES: tuple[str, ...] = HEADER_FIELDS + DERIVED_FIELDS
+"""The model's input columns, in order."""
+
+MAX_LFANEW = 0x10000
+"""NT headers further into the file than this are treated as unparseable (training max: 3488)."""
+MAX_SECTIONS = 96
+"""Section headers parsed at most (the Windows loader's own limit)."""
+_NT_WINDOW = 4 + 20 + 0x200  # signature, FILE_HEADER, the optional header pefile may read
+_SECTION_HEADER = 40
+HEADER_WINDOW = MAX_LFANEW + _NT_WINDOW + MAX_SECTIONS * _SECTION_HEADER
+"""Upper bound on the bytes read from any file."""
+
+_MAGIC_PE32 = 0x10B
+_MAGIC_PE32_PLUS = 0x20B
+
+
+class FeatureStatus(StrEnum):
+    OK = "ok"
+    NOT_PE = "not_pe"
+    """No MZ header, or MZ without a PE signature (DOS, NE, LE programs...)."""
+    UNPARSEABLE = "unparseable"
+    """Claims to be PE but its headers are truncated, out of range or inconsistent."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureResult:
+    status: FeatureStatus
+    values: tuple[float, ...] = ()
+    """One value per name in :data:`FEATURE_NAMES` when ``status`` is OK, else empty."""
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status is FeatureStatus.OK
+
+
+def vector_from_header(header: Mapping[str, float]) -> tuple[float, ...]:
+    """The model's input row from raw header fields (a table row or a parsed file).
+
+    ``header`` must hold every name in :data:`HEADER_FIELDS`; missing keys raise KeyError.
+    """
+    raw = [float(header[name]) for name in HEADER_FIELDS]
+    chars = int(header["Characteristics"])
+    dllchars = int(header["DllCharacteristics"])
+    entry = float(header["AddressOfEntryPoint"])
+    base_code = float(header["BaseOfCode"])
+    size_code = float(header["SizeOfCode"])
+    size_image = float(header["SizeOfImage"])
+    size_init = float(header["SizeOfInitializedData"])
+    derived = [float((chars >> b) & 1) for b in range(16)]
+    derived += [float((dllchars >> b) & 1) for b in range(16)]
+    derived += [
+        float(base_code <= entry < base_code + size_code),
+        float(entry >= size_image),
+        _ratio(size_code, size_image),
+        _ratio(size_init, size_image),
+        float(header["CheckSum"] == 0),
+    ]
+    return tuple(raw + derived)
+
+
+def _ratio(num: float, den: float) -> float:
+    if den <= 0:
+        return -1.0
+    return min(num / den, 1000.0)
+
+
+def extract(data: bytes | bytearray | memoryview, size: int | None = None) -> FeatureResult:
+    """Features of one file whose whole content (or at least its first
+    :data:`HEADER_WINDOW` bytes) is ``data``; ``size`` is the real file size when ``data``
+    is only a prefix. Reads at most :data:`HEADER_WINDOW` bytes; never raises."""
+    try:
+        return _extract(data, len(data) if size is None else size)
+    except Exception as exc:  # pefile and struct raise many kinds on hostile input
+        return FeatureResult(FeatureStatus.UNPARSEABLE, reason=f"{type(exc).__name__}: {exc}")
+
+
+def _extract(data: bytes | bytearray | memoryview, size: int) -> FeatureResult:
+    avail = min(len(data), size)
+    if avail < 2 or bytes(data[:2]) != b"MZ":
+        return FeatureResult(FeatureStatus.NOT_PE, reason="no MZ header")
+    if avail < 64:
+        return FeatureResult(FeatureStatus.UNPARSEABLE, reason="truncated DOS header")
+    (lfanew,) = struct.unpack_from("<I", bytes(data[0x3C:0x40]))
+    if lfanew + 4 > avail:
+        return FeatureResult(FeatureStatus.UNPARSEABLE, reason="e_lfanew points past the end")
+    if lfanew > MAX_LFANEW:
+        return FeatureResult(FeatureStatus.UNPARSEABLE, reason=f"e_lfanew > {MAX_LFANEW:#x}")
+    if bytes(data[lfanew : lfanew + 4]) != b"PE\0\0":
+        return FeatureResult(FeatureStatus.NOT_PE, reason="no PE signature at e_lfanew")
+    if lfanew + 24 > avail:
+        return FeatureResult(FeatureStatus.UNPARSEABLE, reason="truncated FILE_HEADER")
+    (opt_size,) = struct.unpack_from("<H", bytes(data[lfanew + 20 : lfanew + 22]))
+    window = min(avail, lfanew + 24 + max(opt_size, 0x200) + MAX_SECTIONS * _SECTION_HEADER)
+    head = bytes(data[:window])
+
+    import pefile  # deferred: ~50 ms to import, needed only once a PE file is seen
+
+    pe = pefile.PE(data=head, fast_load=True)
+    try:
+        opt = pe.OPTIONAL_HEADER
+        if opt is None or opt.Magic not in (_MAGIC_PE32, _MAGIC_PE32_PLUS):
+            return FeatureResult(FeatureStatus.UNPARSEABLE, reason="no valid optional header")
+        header: dict[str, float] = {}
+        for struct_obj, names in (
+            (pe.DOS_HEADER, DOS_FIELDS),
+            (pe.FILE_HEADER, FILE_FIELDS),
+            (opt, OPTIONAL_FIELDS),
+        ):
+            for name in names:
+                header[name] = float(getattr(struct_obj, name))
+    finally:
+        pe.close()
+    return FeatureResult(FeatureStatus.OK, values=vector_from_header(header))

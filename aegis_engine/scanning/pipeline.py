@@ -1,0 +1,108 @@
+"""Runs a whole scan: walk in this thread, scan files on a pool, answer from the cache.
+
+Memory stays bounded: the walk is lazy, at most a few files per worker are in flight, and
+only reports of files that are not clean are kept.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+from ..config import ScanOptions
+from ..results import FileReport, ObjectResult, ScanSummary
+from .cache import ScanCache
+from .scanner import FileScanner
+from .walk import Exclusions, FileEntry, Skipped, WalkProblem, walk
+
+
+@dataclass(frozen=True)
+class ScanProgress:
+    files: int
+    bytes: int
+    threats: int
+    current: str
+
+
+ReportCallback = Callable[[FileReport], None]
+ProgressCallback = Callable[[ScanProgress], None]
+
+
+def run_scan(
+    targets: Iterable[str],
+    scanner: FileScanner,
+    options: ScanOptions,
+    *,
+    cache: ScanCache | None = None,
+    on_report: ReportCallback | None = None,
+    on_progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> ScanSummary:
+    summary = ScanSummary()
+    started = time.monotonic()
+    jobs = options.effective_jobs()
+    inflight: dict[Future[FileReport | None], FileEntry] = {}
+
+    def deliver(report: FileReport | None, entry: FileEntry | None) -> None:
+        if report is None:
+            return
+        summary.add(report, is_file=entry is not None)
+        if cache is not None and entry is not None and not report.cached:
+            cache.put(report, entry.st)
+        if on_report is not None:
+            on_report(report)
+        if on_progress is not None:
+            on_progress(ScanProgress(summary.files, summary.bytes, summary.threats, report.path))
+
+    def drain(return_when: str) -> None:
+        done, _ = wait(inflight, return_when=return_when)
+        for fut in done:
+            entry = inflight.pop(fut)
+            deliver(fut.result(), entry)
+
+    items = walk(
+        targets,
+        exclude=Exclusions(options.exclude),
+        follow_symlinks=options.follow_symlinks,
+        one_file_system=options.one_file_system,
+    )
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="aegis-scan") as pool:
+        try:
+            for item in items:
+                if cancel is not None and cancel.is_set():
+                    summary.cancelled = True
+                    break
+                if isinstance(item, Skipped):
+                    continue
+                if isinstance(item, WalkProblem):
+                    deliver(
+                        FileReport(
+                            item.path,
+                            item.verdict,
+                            [ObjectResult(item.path, item.verdict, problems=[item.message])],
+                        ),
+                        None,
+                    )
+                    continue
+                if cache is not None:
+                    hit = cache.get(item.path, item.st)
+                    if hit is not None:
+                        deliver(hit, item)
+                        continue
+                inflight[pool.submit(scanner.scan_file, item)] = item
+                if len(inflight) >= jobs * 4:
+                    drain(FIRST_COMPLETED)
+            if summary.cancelled:
+                for fut in list(inflight):
+                    if fut.cancel():
+                        inflight.pop(fut)
+            while inflight:
+                drain(FIRST_COMPLETED)
+        finally:
+            if cache is not None:
+                cache.flush()
+    summary.seconds = time.monotonic() - started
+    return summary
