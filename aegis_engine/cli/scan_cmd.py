@@ -172,7 +172,12 @@ def run(args: argparse.Namespace) -> int:
             progress.clear()
         print(f"aegis: warning: {message}", file=sys.stderr)
 
-    engine = Engine(extra_rules=args.rules, extra_hashes=args.hashes, on_warning=warn)
+    engine = Engine(
+        extra_rules=args.rules,
+        extra_hashes=args.hashes,
+        bundled_content=not args.no_bundled,
+        on_warning=warn,
+    )
     options = _options(engine, args)
 
     def on_report(report: FileReport) -> None:
