@@ -56,6 +56,12 @@ def register(sub: Any) -> None:
         help="hash list (.hdb .hsb .fp .sfp), added to the bundled lists (repeatable)",
     )
     p.add_argument(
+        "--no-bundled",
+        action="store_true",
+        help="do not load the bundled rules and hash lists: use only --rules and --hashes "
+        "(EICAR is always detected)",
+    )
+    p.add_argument(
         "--no-cache",
         action="store_true",
         help="scan every file again, even if unchanged since the last scan",
