@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import shutil
+import stat
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -15,10 +18,11 @@ from .content import ContentSources
 from .detectors.base import Detector
 from .detectors.registry import DetectorContext, load_detectors
 from .paths import AegisPaths
-from .results import ScanSummary
+from .results import FileReport, ScanSummary
 from .scanning.cache import ScanCache
 from .scanning.pipeline import ProgressCallback, ReportCallback, run_scan
 from .scanning.scanner import FileScanner
+from .scanning.walk import FileEntry
 
 WarningCallback = Callable[[str], None]
 
@@ -52,6 +56,7 @@ class Engine:
         self.warnings: list[str] = []
         self._detectors: list[Detector] | None = None
         self._lock = threading.Lock()
+        self._single: _SingleFileSession | None = None
 
     def _warn(self, message: str) -> None:
         self.warnings.append(message)
@@ -68,12 +73,7 @@ class Engine:
 
     def signature_version(self, options: ScanOptions | None = None) -> str:
         """Identifies the whole signature set and the options that change results."""
-        options = options or ScanOptions(limits=self.limits)
-        digest = hashlib.sha256(b"aegis-sigset-1")
-        for det in self.detectors:
-            digest.update(f"{det.name}={det.version};".encode())
-        digest.update(repr((options.limits, options.scan_archives)).encode())
-        return digest.hexdigest()[:24]
+        return _sigver(self.detectors, options or self.default_options())
 
     def default_options(self, **changes: object) -> ScanOptions:
         """Scan options with this engine's configured limits, changed as given."""
@@ -111,3 +111,66 @@ class Engine:
             if cache is not None:
                 cache.close()
             shutil.rmtree(tmpdir, ignore_errors=True)
+
+    # -- one file at a time (on-access scanning) -----------------------------------------
+    def scan_file(self, path: str | Path) -> FileReport | None:
+        """Scan one file now, reusing one scanner and the scan cache between calls.
+
+        For real-time protection: thread-safe, cheap to call often. Returns None when the
+        path is not a regular file any more (vanished, replaced by a link, FIFO, folder).
+        """
+        session = self._single_file_session()
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        entry = FileEntry(str(path), st)
+        with session.lock:
+            hit = session.cache.get(entry.path, st)
+        if hit is not None:
+            return hit
+        report = session.scanner.scan_file(entry)
+        if report is not None:
+            with session.lock:
+                session.cache.put(report, st)
+                session.cache.flush()
+        return report
+
+    def _single_file_session(self) -> _SingleFileSession:
+        detectors = self.detectors  # built first: that property takes the same lock
+        with self._lock:
+            if self._single is None:
+                self._single = _SingleFileSession(self, detectors, self.default_options())
+            return self._single
+
+    def close(self) -> None:
+        """Release what scan_file() keeps open (cache connection, temp folder)."""
+        with self._lock:
+            if self._single is not None:
+                self._single.close()
+                self._single = None
+
+
+class _SingleFileSession:
+    """What scan_file() keeps between calls."""
+
+    def __init__(self, engine: Engine, detectors: Sequence[Detector], options: ScanOptions) -> None:
+        self.lock = threading.Lock()
+        self.tmpdir = Path(tempfile.mkdtemp(prefix="aegis-scan-"))
+        self.scanner = FileScanner(detectors, options, self.tmpdir, engine._warn)
+        self.cache = ScanCache(engine.paths.scan_cache_file, _sigver(detectors, options))
+
+    def close(self) -> None:
+        with self.lock, contextlib.suppress(Exception):
+            self.cache.close()
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+def _sigver(detectors: Sequence[Detector], options: ScanOptions) -> str:
+    digest = hashlib.sha256(b"aegis-sigset-1")
+    for det in detectors:
+        digest.update(f"{det.name}={det.version};".encode())
+    digest.update(repr((options.limits, options.scan_archives)).encode())
+    return digest.hexdigest()[:24]

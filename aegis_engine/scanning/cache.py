@@ -28,7 +28,7 @@ _BATCH = 512
 
 
 class ScanCache:
-    """One connection, used from one thread (the scan's coordinating thread)."""
+    """One connection; callers serialise access (one coordinating thread, or a lock)."""
 
     def __init__(self, path: Path, sigver: str) -> None:
         self.path = path
@@ -40,7 +40,9 @@ class ScanCache:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         for attempt in range(2):
             try:
-                db = sqlite3.connect(self.path, timeout=5, isolation_level=None)
+                db = sqlite3.connect(
+                    self.path, timeout=5, isolation_level=None, check_same_thread=False
+                )
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
                 db.execute(_SCHEMA)

@@ -13,7 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from ..config import ScanOptions
-from ..results import FileReport, ObjectResult, ScanSummary
+from ..results import FileReport, ObjectResult, ScanSummary, Verdict
 from .cache import ScanCache
 from .scanner import FileScanner
 from .walk import Exclusions, FileEntry, Skipped, WalkProblem, walk
@@ -61,7 +61,19 @@ def run_scan(
         done, _ = wait(inflight, return_when=return_when)
         for fut in done:
             entry = inflight.pop(fut)
-            deliver(fut.result(), entry)
+            try:
+                report = fut.result()
+            except Exception as exc:  # a bug must cost one file, never the whole scan
+                report = FileReport(
+                    entry.path,
+                    Verdict.ERROR,
+                    [
+                        ObjectResult(
+                            entry.path, Verdict.ERROR, problems=[f"internal error: {exc!r}"]
+                        )
+                    ],
+                )
+            deliver(report, entry)
 
     items = walk(
         targets,
