@@ -80,7 +80,7 @@ def _nested_zip(depth: int) -> bytes:
 def test_archive_nested_deeper_than_limit(tmp_path: Path) -> None:
     (tmp_path / "deep.zip").write_bytes(_nested_zip(20))
     r = run_cli("scan", "--json", str(tmp_path))
-    objects, summary = _json(r.stdout)
+    objects, _ = _json(r.stdout)
     assert r.returncode == 2, r.stdout
     assert any(
         o["verdict"] == "incomplete" and "max-recursion" in " ".join(o["problems"]) for o in objects

@@ -82,7 +82,7 @@ def test_version_follows_content(tmp_path: Path) -> None:
 
 
 def test_unreadable_list_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(HashListError, match="missing.hsb"):
+    with pytest.raises(HashListError, match=r"missing\.hsb"):
         HashDetector([tmp_path / "missing.hsb"], lambda m: None)
 
 
