@@ -5,10 +5,12 @@ FILE_HEADER and OPTIONAL_HEADER fields, so the model sees exactly those, plus a 
 derived from them by :func:`vector_from_header` (used for table rows and files alike, so the
 two can never drift apart).
 
-Extraction is bounded: only the first ``e_lfanew + 4 KiB`` or so of a file is read (at most
-:data:`MAX_LFANEW` plus a fixed window), whatever the file size, and at most
-:data:`MAX_SECTIONS` section headers are parsed. It never raises: a file that is not a PE
-image, or whose headers cannot be parsed, gives a :class:`FeatureResult` saying so.
+Extraction is bounded whatever the file size: only the headers are read (at most
+:data:`HEADER_WINDOW` bytes, with ``e_lfanew`` capped at :data:`MAX_LFANEW`), no data
+directory is parsed (pefile ``fast_load``), and no section header either unless the optional
+header is too short to hold the fields we use (then at most :data:`MAX_SECTIONS`). It never
+raises: a file that is not a PE image, or whose headers cannot be parsed, gives a
+:class:`FeatureResult` saying so.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+
+from ..detectors.base import Buffer
 
 FEATURE_VERSION = 1
 """Bumped whenever the meaning or order of :data:`FEATURE_NAMES` changes."""
@@ -97,11 +101,12 @@ MAX_LFANEW = 0x10000
 """NT headers further into the file than this are treated as unparseable (training max: 3488)."""
 MAX_SECTIONS = 96
 """Section headers parsed at most (the Windows loader's own limit)."""
-_NT_WINDOW = 4 + 20 + 0x200  # signature, FILE_HEADER, the optional header pefile may read
 _SECTION_HEADER = 40
-HEADER_WINDOW = MAX_LFANEW + _NT_WINDOW + MAX_SECTIONS * _SECTION_HEADER
+HEADER_WINDOW = MAX_LFANEW + 24 + 0xFFFF
 """Upper bound on the bytes read from any file."""
 
+_OPT_FIELDS_SIZE = 112
+"""Bytes of the PE32+ optional header up to NumberOfRvaAndSizes (PE32 needs 96)."""
 _MAGIC_PE32 = 0x10B
 _MAGIC_PE32_PLUS = 0x20B
 
@@ -157,7 +162,7 @@ def _ratio(num: float, den: float) -> float:
     return min(num / den, 1000.0)
 
 
-def extract(data: bytes | bytearray | memoryview, size: int | None = None) -> FeatureResult:
+def extract(data: Buffer, size: int | None = None) -> FeatureResult:
     """Features of one file whose whole content (or at least its first
     :data:`HEADER_WINDOW` bytes) is ``data``; ``size`` is the real file size when ``data``
     is only a prefix. Reads at most :data:`HEADER_WINDOW` bytes; never raises."""
@@ -167,7 +172,7 @@ def extract(data: bytes | bytearray | memoryview, size: int | None = None) -> Fe
         return FeatureResult(FeatureStatus.UNPARSEABLE, reason=f"{type(exc).__name__}: {exc}")
 
 
-def _extract(data: bytes | bytearray | memoryview, size: int) -> FeatureResult:
+def _extract(data: Buffer, size: int) -> FeatureResult:
     avail = min(len(data), size)
     if avail < 2 or bytes(data[:2]) != b"MZ":
         return FeatureResult(FeatureStatus.NOT_PE, reason="no MZ header")
@@ -180,27 +185,32 @@ def _extract(data: bytes | bytearray | memoryview, size: int) -> FeatureResult:
         return FeatureResult(FeatureStatus.UNPARSEABLE, reason=f"e_lfanew > {MAX_LFANEW:#x}")
     if bytes(data[lfanew : lfanew + 4]) != b"PE\0\0":
         return FeatureResult(FeatureStatus.NOT_PE, reason="no PE signature at e_lfanew")
-    if lfanew + 24 > avail:
-        return FeatureResult(FeatureStatus.UNPARSEABLE, reason="truncated FILE_HEADER")
+    if lfanew + 24 + _OPT_FIELDS_SIZE > avail:
+        return FeatureResult(FeatureStatus.UNPARSEABLE, reason="truncated NT headers")
     (opt_size,) = struct.unpack_from("<H", bytes(data[lfanew + 20 : lfanew + 22]))
-    window = min(avail, lfanew + 24 + max(opt_size, 0x200) + MAX_SECTIONS * _SECTION_HEADER)
-    head = bytes(data[:window])
+    sections_at = lfanew + 24 + opt_size
+    if opt_size >= _OPT_FIELDS_SIZE and avail >= sections_at:
+        # Every field we use lies before the section table: hand pefile a null section
+        # header so that it parses no section at all (it would spend ~0.1 ms on each).
+        head = bytes(data[:sections_at]) + bytes(_SECTION_HEADER)
+    else:
+        # A short optional header overlaps the section table (or the file ends inside the
+        # optional header): give pefile what it would read from the whole file.
+        head = bytes(data[: min(avail, lfanew + 24 + 0x200 + MAX_SECTIONS * _SECTION_HEADER)])
 
     import pefile  # deferred: ~50 ms to import, needed only once a PE file is seen
 
+    # No pe.close(): the data is plain bytes, and close() runs gc.collect() (~1 ms).
     pe = pefile.PE(data=head, fast_load=True)
-    try:
-        opt = pe.OPTIONAL_HEADER
-        if opt is None or opt.Magic not in (_MAGIC_PE32, _MAGIC_PE32_PLUS):
-            return FeatureResult(FeatureStatus.UNPARSEABLE, reason="no valid optional header")
-        header: dict[str, float] = {}
-        for struct_obj, names in (
-            (pe.DOS_HEADER, DOS_FIELDS),
-            (pe.FILE_HEADER, FILE_FIELDS),
-            (opt, OPTIONAL_FIELDS),
-        ):
-            for name in names:
-                header[name] = float(getattr(struct_obj, name))
-    finally:
-        pe.close()
+    opt = pe.OPTIONAL_HEADER
+    if opt is None or opt.Magic not in (_MAGIC_PE32, _MAGIC_PE32_PLUS):
+        return FeatureResult(FeatureStatus.UNPARSEABLE, reason="no valid optional header")
+    header: dict[str, float] = {}
+    for struct_obj, names in (
+        (pe.DOS_HEADER, DOS_FIELDS),
+        (pe.FILE_HEADER, FILE_FIELDS),
+        (opt, OPTIONAL_FIELDS),
+    ):
+        for name in names:
+            header[name] = float(getattr(struct_obj, name))
     return FeatureResult(FeatureStatus.OK, values=vector_from_header(header))
