@@ -1,0 +1,94 @@
+"""Unpacking containers within an :class:`ExtractionBudget`, and archive structure heuristics.
+
+``iter_members`` yields :class:`Member` objects one at a time; every decompressed byte is
+charged to the budget as it is produced, so ratio bombs stop at max-scan-size without being
+inflated. Failures come out as two exceptions only: :class:`LimitExceeded` (a limit was
+reached: the target is incomplete) and :class:`ContainerError` (damaged or unsupported),
+raised after the members that could be read were yielded.
+
+Formats: ZIP (a lazy central-directory reader and the stdlib decompressors: stored, deflate,
+bzip2, lzma, xz), TAR and single gzip/bzip2/xz/lzma streams (tarfile over bounded stdlib
+decompression), and through libarchive when importable 7z, CAB, RAR, ISO 9660, cpio and ar
+(7z falls back to py7zr). ARJ is recognised but not unpacked; deflate64/implode ZIP members
+are yielded with an ``unsupported:`` problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from ..detectors.base import ScanObject
+from ..errors import AegisError, ContainerError
+from ..results import Finding
+from . import unpack_7z, unpack_libarchive
+from .budget import ExtractionBudget, Member
+from .unpack_tar import iter_stream, iter_tar
+from .unpack_zip import iter_zip, zip_findings
+
+__all__ = ["container_findings", "iter_members", "unpackable"]
+
+_Opener = Callable[[ScanObject, ExtractionBudget, Path], Iterator[Member]]
+
+
+def _opener(filetype: str) -> _Opener | None:
+    if filetype == "ZIP":
+        return iter_zip
+    if filetype == "TAR":
+        return iter_tar
+    if filetype in ("GZIP", "BZIP2", "XZ", "LZMA"):
+        return iter_stream
+    if unpack_libarchive.available(filetype):
+        return unpack_libarchive.iter_libarchive
+    if filetype == "7Z" and unpack_7z.HAVE_PY7ZR:
+        return unpack_7z.iter_py7zr
+    return None
+
+
+def unpackable(filetype: str) -> bool:
+    """True when :func:`iter_members` can open objects of this sniffed type here."""
+    return _opener(filetype) is not None
+
+
+def iter_members(
+    obj: ScanObject, budget: ExtractionBudget, tmpdir: Path
+) -> Iterator[Member] | None:
+    """Members of ``obj`` (by its sniffed ``filetype``), or None when it is not a container
+    this installation can open (the caller scans it as a plain file).
+
+    ``obj.data`` is read in place (no copy of the whole container). Members up to
+    ``in_memory_member_size`` are bytes; larger ones are mmapped private temp files created
+    in ``tmpdir`` (random names) and removed by :meth:`Member.close`. Members over
+    max-file-size, encrypted or using an unsupported method are yielded with ``problem`` set
+    and empty data. Directories, links and devices are skipped. Close the iterator (or run it
+    to the end) to release the view on ``obj.data``.
+    """
+    opener = _opener(obj.filetype)
+    if opener is None:
+        return None
+    return _guarded(opener(obj, budget, tmpdir), obj.filetype)
+
+
+def _guarded(members: Iterator[Member], filetype: str) -> Iterator[Member]:
+    """Turn anything an archive library raises on hostile input into ContainerError."""
+    try:
+        yield from members
+    except AegisError:
+        raise
+    except Exception as exc:
+        raise ContainerError(
+            f"{filetype.lower()}: cannot unpack ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def container_findings(obj: ScanObject) -> list[Finding]:
+    """Structural heuristics computed without inflating anything (ZIP only for now):
+    overlapping entries (``Heuristics.Archive.OverlappingEntries``, suspicious) and an absurd
+    declared compression ratio (``Heuristics.Archive.CompressionRatio``, info). Never raises
+    for damaged input: damage is reported by :func:`iter_members`."""
+    if obj.filetype != "ZIP":
+        return []
+    try:
+        return zip_findings(obj)
+    except Exception:  # a heuristic must never fail a scan
+        return []

@@ -1,0 +1,189 @@
+"""Type sniffing from magic bytes: one short label per object (``PE``, ``ZIP``, ``TEXT``, ...).
+
+``sniff`` looks only at the head of the content (the scanner passes the first 8 KiB, or up to
+36 KiB so that the ISO 9660 descriptor at offset 0x8001 is visible). It never raises.
+"""
+
+from __future__ import annotations
+
+import struct
+
+CONTAINER_TYPES: frozenset[str] = frozenset(
+    {"ZIP", "GZIP", "BZIP2", "XZ", "LZMA", "7Z", "TAR", "RAR", "CAB", "CPIO", "ISO", "ARJ", "AR"}
+)
+"""Labels of formats that hold members (``ARJ`` is recognised but has no unpacker yet)."""
+
+_ISO_OFFSET = 0x8001
+_TEXT_SAMPLE = 4096
+# Control bytes that still occur in ordinary text: BS, TAB, LF, VT, FF, CR, ESC.
+_TEXT_CONTROLS = frozenset(b"\b\t\n\v\f\r\x1b")
+_MACHO_MAGICS = (
+    b"\xfe\xed\xfa\xce",
+    b"\xfe\xed\xfa\xcf",
+    b"\xce\xfa\xed\xfe",
+    b"\xcf\xfa\xed\xfe",
+)
+
+
+def is_container(filetype: str) -> bool:
+    """True when ``filetype`` (a :func:`sniff` label) is a format that holds members."""
+    return filetype in CONTAINER_TYPES
+
+
+def sniff(head: bytes, name: str = "") -> str:
+    """Return a type label for content starting with ``head``.
+
+    ``name`` is only a hint (it lets a ``.lzma`` file with unusual properties be recognised);
+    the label is decided by the bytes.
+    """
+    head = bytes(head)
+    if not head:
+        return "DATA"
+    label = _sniff_magic(head, name)
+    if label:
+        return label
+    if _is_text(head):
+        return "TEXT"
+    return "DATA"
+
+
+def _sniff_magic(head: bytes, name: str) -> str:
+    if head.startswith(b"MZ"):
+        return _sniff_mz(head)
+    if head.startswith(b"\x7fELF"):
+        return "ELF"
+    if head[:4] in _MACHO_MAGICS or _is_macho_fat(head):
+        return "MACHO"
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08PK\x03\x04")):
+        return "ZIP"
+    if head.startswith(b"\x1f\x8b\x08"):
+        return "GZIP"
+    if _is_bzip2(head):
+        return "BZIP2"
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return "XZ"
+    if head.startswith(b"7z\xbc\xaf\x27\x1c"):
+        return "7Z"
+    if head.startswith((b"Rar!\x1a\x07\x00", b"Rar!\x1a\x07\x01\x00")):
+        return "RAR"
+    if head.startswith(b"MSCF\x00\x00\x00\x00"):
+        return "CAB"
+    if _is_cpio(head):
+        return "CPIO"
+    if head.startswith(b"!<arch>\n"):
+        return "AR"
+    if _is_arj(head):
+        return "ARJ"
+    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        return "OLE2"
+    if head.startswith(b"{\\rtf"):
+        return "RTF"
+    if is_tar_header(head):
+        return "TAR"
+    if head[_ISO_OFFSET : _ISO_OFFSET + 5] == b"CD001":
+        return "ISO"
+    if b"%PDF-" in head[:1024]:
+        return "PDF"
+    if _is_lzma_alone(head, name):
+        return "LZMA"
+    if head.startswith(b"#!"):
+        return "SCRIPT"
+    return ""
+
+
+def _sniff_mz(head: bytes) -> str:
+    if len(head) >= 0x40:
+        (e_lfanew,) = struct.unpack_from("<I", head, 0x3C)
+        if 2 <= e_lfanew <= len(head) - 4 and head[e_lfanew : e_lfanew + 4] == b"PE\x00\x00":
+            return "PE"
+    return "MZ"
+
+
+def _is_macho_fat(head: bytes) -> bool:
+    # 0xCAFEBABE is also the Java class magic; a fat header has a small architecture count,
+    # a class file has its major version (>= 45) there.
+    if len(head) < 8 or head[:4] not in (b"\xca\xfe\xba\xbe", b"\xca\xfe\xba\xbf"):
+        return False
+    nfat = int(struct.unpack_from(">I", head, 4)[0])
+    return 0 < nfat < 20
+
+
+def _is_bzip2(head: bytes) -> bool:
+    return (
+        len(head) >= 10
+        and head.startswith(b"BZh")
+        and 0x31 <= head[3] <= 0x39
+        and head[4:10] in (b"\x31\x41\x59\x26\x53\x59", b"\x17\x72\x45\x38\x50\x90")
+    )
+
+
+def _is_cpio(head: bytes) -> bool:
+    if head[:6] in (b"070701", b"070702", b"070707"):
+        return True
+    if len(head) < 26 or head[:2] not in (b"\xc7\x71", b"\x71\xc7"):
+        return False
+    # Old binary header: 13 16-bit fields in the writer's byte order; check the name is sane.
+    order = "<" if head[:2] == b"\xc7\x71" else ">"
+    namesize = int(struct.unpack_from(order + "H", head, 20)[0])
+    if not 1 <= namesize <= 4096:
+        return False
+    end = 26 + namesize
+    return len(head) < end or head[end - 1] == 0
+
+
+def _is_arj(head: bytes) -> bool:
+    if len(head) < 4 or not head.startswith(b"\x60\xea"):
+        return False
+    size = int(struct.unpack_from("<H", head, 2)[0])
+    return 0 < size <= 2600
+
+
+def is_tar_header(head: bytes) -> bool:
+    """True when ``head`` starts with a tar header block (ustar magic, or a valid checksum)."""
+    if len(head) < 512:
+        return False
+    if head[257:262] == b"ustar":
+        return True
+    return _tar_checksum_ok(head[:512])
+
+
+def _tar_checksum_ok(block: bytes) -> bool:
+    """An old-style (v7) tar header: a name, octal size, and a header checksum that adds up."""
+    if block[0] == 0:
+        return False
+    field = block[148:156].replace(b"\x00", b" ").strip()
+    if not field or any(c not in b"01234567" for c in field):
+        return False
+    stored = int(field, 8)
+    size_field = block[124:136].replace(b"\x00", b" ").strip()
+    if size_field and any(c not in b"01234567" for c in size_field):
+        return False
+    unsigned = sum(block[:148]) + 8 * 0x20 + sum(block[156:])
+    signed = unsigned - sum(256 for c in block[:148] + block[156:] if c > 127)
+    return stored in (unsigned, signed)
+
+
+def _is_lzma_alone(head: bytes, name: str) -> bool:
+    """The legacy ``.lzma`` header: properties, dictionary size, uncompressed size."""
+    if len(head) < 13:
+        return False
+    props = head[0]
+    if props >= 9 * 5 * 5:
+        return False
+    if props != 0x5D and not name.lower().endswith(".lzma"):
+        return False
+    dict_size, usize = struct.unpack_from("<IQ", head, 1)
+    plausible_dict = any(dict_size in (1 << n, (1 << n) | (1 << (n - 1))) for n in range(12, 31))
+    return plausible_dict and (usize == 0xFFFFFFFFFFFFFFFF or usize < 1 << 40)
+
+
+def _is_text(head: bytes) -> bool:
+    sample = head[:_TEXT_SAMPLE]
+    if sample.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a byte-order mark
+        return True
+    if b"\x00" in sample:
+        return False
+    controls = sum(1 for c in sample if (c < 0x20 and c not in _TEXT_CONTROLS) or c == 0x7F)
+    # Compressed or random data has about 12% such bytes (and NULs); text has almost none.
+    # Bytes >= 0x80 are allowed: UTF-8 and legacy 8-bit encodings.
+    return controls * 20 <= len(sample)
