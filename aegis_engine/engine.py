@@ -12,9 +12,11 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import ScanLimits, ScanOptions, limits_from_settings, load_settings
 from .content import ContentSources
+from .decision import DecisionEngine
 from .detectors.base import Detector
 from .detectors.registry import DetectorContext, load_detectors
 from .paths import AegisPaths
@@ -23,6 +25,11 @@ from .scanning.cache import ScanCache
 from .scanning.pipeline import ProgressCallback, ReportCallback, run_scan
 from .scanning.scanner import FileScanner
 from .scanning.walk import FileEntry
+
+if TYPE_CHECKING:
+    from .history import History
+    from .quarantine import Vault
+    from .response import AskUser, Responder
 
 WarningCallback = Callable[[str], None]
 
@@ -57,6 +64,45 @@ class Engine:
         self._detectors: list[Detector] | None = None
         self._lock = threading.Lock()
         self._single: _SingleFileSession | None = None
+        self.decisions = DecisionEngine.from_settings(self.settings)
+        """Verdicts, policy and exclusions from the settings: the one place they apply."""
+        self._quarantine: Vault | None = None
+        self._history: History | None = None
+
+    @property
+    def quarantine(self) -> Vault:
+        """The quarantine vault (built on first use; its first operation loads the key)."""
+        from .quarantine import QuarantineSettings, Vault
+
+        with self._lock:
+            if self._quarantine is None:
+                qs = QuarantineSettings.from_settings(self.settings)
+                self._quarantine = Vault.for_paths(
+                    self.paths, warn=self._warn, use_keyring=qs.use_keyring
+                )
+            return self._quarantine
+
+    @property
+    def history(self) -> History:
+        """The detection history (the database opens on first use)."""
+        from .history import History
+
+        with self._lock:
+            if self._history is None:
+                self._history = History(self.paths.history_file, warn=self._warn)
+            return self._history
+
+    def responder(self, *, apply_actions: bool, ask: AskUser | None = None) -> Responder:
+        """Decides about scan reports, acts per policy (when ``apply_actions``), records."""
+        from .response import Responder
+
+        return Responder(
+            self.decisions,
+            vault=self.quarantine,
+            history=self.history,
+            apply_actions=apply_actions,
+            ask=ask,
+        )
 
     def _warn(self, message: str) -> None:
         self.warnings.append(message)
@@ -151,6 +197,9 @@ class Engine:
             if self._single is not None:
                 self._single.close()
                 self._single = None
+            if self._history is not None:
+                self._history.close()
+                self._history = None
 
 
 class _SingleFileSession:

@@ -46,3 +46,65 @@ class DetectorError(ScanError):
 
 class ScanCancelled(AegisError):
     """The scan was cancelled by the caller."""
+
+
+class QuarantineError(AegisError):
+    """A quarantine operation (quarantine, restore, delete, purge) could not be done.
+
+    Raised before anything irreversible happened: the file is still where it was.
+    """
+
+
+class UnsafePathError(QuarantineError):
+    """A path holds a symbolic link, or the file was replaced since it was scanned."""
+
+
+class ItemNotFound(QuarantineError):
+    """No quarantined item has this id (or the id prefix is ambiguous)."""
+
+
+class VaultIntegrityError(QuarantineError):
+    """A vault item failed authentication: it was damaged or altered, or the key is wrong."""
+
+
+class KeyStoreError(QuarantineError):
+    """The vault key cannot be read or stored."""
+
+
+class HistoryError(AegisError):
+    """The detection history cannot be read or written."""
+
+
+class MonitorError(AegisError):
+    """Real-time protection could not start, or could not watch part of what it should."""
+
+
+class WatchLimitError(MonitorError):
+    """The operating system's limit on file watches (inotify ``max_user_watches``) was hit."""
+
+
+class BehaviourRulesError(ContentError):
+    """The behaviour rules file of the process monitor is missing or invalid."""
+
+
+class PrivacyError(AegisError):
+    """Consent could not be read, recorded or given for a purpose."""
+
+
+class UnknownPurpose(PrivacyError):
+    """No consent purpose has this id."""
+
+
+class ConsentStoreError(PrivacyError):
+    """The consent file cannot be read or written."""
+
+
+class ConsentRequired(PrivacyError):
+    """Something would leave this machine for a purpose the user has not allowed."""
+
+    def __init__(self, purpose: str, title: str = "") -> None:
+        super().__init__(
+            f"{title or purpose} is off, so nothing was sent; allow it with "
+            f"'aegis consent grant {purpose}' or in the tray app's Settings > Privacy"
+        )
+        self.purpose = purpose

@@ -10,7 +10,13 @@ from collections.abc import Sequence
 from ..errors import AegisError
 
 # Each module defines ``register(subparsers)``; its parser sets ``run=callable(args) -> int``.
-COMMAND_MODULES: tuple[str, ...] = ("scan_cmd",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "scan_cmd",
+    "quarantine_cmd",
+    "history_cmd",
+    "consent_cmd",
+    "monitor_cmd",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ScanOptions
+from ..decision import FileDecision
 from ..engine import Engine
 from ..errors import ConfigError
-from ..results import FileReport, ObjectResult, ScanSummary, Severity
+from ..response import Response
+from ..results import FileReport, ObjectResult, ScanSummary, Severity, worst
 from ..scanning.pipeline import ScanProgress
 from .output import ProgressLine, display_path, human_bytes, parse_size
 
@@ -105,6 +107,12 @@ def register(sub: Any) -> None:
     p.add_argument(
         "-q", "--quiet", action="store_true", help="print only threats and problems, no summary"
     )
+    p.add_argument(
+        "--quarantine",
+        action="store_true",
+        help="apply the policy: quarantine what it says to (by default signature-grade "
+        "detections); on a terminal, ask about the rest",
+    )
     p.set_defaults(run=run)
 
 
@@ -156,6 +164,44 @@ def _print_human(report: FileReport, out: Any) -> None:
             out.write(f"{'':12}{problem}\n")
 
 
+def _decision_fields(obj: ObjectResult, response: Response) -> dict[str, Any]:
+    """The ``action`` and ``explanation`` keys of one object's JSON line."""
+    fields = response.to_dict()
+    for d in response.decision.decisions:
+        if d.object_path == obj.path:
+            fields["explanation"] = [*d.explanation, *([response.note] if response.note else [])]
+    return fields
+
+
+def _print_explanation(report: FileReport, response: Response, out: Any) -> None:
+    """For people: why (verdict, action lines; the findings are printed above) and outcome."""
+    for d in response.decision.decisions:
+        if d.verdict.is_threat:
+            for line in d.explanation[len(d.evidence) :]:
+                out.write(f"{'':12}{line}\n")
+    if response.note:
+        out.write(f"{'':12}{response.note}\n")
+
+
+def _apply_verdicts(report: FileReport, response: Response) -> int:
+    """Give threat objects their final verdict (the decision's: exclusions, corroboration);
+    return how many threats that added (negative: removed)."""
+    delta = 0
+    decided = {d.object_path: d.verdict for d in response.decision.decisions}
+    for obj in report.objects:
+        final = decided.get(obj.path, obj.verdict)
+        if obj.verdict.is_threat or final.is_threat:
+            delta += final.is_threat - obj.verdict.is_threat
+            obj.verdict = final
+    report.verdict = worst(o.verdict for o in report.objects)
+    return delta
+
+
+def _ask_on_terminal(fd: FileDecision) -> bool:
+    answer = input(f"Quarantine {display_path(fd.file_path)}? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
 def _print_summary(summary: ScanSummary, out: Any) -> None:
     cached = f" ({summary.cached} unchanged since the last scan)" if summary.cached else ""
     out.write("\n----------- SCAN SUMMARY -----------\n")
@@ -185,18 +231,30 @@ def run(args: argparse.Namespace) -> int:
         on_warning=warn,
     )
     options = _options(engine, args)
+    interactive = args.quarantine and not args.json and sys.stdin.isatty()
+    responder = engine.responder(
+        apply_actions=args.quarantine, ask=_ask_on_terminal if interactive else None
+    )
+
+    threat_delta = 0
 
     def on_report(report: FileReport) -> None:
+        nonlocal threat_delta
         if not report.objects:
             return
+        if progress:
+            progress.clear()
+        response = responder.respond(report)
+        threat_delta += _apply_verdicts(report, response)
         if args.json:
             for obj in report.objects:
-                out.write(json.dumps(object_json(obj, report)) + "\n")
+                line = object_json(obj, report)
+                line.update(_decision_fields(obj, response))
+                out.write(json.dumps(line) + "\n")
             out.flush()
         else:
-            if progress:
-                progress.clear()
             _print_human(report, out)
+            _print_explanation(report, response, out)
             out.flush()
 
     def on_progress(p: ScanProgress) -> None:
@@ -214,6 +272,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if progress:
             progress.clear()
+        engine.close()
+    summary.threats += threat_delta
     if args.json:
         out.write(json.dumps({"summary": summary.to_dict()}) + "\n")
     elif not args.quiet:
