@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .decision import Action, DecisionEngine, FileDecision
 from .errors import AegisError, QuarantineError
-from .history import History
-from .quarantine import FileIdentity, Vault, VaultItem
 from .results import FileReport
+
+if TYPE_CHECKING:  # the vault and history bring keyring and cryptography: import on use
+    from .history import History
+    from .quarantine import FileIdentity, Vault, VaultItem
 
 __all__ = ["AskUser", "Responder", "Response", "auto_purge"]
 

@@ -6,14 +6,15 @@ import argparse
 import json
 import sys
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from ..config import load_settings
 from ..errors import AegisError
 from ..history import History
 from ..paths import AegisPaths
-from ..quarantine import QuarantineSettings, Vault, VaultItem
-from ..quarantine.safe_fs import printable
-from ..response import auto_purge
+
+if TYPE_CHECKING:  # the vault brings keyring and cryptography: imported when a command runs
+    from ..quarantine import VaultItem
 
 
 def _warn(message: str) -> None:
@@ -25,12 +26,16 @@ class _Session:
 
     def __init__(self) -> None:
         paths = AegisPaths.default()
+        from ..quarantine import QuarantineSettings, Vault
+
         self.settings = QuarantineSettings.from_settings(load_settings(paths.settings_file))
         self.vault = Vault.for_paths(paths, warn=_warn, use_keyring=self.settings.use_keyring)
         self.history = History(paths.history_file, warn=_warn)
         self.vault.recover()
 
     def auto_purge(self) -> None:
+        from ..response import auto_purge
+
         auto_purge(self.vault, self.history, self.settings.purge_days, _warn)
 
     def close(self) -> None:
@@ -131,6 +136,8 @@ def run_restore(args: argparse.Namespace) -> int:
         )
     finally:
         session.close()
+    from ..quarantine.safe_fs import printable
+
     print(f"Restored {item.id} to {printable(restored)}")
     if printable(restored) != item.display_path and args.to is None:
         print(f"(the original name {item.display_path} was taken; nothing was overwritten)")

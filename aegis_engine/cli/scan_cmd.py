@@ -18,7 +18,7 @@ from ..config import ScanOptions
 from ..decision import FileDecision
 from ..engine import Engine
 from ..errors import ConfigError
-from ..response import Response
+from ..response import Responder, Response
 from ..results import FileReport, ObjectResult, ScanSummary, Severity, worst
 from ..scanning.pipeline import ScanProgress
 from .output import ProgressLine, display_path, human_bytes, parse_size
@@ -232,9 +232,14 @@ def run(args: argparse.Namespace) -> int:
     )
     options = _options(engine, args)
     interactive = args.quarantine and not args.json and sys.stdin.isatty()
-    responder = engine.responder(
-        apply_actions=args.quarantine, ask=_ask_on_terminal if interactive else None
-    )
+    responders: list[Responder] = []  # built on the first finding: a clean scan never
+    # pays for opening the vault (keyring, cryptography) or the history database
+
+    def responder() -> Responder:
+        if not responders:
+            ask = _ask_on_terminal if interactive else None
+            responders.append(engine.responder(apply_actions=args.quarantine, ask=ask))
+        return responders[0]
 
     threat_delta = 0
 
@@ -244,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
             return
         if progress:
             progress.clear()
-        response = responder.respond(report)
+        response = responder().respond(report)
         threat_delta += _apply_verdicts(report, response)
         if args.json:
             for obj in report.objects:

@@ -12,7 +12,9 @@ import contextlib
 import json
 import os
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ..results import FileReport, Verdict
 
@@ -57,11 +59,29 @@ class ScanCache:
         raise AssertionError("unreachable")
 
     def get(self, path: str, st: os.stat_result) -> FileReport | None:
-        row = self._db.execute(
-            "SELECT size, mtime_ns, ctime_ns, sigver, sha256, report FROM files "
-            "WHERE dev = ? AND ino = ?",
-            (st.st_dev, st.st_ino),
-        ).fetchone()
+        return self.get_many([(path, st)])[0]
+
+    def get_many(self, files: Sequence[tuple[str, os.stat_result]]) -> list[FileReport | None]:
+        """Look up several files in one query per device (a rescan does little else)."""
+        rows: dict[tuple[int, int], tuple[Any, ...]] = {}
+        by_dev: dict[int, list[int]] = {}
+        for _, st in files:
+            by_dev.setdefault(st.st_dev, []).append(st.st_ino)
+        for dev, inodes in by_dev.items():
+            for start in range(0, len(inodes), _BATCH):
+                chunk = inodes[start : start + _BATCH]
+                marks = ",".join("?" * len(chunk))
+                for row in self._db.execute(
+                    "SELECT ino, size, mtime_ns, ctime_ns, sigver, sha256, report FROM files "
+                    f"WHERE dev = ? AND ino IN ({marks})",
+                    (dev, *chunk),
+                ):
+                    rows[(dev, row[0])] = row[1:]
+        return [self._report(path, st, rows.get((st.st_dev, st.st_ino))) for path, st in files]
+
+    def _report(
+        self, path: str, st: os.stat_result, row: tuple[Any, ...] | None
+    ) -> FileReport | None:
         if row is None:
             return None
         size, mtime_ns, ctime_ns, sigver, sha256, report = row

@@ -21,7 +21,7 @@ from pathlib import Path
 from ..detectors.base import ScanObject
 from ..errors import AegisError, ContainerError
 from ..results import Finding
-from . import unpack_7z, unpack_libarchive
+from . import unpack_libarchive
 from .budget import ExtractionBudget, Member
 from .unpack_tar import iter_stream, iter_tar
 from .unpack_zip import iter_zip, zip_findings
@@ -40,8 +40,11 @@ def _opener(filetype: str) -> _Opener | None:
         return iter_stream
     if unpack_libarchive.available(filetype):
         return unpack_libarchive.iter_libarchive
-    if filetype == "7Z" and unpack_7z.HAVE_PY7ZR:
-        return unpack_7z.iter_py7zr
+    if filetype == "7Z":
+        from . import unpack_7z  # py7zr costs ~90 ms to import: only when it is needed
+
+        if unpack_7z.HAVE_PY7ZR:
+            return unpack_7z.iter_py7zr
     return None
 
 

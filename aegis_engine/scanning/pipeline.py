@@ -6,9 +6,10 @@ only reports of files that are not clean are kept.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ from ..config import ScanOptions
 from ..results import FileReport, ObjectResult, ScanSummary, Verdict
 from .cache import ScanCache
 from .scanner import FileScanner
-from .walk import Exclusions, FileEntry, Skipped, WalkProblem, walk
+from .walk import Exclusions, FileEntry, Skipped, WalkItem, WalkProblem, walk
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,20 @@ class ScanProgress:
 
 
 ReportCallback = Callable[[FileReport], None]
+_LOOKAHEAD = 256  # walk items looked up in the cache together
+
+
+def _batches(items: Iterator[WalkItem], size: int) -> Iterator[list[WalkItem]]:
+    while batch := list(itertools.islice(items, size)):
+        yield batch
+
+
+def _problem_report(item: WalkProblem) -> FileReport:
+    return FileReport(
+        item.path, item.verdict, [ObjectResult(item.path, item.verdict, problems=[item.message])]
+    )
+
+
 ProgressCallback = Callable[[ScanProgress], None]
 
 
@@ -83,30 +98,32 @@ def run_scan(
     )
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="aegis-scan") as pool:
         try:
-            for item in items:
+            for batch in _batches(items, _LOOKAHEAD):
                 if cancel is not None and cancel.is_set():
                     summary.cancelled = True
                     break
-                if isinstance(item, Skipped):
-                    continue
-                if isinstance(item, WalkProblem):
-                    deliver(
-                        FileReport(
-                            item.path,
-                            item.verdict,
-                            [ObjectResult(item.path, item.verdict, problems=[item.message])],
-                        ),
-                        None,
-                    )
-                    continue
-                if cache is not None:
-                    hit = cache.get(item.path, item.st)
+                files = [i for i in batch if isinstance(i, FileEntry)]
+                hits = (
+                    cache.get_many([(f.path, f.st) for f in files])
+                    if cache is not None
+                    else [None] * len(files)
+                )
+                cached = {id(f): hit for f, hit in zip(files, hits, strict=True)}
+                for item in batch:
+                    if isinstance(item, Skipped):
+                        continue
+                    if isinstance(item, WalkProblem):
+                        deliver(_problem_report(item), None)
+                        continue
+                    hit = cached[id(item)]
                     if hit is not None:
                         deliver(hit, item)
                         continue
-                inflight[pool.submit(scanner.scan_file, item)] = item
-                if len(inflight) >= jobs * 4:
-                    drain(FIRST_COMPLETED)
+                    inflight[pool.submit(scanner.scan_file, item)] = item
+                    if len(inflight) >= jobs * 4:
+                        drain(FIRST_COMPLETED)
+                    if cancel is not None and cancel.is_set():
+                        break
             if summary.cancelled:
                 for fut in list(inflight):
                     if fut.cancel():

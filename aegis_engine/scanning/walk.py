@@ -13,13 +13,14 @@ import os
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..results import Verdict
 
 
-@dataclass(frozen=True)
-class FileEntry:
-    """A regular file to scan, with the lstat taken during the walk."""
+class FileEntry(NamedTuple):
+    """A regular file to scan, with the lstat taken during the walk (a tuple: the walk makes
+    one per file, so it must be cheap)."""
 
     path: str
     st: os.stat_result
