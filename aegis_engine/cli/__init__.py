@@ -19,20 +19,26 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser for every command, or only for ``command`` (so that ``aegis scan`` does not
+    import what ``aegis monitor`` needs: start-up time is part of every scan)."""
     parser = argparse.ArgumentParser(
         prog="aegis",
         description="Aegis: a privacy-first, lightweight antivirus.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    modules = COMMAND_MODULES
+    if command is not None and f"{command}_cmd" in COMMAND_MODULES:
+        modules = (f"{command}_cmd",)
+    for name in modules:
         importlib.import_module(f"{__name__}.{name}").register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(words[0] if words else None)
+    args = parser.parse_args(words)
     run = getattr(args, "run", None)
     if run is None:
         parser.print_help()

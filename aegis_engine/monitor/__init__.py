@@ -1,0 +1,41 @@
+"""Real-time protection: on-access scanning, the process monitor and the ransomware shield.
+
+``Monitor(engine, watch, protect=...)`` runs all three; ``subscribe()`` delivers events
+(:mod:`.events`), each with a JSON form. See :mod:`.service` for the threads.
+"""
+
+from .actions import ReportHandler, ResponderHandler, report_only
+from .behaviour import BehaviourRules, ProcessFacts
+from .events import (
+    DetectionEvent,
+    ErrorEvent,
+    MonitorEvent,
+    ProcessEvent,
+    ProcessRef,
+    RansomwareEvent,
+    RuleHit,
+    StatusEvent,
+)
+from .options import MonitorOptions, default_protected_folders, default_watch_folders
+from .service import Monitor, Subscriber
+
+__all__ = [
+    "BehaviourRules",
+    "DetectionEvent",
+    "ErrorEvent",
+    "Monitor",
+    "MonitorEvent",
+    "MonitorOptions",
+    "ProcessEvent",
+    "ProcessFacts",
+    "ProcessRef",
+    "RansomwareEvent",
+    "ReportHandler",
+    "ResponderHandler",
+    "RuleHit",
+    "StatusEvent",
+    "Subscriber",
+    "default_protected_folders",
+    "default_watch_folders",
+    "report_only",
+]
