@@ -1,0 +1,442 @@
+"""Consent: what may leave this machine, for which purpose, as the user chose.
+
+Nothing is sent anywhere unless :meth:`ConsentStore.require` allows the purpose. Purposes
+are data (:data:`PURPOSES`): an id, a title in plain words, exactly what would be sent, and
+whether it is on before the user has chosen. Every purpose is off by default except update
+checks, which carry no identifier (the one default-on exception; it can be turned off).
+
+The store is one small JSON file under ``AegisPaths.config_dir`` (``consent.json``), written
+with :func:`aegis_engine.atomic.atomic_write` and re-read when it changes, so that the CLI
+and the tray app share it: a ``revoke`` in a terminal applies to the running tray app at its
+next :meth:`~ConsentStore.require`. A damaged file fails closed: every purpose reads as off
+(update checks included) until the user chooses again.
+
+This module holds no network code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import json
+import os
+import platform
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..atomic import atomic_write
+from ..errors import ConsentRequired, ConsentStoreError, UnknownPurpose
+from ..paths import AegisPaths
+
+try:  # POSIX: serialize read-modify-write between processes (CLI and tray app)
+    import fcntl as _fcntl
+except ImportError:  # pragma: no cover - Windows
+    _fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "CONSENT_FILE",
+    "PURPOSES",
+    "ConsentState",
+    "ConsentStore",
+    "DataField",
+    "Purpose",
+    "SendPreview",
+    "purpose",
+]
+
+CONSENT_FILE = "consent.json"
+FORMAT = 1
+Warn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DataField:
+    """One piece of data a purpose would send, described exactly."""
+
+    name: str
+    description: str
+    example: str
+    """What the value looks like (a real local value where it identifies nobody)."""
+
+
+@dataclass(frozen=True)
+class Purpose:
+    """A reason Aegis might send something off this machine."""
+
+    id: str
+    title: str
+    """Plain words, e.g. ``Cloud hash lookups``."""
+    summary: str
+    """One sentence on what it is for and when it would happen."""
+    sends: tuple[DataField, ...]
+    """Exactly what would be sent, field by field."""
+    never_sends: str
+    """What is explicitly not sent."""
+    default: bool = False
+    """On before the user has chosen. Only purposes without any identifier may be True."""
+    identifiers: bool = False
+    """True when what is sent could single out this machine or its user."""
+
+    def describe_data(self) -> str:
+        return "; ".join(f"{f.name}: {f.description}" for f in self.sends)
+
+
+def _aegis_version() -> str:
+    try:
+        return importlib.metadata.version("aegis")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        return "unknown"
+
+
+def _os_family() -> str:
+    return platform.system() or sys.platform
+
+
+PURPOSES: tuple[Purpose, ...] = (
+    Purpose(
+        id="cloud-lookup",
+        title="Cloud hash lookups",
+        summary="When a file is detected, or cannot be judged locally, ask the Aegis "
+        "reputation service whether its fingerprint is known good or bad.",
+        sends=(
+            DataField(
+                "sha256",
+                "the SHA-256 fingerprint (64 hexadecimal characters) of that one file",
+                "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f",
+            ),
+        ),
+        never_sends="the file itself, its name or folder, your user name, any machine id",
+        identifiers=False,
+    ),
+    Purpose(
+        id="sample-submission",
+        title="Send detected samples for analysis",
+        summary="When a file is detected, upload a copy so that analysts can improve the "
+        "signatures and fix false alarms.",
+        sends=(
+            DataField(
+                "file",
+                "the full content of the detected file (it may contain personal data, "
+                "e.g. a document with a macro)",
+                "<the detected file's bytes>",
+            ),
+            DataField("sha256", "its SHA-256 fingerprint", "<64 hexadecimal characters>"),
+            DataField("size", "its size in bytes", "68"),
+            DataField("detections", "the names of the detections", "EICAR-Test-File, Packed.UPX"),
+        ),
+        never_sends="the file's name or folder, your user name, any machine id",
+        identifiers=False,
+    ),
+    Purpose(
+        id="crash-reports",
+        title="Anonymous crash reports",
+        summary="When Aegis itself fails with an internal error, report where in the code "
+        "it failed.",
+        sends=(
+            DataField("aegis_version", "the Aegis version", _aegis_version()),
+            DataField("os", "the operating system family", _os_family()),
+            DataField("python", "the Python version", platform.python_version()),
+            DataField(
+                "traceback",
+                "the error type and the stack of Aegis functions that failed, with every "
+                "file path and message replaced by a placeholder",
+                "ValueError at aegis_engine/scanning/walk.py:120 <- pipeline.py:88",
+            ),
+        ),
+        never_sends="file contents, file names or paths, your user name, any machine id",
+        identifiers=False,
+    ),
+    Purpose(
+        id="usage-stats",
+        title="Anonymous usage statistics",
+        summary="Once a week, counts that show how Aegis is used, to decide what to improve.",
+        sends=(
+            DataField("aegis_version", "the Aegis version", _aegis_version()),
+            DataField("os", "the operating system family", _os_family()),
+            DataField(
+                "counts",
+                "numbers for the week: files scanned, detections, items quarantined, "
+                "scans started, windows opened",
+                "files_scanned=51230 detections=1 quarantined=1 scans=3",
+            ),
+        ),
+        never_sends="paths, file names, fingerprints, your user name, any machine id",
+        identifiers=False,
+    ),
+    Purpose(
+        id="update-checks",
+        title="Check for signature and program updates",
+        summary="Ask the update server whether newer signatures or a newer Aegis exist. "
+        "On by default because it carries no identifier; you can turn it off.",
+        sends=(
+            DataField("aegis_version", "the Aegis version", _aegis_version()),
+            DataField("signature_version", "the version of the signature set you have", "bundled"),
+        ),
+        never_sends="any identifier or cookie, anything about your files, your user name",
+        default=True,
+        identifiers=False,
+    ),
+)
+
+_BY_ID: dict[str, Purpose] = {p.id: p for p in PURPOSES}
+
+
+def purpose(purpose_id: str) -> Purpose:
+    """The purpose with this id; :class:`UnknownPurpose` names the valid ones."""
+    try:
+        return _BY_ID[purpose_id]
+    except KeyError:
+        known = ", ".join(_BY_ID)
+        raise UnknownPurpose(f"unknown purpose {purpose_id!r} (known: {known})") from None
+
+
+@dataclass(frozen=True)
+class ConsentState:
+    """One purpose and what the user chose (or the default, if they have not)."""
+
+    purpose: Purpose
+    granted: bool
+    chosen: bool
+    """False while the default applies."""
+    changed_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.purpose.id,
+            "title": self.purpose.title,
+            "granted": self.granted,
+            "default": self.purpose.default,
+            "chosen": self.chosen,
+            "changed_at": _iso(self.changed_at) if self.changed_at else None,
+            "identifiers": self.purpose.identifiers,
+            "sends": [{"name": f.name, "description": f.description} for f in self.purpose.sends],
+            "never_sends": self.purpose.never_sends,
+        }
+
+
+@dataclass(frozen=True)
+class SendPreview:
+    """What one purpose would send, exactly, and whether it is allowed now."""
+
+    purpose: Purpose
+    allowed: bool
+    example: Mapping[str, str]
+    """Field name -> what its value looks like."""
+
+    def to_text(self) -> str:
+        lines = [
+            f"{self.purpose.title} ({self.purpose.id}): {'ON' if self.allowed else 'OFF'}",
+            self.purpose.summary,
+            "",
+            "Would send, and nothing else:",
+        ]
+        for f in self.purpose.sends:
+            lines.append(f"  {f.name}: {f.description}")
+            lines.append(f"      e.g. {f.example}")
+        lines.append(f"Never sends: {self.purpose.never_sends}.")
+        if not self.allowed:
+            lines.append("Nothing is sent for this purpose while it is off.")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.purpose.id,
+            "allowed": self.allowed,
+            "would_send": dict(self.example),
+            "never_sends": self.purpose.never_sends,
+        }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    stamp: tuple[int, int, int] | None
+    choices: Mapping[str, tuple[bool, datetime | None]]
+    reviewed_at: datetime | None
+    damaged: bool
+
+
+class ConsentStore:
+    """The user's choices per purpose, in ``path`` (JSON). Thread-safe; shared between
+    processes (re-read when the file changes; writes are atomic and serialized by a lock
+    file)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        warn: Warn | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.path = path
+        self._warn = warn
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._snapshot: _Snapshot | None = None
+
+    @classmethod
+    def for_paths(cls, paths: AegisPaths, *, warn: Warn | None = None) -> ConsentStore:
+        return cls(paths.config_dir / CONSENT_FILE, warn=warn)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise ConsentStoreError(f"cannot read {self.path}: {exc}") from exc
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _read(self) -> _Snapshot:
+        """The file's content; cached until the file changes (lock held)."""
+        stamp = self._stamp()
+        if self._snapshot is not None and self._snapshot.stamp == stamp:
+            return self._snapshot
+        snap = _Snapshot(None, {}, None, damaged=False) if stamp is None else self._parse(stamp)
+        self._snapshot = snap
+        return snap
+
+    def _parse(self, stamp: tuple[int, int, int]) -> _Snapshot:
+        try:
+            raw = json.loads(self.path.read_bytes())
+            if not isinstance(raw, dict) or not isinstance(raw.get("purposes", {}), dict):
+                raise ValueError("not a consent file")
+        except (OSError, ValueError) as exc:
+            if self._warn is not None:
+                self._warn(
+                    f"the consent file {self.path} is damaged ({exc}); every purpose counts "
+                    "as off (update checks too) until you choose again"
+                )
+            return _Snapshot(stamp, {}, None, damaged=True)
+        choices: dict[str, tuple[bool, datetime | None]] = {}
+        for pid, entry in raw.get("purposes", {}).items():
+            if isinstance(entry, dict) and isinstance(entry.get("granted"), bool):
+                choices[str(pid)] = (entry["granted"], _parse_time(entry.get("changed_at")))
+        return _Snapshot(stamp, choices, _parse_time(raw.get("reviewed_at")), damaged=False)
+
+    def _state(self, snap: _Snapshot, p: Purpose) -> ConsentState:
+        choice = snap.choices.get(p.id)
+        if choice is not None:
+            return ConsentState(p, choice[0], chosen=True, changed_at=choice[1])
+        granted = p.default and not snap.damaged
+        return ConsentState(p, granted, chosen=False)
+
+    def state(self, purpose_id: str) -> ConsentState:
+        p = purpose(purpose_id)
+        with self._lock:
+            return self._state(self._read(), p)
+
+    def states(self) -> list[ConsentState]:
+        """Every purpose, in the order of :data:`PURPOSES`."""
+        with self._lock:
+            snap = self._read()
+            return [self._state(snap, p) for p in PURPOSES]
+
+    def is_granted(self, purpose_id: str) -> bool:
+        return self.state(purpose_id).granted
+
+    def require(self, purpose_id: str) -> None:
+        """Return if ``purpose_id`` is allowed now; raise :class:`ConsentRequired` if not.
+        Call it right before sending anything, every time."""
+        state = self.state(purpose_id)
+        if not state.granted:
+            raise ConsentRequired(state.purpose.id, state.purpose.title)
+
+    def preview(self, purpose_id: str) -> SendPreview:
+        """Exactly what ``purpose_id`` would send (nothing is sent)."""
+        state = self.state(purpose_id)
+        example = {f.name: f.example for f in state.purpose.sends}
+        return SendPreview(state.purpose, state.granted, example)
+
+    @property
+    def reviewed(self) -> bool:
+        """True once the user has been through the consent choices (first-run dialog, or a
+        grant/revoke from the CLI)."""
+        with self._lock:
+            snap = self._read()
+            return snap.reviewed_at is not None and not snap.damaged
+
+    # -- writing -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _process_lock(self) -> Iterator[None]:
+        if _fcntl is None:  # pragma: no cover - Windows
+            yield
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        try:
+            _fcntl.flock(fd, _fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _write(self, snap: _Snapshot, reviewed_at: datetime | None) -> None:
+        doc: dict[str, Any] = {
+            "format": FORMAT,
+            "reviewed_at": _iso(reviewed_at) if reviewed_at else None,
+            "purposes": {
+                pid: {"granted": granted, "changed_at": _iso(when) if when else None}
+                for pid, (granted, when) in sorted(snap.choices.items())
+            },
+        }
+        try:
+            atomic_write(self.path, (json.dumps(doc, indent=2) + "\n").encode())
+        except OSError as exc:
+            raise ConsentStoreError(f"cannot write {self.path}: {exc}") from exc
+        self._snapshot = None
+
+    def set_many(self, choices: Mapping[str, bool], *, reviewed: bool = True) -> None:
+        """Record several choices at once (e.g. the first-run dialog's), atomically."""
+        for pid in choices:
+            purpose(pid)
+        now = self._clock()
+        with self._lock, self._process_lock():
+            self._snapshot = None
+            snap = self._read()
+            merged = {} if snap.damaged else dict(snap.choices)
+            for pid, granted in choices.items():
+                old = merged.get(pid)
+                if old is None or old[0] != granted:
+                    merged[pid] = (bool(granted), now)
+            reviewed_at = now if reviewed else snap.reviewed_at
+            if snap.damaged and not reviewed:
+                reviewed_at = None
+            self._write(_Snapshot(None, merged, reviewed_at, False), reviewed_at)
+
+    def set(self, purpose_id: str, granted: bool) -> None:
+        self.set_many({purpose_id: granted})
+
+    def grant(self, purpose_id: str) -> None:
+        self.set(purpose_id, True)
+
+    def revoke(self, purpose_id: str) -> None:
+        self.set(purpose_id, False)
+
+    def mark_reviewed(self) -> None:
+        """The user has seen the choices and kept them as they are."""
+        self.set_many({}, reviewed=True)

@@ -1,0 +1,263 @@
+"""Detection prompts: desktop notifications with Quarantine / Allow / Details, or fallbacks.
+
+Three ways, chosen at start:
+
+``dbus``    ``org.freedesktop.Notifications`` with actions (:mod:`.dbus_notify`); Quarantine
+            is the ``default`` action (clicking the notification itself quarantines).
+``tray``    no notification daemon with actions: a tray message; clicking it opens the alert
+            window, which has the same buttons.
+``window``  no tray either: the alert window opens at once.
+
+Every prompt has a deadline: when nobody answers within ``prompt_timeout`` seconds,
+:attr:`Notifier.expired` fires and the policy's default applies. The alert window, opened
+by Details, shows how long is left.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtWidgets import QSystemTrayIcon
+
+from .alerts import Alert
+from .dbus_notify import FreedesktopNotifications, NotificationError
+from .ops import OpRunner
+
+log = logging.getLogger(__name__)
+
+QUARANTINE = "quarantine"
+ALLOW = "allow"
+DETAILS = "details"
+
+_KEYS = {"default": QUARANTINE, "quarantine": QUARANTINE, "allow": ALLOW, "details": DETAILS}
+PROMPT_ACTIONS = (("default", "Quarantine"), ("allow", "Allow"), ("details", "Details"))
+
+TrayGetter = Callable[[], QSystemTrayIcon | None]
+
+
+def prompt_text(alert: Alert) -> tuple[str, str]:
+    """Title and body of a detection prompt."""
+    det = alert.detection
+    verdict = det.decision.verdict.value
+    name = os.path.basename(det.path) or det.path
+    title = f"Aegis: {verdict} file found"
+    names = ", ".join(det.names[:3]) or verdict
+    body = f"{name}\n{names}\nin {os.path.dirname(det.path)}"
+    return title, body
+
+
+class Notifier(QObject):
+    """Shows prompts and reports the user's choice as ``choice(alert_id, choice)``."""
+
+    choice = Signal(str, str)
+    """(alert id, ``quarantine`` | ``allow`` | ``details``)"""
+    expired = Signal(str)
+    """An alert's prompt was not answered in time."""
+    mode_changed = Signal(str)
+
+    _dbus_action = Signal(int, str)  # emitted on the listener thread, delivered queued
+    _dbus_closed = Signal(int, int)
+
+    def __init__(
+        self,
+        runner: OpRunner,
+        tray: TrayGetter,
+        *,
+        backend: FreedesktopNotifications | None,
+        prompt_timeout: float = 120.0,
+        icon: str = "",
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._runner = runner
+        self._tray = tray
+        self._backend = backend
+        self.prompt_timeout = prompt_timeout
+        self._icon = icon
+        self.mode = "starting"
+        self._queued: list[Alert] = []
+        self._by_nid: dict[int, str] = {}
+        self._timers: dict[str, QTimer] = {}
+        self._last_tray_alert: str | None = None
+        self._dbus_action.connect(self._on_dbus_action, Qt.ConnectionType.QueuedConnection)
+        self._dbus_closed.connect(self._on_dbus_closed, Qt.ConnectionType.QueuedConnection)
+
+    # -- start and stop ------------------------------------------------------------------------
+    def start(self) -> None:
+        backend = self._backend
+        if backend is None:
+            self._set_mode(self._fallback_mode())
+            return
+
+        def probe() -> bool:
+            if not backend.supports_actions():
+                return False
+            backend.listen(self._dbus_action.emit, self._dbus_closed.emit)
+            return True
+
+        self._runner.run(
+            probe,
+            success=lambda ok: self._set_mode("dbus" if ok else self._fallback_mode()),
+            failure=self._probe_failed,
+            name="notifications-probe",
+        )
+
+    def _probe_failed(self, exc: BaseException) -> None:
+        log.info("desktop notifications unavailable: %s", exc)
+        self._set_mode(self._fallback_mode())
+
+    def _fallback_mode(self) -> str:
+        tray = self._tray()
+        if tray is not None and tray.isVisible() and tray.supportsMessages():
+            return "tray"
+        return "window"
+
+    def _set_mode(self, mode: str) -> None:
+        self.mode = mode
+        self.mode_changed.emit(mode)
+        queued, self._queued = self._queued, []
+        for alert in queued:
+            self._show(alert)
+
+    def stop(self) -> None:
+        for timer in self._timers.values():
+            timer.stop()
+        self._timers.clear()
+        if self._backend is not None:
+            self._backend.stop()
+
+    # -- prompts -------------------------------------------------------------------------------
+    def prompt(self, alert: Alert) -> None:
+        """Ask about ``alert``; the deadline starts now."""
+        timer = QTimer(self)
+        timer.setSingleShot(True)
+        timer.timeout.connect(lambda aid=alert.id: self._expire(aid))
+        timer.start(int(self.prompt_timeout * 1000))
+        self._timers[alert.id] = timer
+        if self.mode == "starting":
+            self._queued.append(alert)
+        else:
+            self._show(alert)
+
+    def deadline_ms(self, alert_id: str) -> int | None:
+        """Milliseconds until the policy applies to ``alert_id`` (None: no deadline)."""
+        timer = self._timers.get(alert_id)
+        return timer.remainingTime() if timer is not None and timer.isActive() else None
+
+    def settle(self, alert_id: str) -> None:
+        """The alert was answered (or taken in hand): no deadline, no open notification."""
+        timer = self._timers.pop(alert_id, None)
+        if timer is not None:
+            timer.stop()
+            timer.deleteLater()
+        for nid, aid in list(self._by_nid.items()):
+            if aid == alert_id:
+                del self._by_nid[nid]
+                self._close_notification(nid)
+
+    def _expire(self, alert_id: str) -> None:
+        self.settle(alert_id)
+        self.expired.emit(alert_id)
+
+    def _show(self, alert: Alert) -> None:
+        title, body = prompt_text(alert)
+        if self.mode == "dbus" and self._backend is not None:
+            backend = self._backend
+            timeout_ms = int(self.prompt_timeout * 1000)
+            self._runner.run(
+                lambda: backend.notify(
+                    title,
+                    body,
+                    PROMPT_ACTIONS,
+                    icon=self._icon,
+                    timeout_ms=timeout_ms,
+                    urgency=2,
+                ),
+                success=functools.partial(self._remember, alert_id=alert.id),
+                failure=functools.partial(self._dbus_failed, alert),
+                name="notify",
+            )
+            return
+        tray = self._tray()
+        if self.mode == "tray" and tray is not None:
+            self._last_tray_alert = alert.id
+            tray.showMessage(
+                title,
+                body + "\nClick to choose: Quarantine, Allow or Details.",
+                QSystemTrayIcon.MessageIcon.Warning,
+                int(self.prompt_timeout * 1000),
+            )
+            return
+        self.choice.emit(alert.id, DETAILS)
+
+    def _remember(self, nid: int, alert_id: str) -> None:
+        if alert_id in self._timers:
+            self._by_nid[nid] = alert_id
+        else:  # answered (e.g. in the window) while the notification was on its way
+            self._close_notification(nid)
+
+    def _dbus_failed(self, alert: Alert, exc: BaseException) -> None:
+        log.warning("desktop notification failed (%s); using the fallback", exc)
+        self._set_mode(self._fallback_mode())
+        self._show(alert)
+
+    def _close_notification(self, nid: int) -> None:
+        backend = self._backend
+        if backend is not None and self.mode == "dbus":
+            self._runner.run(
+                lambda: backend.close_notification(nid),
+                failure=lambda _exc: None,
+                name="close-notification",
+            )
+
+    @Slot(int, str)
+    def _on_dbus_action(self, nid: int, key: str) -> None:
+        alert_id = self._by_nid.get(nid)
+        if alert_id is None:
+            return
+        choice = _KEYS.get(key)
+        if choice is None:
+            return
+        if choice == DETAILS:
+            self._by_nid.pop(nid, None)  # the window shows the countdown; the deadline runs
+        else:
+            self.settle(alert_id)
+        self.choice.emit(alert_id, choice)
+
+    @Slot(int, int)
+    def _on_dbus_closed(self, nid: int, _reason: int) -> None:
+        # Dismissed or expired on screen: the deadline still runs (the policy then applies).
+        self._by_nid.pop(nid, None)
+
+    def tray_message_clicked(self) -> None:
+        if self._last_tray_alert is not None:
+            alert_id, self._last_tray_alert = self._last_tray_alert, None
+            self.choice.emit(alert_id, DETAILS)
+
+    # -- plain information ---------------------------------------------------------------------
+    def inform(self, title: str, body: str, *, warning: bool = False, icon: str = "") -> None:
+        """A notification without buttons (confirmations, scan results)."""
+        if self.mode == "dbus" and self._backend is not None:
+            backend = self._backend
+            shown = icon or self._icon
+
+            def send() -> int:
+                return backend.notify(title, body, (), icon=shown, timeout_ms=8000)
+
+            self._runner.run(send, failure=lambda e: log.warning("notify failed: %s", e))
+            return
+        tray = self._tray()
+        if tray is not None and tray.isVisible() and tray.supportsMessages():
+            kind = (
+                QSystemTrayIcon.MessageIcon.Warning
+                if warning
+                else QSystemTrayIcon.MessageIcon.Information
+            )
+            tray.showMessage(title, body, kind, 8000)
+
+
+__all__ = ["ALLOW", "DETAILS", "QUARANTINE", "NotificationError", "Notifier", "prompt_text"]

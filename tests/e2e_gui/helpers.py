@@ -1,0 +1,82 @@
+"""Shared by tests/test_gui_*.py and the scripts run under Xvfb."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import keyring.errors
+from keyring.backend import KeyringBackend
+
+EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+
+
+class MemoryKeyring(KeyringBackend):
+    """A keyring that lives in this process only: tests never touch a real one.
+
+    Usable as ``PYTHON_KEYRING_BACKEND=tests.e2e_gui.helpers.MemoryKeyring``."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.store.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.store[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        if (service, username) not in self.store:
+            raise keyring.errors.PasswordDeleteError("not found")
+        del self.store[(service, username)]
+
+
+def quiet_monitor(
+    engine: Any, watch: Sequence[str] | None, handle: Callable[..., Mapping[str, Any]]
+) -> Any:
+    """The real Monitor, on-access scanning only (no process monitor, no shield)."""
+    from aegis_engine.monitor import Monitor
+
+    return Monitor(
+        engine, list(watch) if watch else None, handle=handle, processes=False, shield=False
+    )
+
+
+class FakeNotifications:
+    """Stands in for FreedesktopNotifications: records notifications, lets a test click."""
+
+    def __init__(self, actions: bool = True) -> None:
+        self.actions = actions
+        self.sent: list[tuple[int, str, str, tuple[tuple[str, str], ...]]] = []
+        self._on_action: Callable[[int, str], None] | None = None
+        self.closed: list[int] = []
+        self.stopped = False
+
+    def supports_actions(self) -> bool:
+        return self.actions
+
+    def listen(
+        self, on_action: Callable[[int, str], None], on_closed: Callable[[int, int], None]
+    ) -> None:
+        self._on_action = on_action
+
+    def notify(
+        self, summary: str, body: str, actions: Sequence[tuple[str, str]] = (), **_: Any
+    ) -> int:
+        nid = len(self.sent) + 1
+        self.sent.append((nid, summary, body, tuple(actions)))
+        return nid
+
+    def close_notification(self, nid: int) -> None:
+        self.closed.append(nid)
+
+    def click(self, nid: int, key: str = "default") -> None:
+        """What the daemon does: emit ActionInvoked on its own (listener) thread."""
+        assert self._on_action is not None
+        self._on_action(nid, key)
+
+    def stop(self) -> None:
+        self.stopped = True

@@ -1,0 +1,478 @@
+"""The tray app's flows, offscreen, with the real engine, vault, history and monitor:
+first-run consent, settings that persist, quarantine from a notification and from the alert
+window, the policy default after a timeout, allow, restore and delete from the quarantine
+window, scans (cancel, results), pause and resume, update checks."""
+
+from __future__ import annotations
+
+import os
+import threading
+import tomllib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import keyring
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import Qt
+
+from aegis_engine import (
+    AegisPaths,
+    FileReport,
+    Finding,
+    FindingKind,
+    ObjectResult,
+    Severity,
+    Verdict,
+)
+from aegis_engine.privacy import ConsentStore
+from aegis_gui import actions
+from aegis_gui.alerts import AlertState
+from aegis_gui.controller import Options, TrayApp
+from aegis_gui.icons import TrayState
+from aegis_gui.protection import Status
+from aegis_gui.windows.alert_dialog import AlertDialog
+from aegis_gui.windows.consent import ConsentDialog
+from aegis_gui.windows.settings import SettingsDialog
+from tests.e2e_gui.helpers import EICAR, FakeNotifications, MemoryKeyring, quiet_monitor
+
+MakeApp = Callable[..., TrayApp]
+
+
+@pytest.fixture
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def watched(tmp_path: Path, aegis_paths: AegisPaths) -> Path:
+    """A watched folder, written into the profile's settings."""
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    aegis_paths.config_dir.mkdir(parents=True, exist_ok=True)
+    aegis_paths.settings_file.write_text(f'[realtime]\nfolders = ["{folder}"]\n')
+    return folder
+
+
+@pytest.fixture
+def make_app(
+    qtbot: Any, aegis_paths: AegisPaths, memory_keyring: MemoryKeyring
+) -> Iterator[MakeApp]:
+    apps: list[TrayApp] = []
+
+    def make(**changes: Any) -> TrayApp:
+        opts = Options(tray=False, first_run=False, monitor_factory=quiet_monitor)
+        for key, value in changes.items():
+            setattr(opts, key, value)
+        app = TrayApp(aegis_paths, opts)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.shutdown()
+
+
+def running(qtbot: Any, app: TrayApp) -> None:
+    qtbot.waitUntil(lambda: app.protection.status is Status.RUNNING, timeout=20_000)
+
+
+def eicar_detection(path: Path, verdict: Verdict = Verdict.MALICIOUS) -> FileReport:
+    """A report as the scanner makes it (for flows that need no monitor)."""
+    import hashlib
+
+    path.write_bytes(EICAR)
+    kind = FindingKind.SIGNATURE if verdict is Verdict.MALICIOUS else FindingKind.HEURISTIC
+    sev = Severity.MALICIOUS if verdict is Verdict.MALICIOUS else Severity.SUSPICIOUS
+    finding = Finding("test", "Test.Detection", sev, kind=kind)
+    sha = hashlib.sha256(EICAR).hexdigest()
+    obj = ObjectResult(str(path), verdict, [finding], sha256=sha, size=len(EICAR))
+    return FileReport(str(path), verdict, [obj], sha256=sha, size=len(EICAR))
+
+
+def feed(app: TrayApp, report: FileReport) -> None:
+    """What the monitor's handler does, from another thread."""
+    det = actions.assess(app.engine.decisions, report, "real-time", app.engine)
+    t = threading.Thread(target=app.bridge.on_detection, args=(det,))
+    t.start()
+    t.join()
+
+
+# -- consent ------------------------------------------------------------------------------------
+
+
+def test_first_run_consent_dialog_is_all_off_and_saves(
+    qtbot: Any, make_app: MakeApp, aegis_paths: AegisPaths
+) -> None:
+    app = make_app(first_run=True, protection=False)
+    app.start()
+    qtbot.waitUntil(lambda: isinstance(app.windows.get("consent"), ConsentDialog), timeout=5000)
+    dialog = app.windows["consent"]
+    assert isinstance(dialog, ConsentDialog) and dialog.isVisible()
+    states = {pid: box.isChecked() for pid, box in dialog.boxes.items()}
+    assert states == {
+        "cloud-lookup": False,
+        "sample-submission": False,
+        "crash-reports": False,
+        "usage-stats": False,
+        "update-checks": True,
+    }
+    dialog.boxes["crash-reports"].setChecked(True)
+    qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    assert not dialog.isVisible()
+    store = ConsentStore.for_paths(aegis_paths)
+    assert store.reviewed and store.is_granted("crash-reports")
+    assert not store.is_granted("cloud-lookup") and store.is_granted("update-checks")
+    app.shutdown()
+    again = make_app(first_run=True, protection=False)
+    again.start()
+    qtbot.wait(200)
+    assert "consent" not in again.windows, "the dialog shows only until choices are saved"
+
+
+def test_settings_toggles_persist(
+    qtbot: Any, make_app: MakeApp, aegis_paths: AegisPaths, tmp_path: Path
+) -> None:
+    extra = tmp_path / "more"
+    extra.mkdir()
+    app = make_app(protection=False, pick_folder=lambda _parent: str(extra))
+    app.start()
+    dialog = app.show_settings()
+    assert isinstance(dialog, SettingsDialog)
+    assert not dialog.consent_boxes["usage-stats"].isChecked()
+    dialog.consent_boxes["usage-stats"].setChecked(True)
+    dialog.consent_boxes["update-checks"].setChecked(False)
+    dialog.realtime.setChecked(False)
+    qtbot.mouseClick(dialog.folders.add_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(dialog.exclude_paths.add_button, Qt.MouseButton.LeftButton)
+    dialog.schedule_on.setChecked(True)
+    dialog.proxy.setText("http://proxy.example:3128")
+    dialog.buttons.button(dialog.buttons.StandardButton.Save).click()
+    qtbot.waitUntil(lambda: aegis_paths.settings_file.exists(), timeout=5000)
+    qtbot.waitUntil(lambda: app.prefs.realtime is False, timeout=5000)
+    data = tomllib.loads(aegis_paths.settings_file.read_text())
+    assert data["realtime"] == {"enabled": False, "folders": [str(extra)]}
+    assert data["exclusions"]["paths"] == [f"{extra}/*"]
+    assert data["schedule"]["enabled"] is True
+    assert data["updates"]["proxy"] == "http://proxy.example:3128"
+    store = ConsentStore.for_paths(aegis_paths)
+    assert store.is_granted("usage-stats") and not store.is_granted("update-checks")
+    assert app.protection.status is Status.OFF
+    assert app.state is TrayState.PAUSED
+    app.shutdown()
+    # a new start reads it all back
+    again = make_app(protection=False)
+    again.start()
+    reopened = again.show_settings()
+    assert reopened.consent_boxes["usage-stats"].isChecked()
+    assert not reopened.consent_boxes["update-checks"].isChecked()
+    assert not reopened.realtime.isChecked()
+    assert reopened.folders.items() == (str(extra),)
+    assert reopened.schedule_on.isChecked()
+    preview = again.show_preview("usage-stats")
+    assert "ON" in preview.text.toPlainText() and "counts" in preview.text.toPlainText()
+
+
+# -- detections ---------------------------------------------------------------------------------
+
+
+def test_realtime_eicar_quarantined_from_the_notification(
+    qtbot: Any, make_app: MakeApp, watched: Path, aegis_paths: AegisPaths
+) -> None:
+    fake = FakeNotifications()
+    app = make_app(notifications=fake)
+    app.start()
+    running(qtbot, app)
+    assert app.state is TrayState.PROTECTED
+    target = watched / "eicar.com"
+    target.write_bytes(EICAR)
+    qtbot.waitUntil(lambda: len(fake.sent) >= 1, timeout=15_000)
+    nid, title, body, acts = fake.sent[0]
+    assert "malicious" in title and "eicar.com" in body
+    assert acts[0] == ("default", "Quarantine")
+    assert [a[1] for a in acts] == ["Quarantine", "Allow", "Details"]
+    assert app.state is TrayState.THREAT
+    threading.Thread(target=fake.click, args=(nid, "default")).start()
+    alert = app.alerts.all()[0]
+    qtbot.waitUntil(lambda: alert.state is AlertState.QUARANTINED, timeout=10_000)
+    assert not target.exists()
+    items = app.engine.quarantine.items()
+    assert [it.original_path for it in items] == [str(target)]
+    assert app.engine.quarantine.read_content(items[0].id) == EICAR
+    qtbot.waitUntil(lambda: len(fake.sent) >= 2, timeout=5000)
+    assert "moved to the quarantine" in fake.sent[1][2], "the click is confirmed"
+    events = app.engine.history.events()
+    assert any(e.kind == "decision" and e.decision == "quarantine" for e in events)
+    assert any(e.kind == "action" and e.outcome == "success" for e in events)
+    qtbot.waitUntil(lambda: app.state is TrayState.PROTECTED, timeout=5000)
+
+
+def test_quarantine_from_the_alert_window(qtbot: Any, make_app: MakeApp, watched: Path) -> None:
+    app = make_app()  # no notifications, no tray: the alert window opens by itself
+    app.start()
+    running(qtbot, app)
+    target = watched / "dropped.txt"
+    target.write_bytes(EICAR)
+    qtbot.waitUntil(lambda: bool(app.alert_view.dialogs), timeout=15_000)
+    dialog = next(iter(app.alert_view.dialogs.values()))
+    assert isinstance(dialog, AlertDialog) and dialog.isVisible()
+    assert "dropped.txt" in dialog.title.text()
+    assert "EICAR" in dialog.explanation.toPlainText()
+    assert "will quarantine it in" in dialog.state.text()
+    qtbot.mouseClick(dialog.quarantine_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.alert.state is AlertState.QUARANTINED, timeout=10_000)
+    assert not target.exists()
+    assert not dialog.quarantine_button.isEnabled()
+    assert "Quarantined" in dialog.state.text()
+
+
+def test_unanswered_prompt_gets_the_policy_default(
+    qtbot: Any, make_app: MakeApp, tmp_path: Path
+) -> None:
+    fake = FakeNotifications()
+    app = make_app(notifications=fake, protection=False)
+    app.start()
+    app.notifier.prompt_timeout = 0.3
+    malicious = tmp_path / "sig.bin"
+    feed(app, eicar_detection(malicious))
+    weak = tmp_path / "weak.bin"
+    feed(app, eicar_detection(weak, Verdict.SUSPICIOUS))
+    qtbot.waitUntil(lambda: len(app.alerts.all()) == 2, timeout=5000)
+    first, second = app.alerts.all()
+    qtbot.waitUntil(
+        lambda: first.state is AlertState.QUARANTINED and second.state is AlertState.KEPT,
+        timeout=10_000,
+    )
+    assert not malicious.exists(), "signature-grade malicious: the policy quarantines"
+    assert weak.exists(), "one weak signal: the policy asks, so nothing is done unanswered"
+    assert "No answer within" in second.message
+    actions_seen = [e for e in app.engine.history.events() if e.kind == "action"]
+    assert any(e.message and "No answer" in e.message for e in actions_seen)
+    assert not any(e.kind == "decision" for e in app.engine.history.events())
+
+
+def test_allow_adds_the_file_to_the_allowlist(
+    qtbot: Any, make_app: MakeApp, tmp_path: Path, aegis_paths: AegisPaths
+) -> None:
+    fake = FakeNotifications()
+    app = make_app(notifications=fake, protection=False)
+    app.start()
+    report = eicar_detection(tmp_path / "mine.bin")
+    feed(app, report)
+    qtbot.waitUntil(lambda: len(fake.sent) == 1, timeout=5000)
+    threading.Thread(target=fake.click, args=(fake.sent[0][0], "allow")).start()
+    alert = app.alerts.all()[0]
+    qtbot.waitUntil(lambda: alert.state is AlertState.ALLOWED, timeout=5000)
+    data = tomllib.loads(aegis_paths.settings_file.read_text())
+    assert data["exclusions"]["sha256"] == [report.sha256]
+    assert app.engine.decisions.decide_report(report).verdict is Verdict.CLEAN
+    assert (tmp_path / "mine.bin").exists()
+
+
+def test_details_opens_the_alert_and_keeps_the_deadline(
+    qtbot: Any, make_app: MakeApp, tmp_path: Path
+) -> None:
+    fake = FakeNotifications()
+    app = make_app(notifications=fake, protection=False)
+    app.start()
+    feed(app, eicar_detection(tmp_path / "x.bin"))
+    qtbot.waitUntil(lambda: len(fake.sent) == 1, timeout=5000)
+    threading.Thread(target=fake.click, args=(fake.sent[0][0], "details")).start()
+    qtbot.waitUntil(lambda: bool(app.alert_view.dialogs), timeout=5000)
+    dialog = next(iter(app.alert_view.dialogs.values()))
+    assert app.notifier.deadline_ms(dialog.alert.id) is not None
+    qtbot.mouseClick(dialog.allow_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.alert.state is AlertState.ALLOWED, timeout=5000)
+    assert app.notifier.deadline_ms(dialog.alert.id) is None
+
+
+# -- quarantine window --------------------------------------------------------------------------
+
+
+def _quarantined(app: TrayApp, path: Path) -> str:
+    path.write_bytes(EICAR)
+    os.chmod(path, 0o640)
+    return app.engine.quarantine.quarantine(path, verdict="malicious").id
+
+
+def test_restore_from_the_quarantine_window(qtbot: Any, make_app: MakeApp, tmp_path: Path) -> None:
+    app = make_app(protection=False)
+    app.start()
+    original = tmp_path / "report.doc"
+    item_id = _quarantined(app, original)
+    assert not original.exists()
+    window = app.show_quarantine()
+    qtbot.waitUntil(lambda: len(window.items) == 1, timeout=5000)
+    asked: list[str] = []
+    window.confirm = lambda _w, title, _text: asked.append(title) is None
+    window.select(item_id)
+    assert window.restore_button.isEnabled()
+    qtbot.mouseClick(window.restore_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "Restored to" in window.status.text(), timeout=5000)
+    assert asked == ["Restore this file?"]
+    assert original.read_bytes() == EICAR
+    assert oct(original.stat().st_mode & 0o777) == "0o640"
+    qtbot.waitUntil(lambda: window.items == [], timeout=5000)
+    assert window.empty.isVisible() or not window.isVisible()
+    events = app.engine.history.events()
+    assert [
+        (e.kind, e.decision or e.outcome) for e in events if "restore" in (e.action, e.decision)
+    ] == [
+        ("decision", "restore"),
+        ("action", "success"),
+    ]
+
+
+def test_restore_never_overwrites_and_delete_asks_first(
+    qtbot: Any, make_app: MakeApp, tmp_path: Path
+) -> None:
+    app = make_app(protection=False)
+    app.start()
+    original = tmp_path / "a.txt"
+    first = _quarantined(app, original)
+    original.write_text("a new file with the same name")
+    second = _quarantined(app, tmp_path / "b.txt")
+    window = app.show_quarantine()
+    qtbot.waitUntil(lambda: len(window.items) == 2, timeout=5000)
+    window.confirm = lambda *_a: True
+    window.select(first)
+    qtbot.mouseClick(window.restore_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "Restored to" in window.status.text(), timeout=5000)
+    assert original.read_text() == "a new file with the same name"
+    assert (tmp_path / "a (restored).txt").read_bytes() == EICAR
+    qtbot.waitUntil(lambda: len(window.items) == 1, timeout=5000)
+    window.confirm = lambda *_a: False
+    window.select(second)
+    qtbot.mouseClick(window.delete_button, Qt.MouseButton.LeftButton)
+    qtbot.wait(300)
+    assert len(app.engine.quarantine.items()) == 1, "declined: nothing deleted"
+    window.confirm = lambda *_a: True
+    qtbot.mouseClick(window.delete_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "Deleted for good" in window.status.text(), timeout=5000)
+    assert app.engine.quarantine.items() == []
+
+
+# -- scans --------------------------------------------------------------------------------------
+
+
+def test_scan_finds_eicar_and_quarantines_from_the_results(
+    qtbot: Any, make_app: MakeApp, tmp_path: Path
+) -> None:
+    folder = tmp_path / "scanme"
+    folder.mkdir()
+    for i in range(20):
+        (folder / f"clean{i}.txt").write_text(f"hello {i}")
+    (folder / "eicar.com").write_bytes(EICAR)
+    app = make_app(protection=False, pick_folder=lambda _p: str(folder))
+    app.start()
+    window = app.show_scan()
+    qtbot.mouseClick(
+        window.findChild(type(window.done_button), "scan-folder"), Qt.MouseButton.LeftButton
+    )
+    qtbot.waitUntil(lambda: not app.scans.running and window.scan_id is None, timeout=30_000)
+    assert window.title.text() == "Threats found"
+    assert window.count_labels["files"].text().startswith("21")
+    assert window.results.rowCount() == 1
+    assert app.state is TrayState.THREAT
+    window.results.selectRow(0)
+    qtbot.mouseClick(window.quarantine_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.found[0].state is AlertState.QUARANTINED, timeout=10_000)
+    assert window.results.item(0, 3).text() == "Quarantined"
+    assert not (folder / "eicar.com").exists()
+    assert app.state is not TrayState.THREAT
+
+
+def test_scan_cancel(qtbot: Any, make_app: MakeApp, tmp_path: Path) -> None:
+    folder = tmp_path / "many"
+    for d in range(40):
+        sub = folder / f"d{d}"
+        sub.mkdir(parents=True)
+        for i in range(100):
+            (sub / f"f{i}.bin").write_bytes(os.urandom(2048))
+    app = make_app(protection=False)
+    app.start()
+    window = app.show_scan()
+    scan_id = app.start_scan("folder", [str(folder)])
+    assert scan_id is not None
+    assert app.start_scan("folder", [str(folder)]) is None, "one scan at a time"
+    qtbot.waitUntil(lambda: window.files > 0, timeout=20_000)
+    qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
+    assert window.current.full_text() == "Cancelling…"
+    qtbot.waitUntil(lambda: not app.scans.running, timeout=20_000)
+    summary = app.scans.last_summary
+    assert summary is not None and summary.cancelled
+    assert summary.files < 4000
+    assert window.title.text() == "Scan cancelled"
+    assert window.done_button.isVisible() and not window.cancel_button.isVisible()
+
+
+# -- protection, updates ------------------------------------------------------------------------
+
+
+def test_pause_and_resume(qtbot: Any, make_app: MakeApp, watched: Path) -> None:
+    app = make_app()
+    app.start()
+    running(qtbot, app)
+    assert app.protection.folders == [str(watched)]
+    app.protection.pause(3600)
+    assert app.protection.status is Status.PAUSED and app.state is TrayState.PAUSED
+    assert app.protection.pause_remaining_ms() is not None
+    app.protection.resume()
+    running(qtbot, app)
+    assert app.state is TrayState.PROTECTED
+
+
+def test_check_for_updates_asks_consent_and_says_it_cannot_yet(
+    qtbot: Any, make_app: MakeApp, aegis_paths: AegisPaths
+) -> None:
+    fake = FakeNotifications()
+    app = make_app(notifications=fake, protection=False)
+    app.start()
+    qtbot.waitUntil(lambda: app.notifier.mode == "dbus", timeout=5000)
+    app.check_updates()
+    assert app.updating
+    qtbot.waitUntil(lambda: not app.updating, timeout=5000)
+    assert "cannot download updates yet" in fake.sent[-1][2]
+    ConsentStore.for_paths(aegis_paths).revoke("update-checks")
+    app.check_updates()
+    qtbot.waitUntil(lambda: not app.updating, timeout=5000)
+    assert "Update checks are off" in fake.sent[-1][2]
+
+
+def test_a_due_scheduled_scan_runs_and_reports(
+    qtbot: Any, make_app: MakeApp, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+    from datetime import datetime, timedelta
+
+    from aegis_gui.schedule import Schedule
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "eicar.txt").write_bytes(EICAR)
+    fake = FakeNotifications()
+    app = make_app(notifications=fake, protection=False)
+    app.start()
+    qtbot.waitUntil(lambda: app.notifier.mode == "dbus", timeout=5000)
+    prefs = replace(
+        app.prefs, folders=(str(folder),), schedule=Schedule(enabled=True, frequency="daily")
+    )
+    app.apply_preferences(prefs, restart_protection=False)
+    due = app.scan_view.next_scheduled
+    assert due is not None
+    app.scan_view.check_schedule(due - timedelta(minutes=1))
+    assert not app.scans.running, "not due yet"
+    app.scan_view.check_schedule(due)
+    assert app.scans.running and app.scans.kind == "scheduled"
+    assert app.scan_view.next_scheduled == due + timedelta(days=1)
+    qtbot.waitUntil(lambda: not app.scans.running, timeout=30_000)
+    assert any("scan found threats" in sent[1] for sent in fake.sent)
+    assert app.state is TrayState.THREAT
+    assert datetime.now() < due + timedelta(days=2)

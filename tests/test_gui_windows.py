@@ -1,0 +1,317 @@
+"""Every window on its own, offscreen: built from plain data, shown, its empty state and its
+requests (signals); plus the tray menu."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QPushButton
+
+from aegis_engine import (
+    AegisPaths,
+    FileReport,
+    Finding,
+    FindingKind,
+    ObjectResult,
+    ScanProgress,
+    ScanSummary,
+    Severity,
+    Verdict,
+)
+from aegis_engine.decision import DecisionEngine
+from aegis_engine.history import HistoryEvent
+from aegis_engine.monitor import ProcessRef, RansomwareEvent
+from aegis_engine.privacy import PURPOSES, ConsentStore
+from aegis_engine.quarantine import VaultItem
+from aegis_gui.actions import Detection
+from aegis_gui.alerts import Alert, AlertCenter, AlertState
+from aegis_gui.icons import TrayState
+from aegis_gui.preferences import Preferences
+from aegis_gui.tray import Tray
+from aegis_gui.windows.alert_dialog import AlertDialog
+from aegis_gui.windows.alerts import AlertsWindow
+from aegis_gui.windows.consent import ConsentDialog
+from aegis_gui.windows.preview import SendPreviewDialog
+from aegis_gui.windows.quarantine import QuarantineWindow
+from aegis_gui.windows.ransomware import RansomwareWindow
+from aegis_gui.windows.scan import ScanWindow
+from aegis_gui.windows.settings import SettingsDialog
+from aegis_gui.windows.status import StatusWindow
+
+SHA = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"
+
+
+def detection(path: str = "/home/u/Downloads/eicar.com", source: str = "real-time") -> Detection:
+    finding = Finding("eicar", "EICAR-Test-File", Severity.MALICIOUS, kind=FindingKind.SIGNATURE)
+    obj = ObjectResult(path, Verdict.MALICIOUS, [finding], sha256=SHA, size=68)
+    report = FileReport(path, Verdict.MALICIOUS, [obj], sha256=SHA, size=68)
+    return Detection(report, DecisionEngine().decide_report(report), source)
+
+
+def vault_item(item_id: str = "3f2a9c0d11223344", name: str = "eicar.com") -> VaultItem:
+    return VaultItem(
+        id=item_id,
+        original_path=f"/home/u/Downloads/{name}",
+        size=68,
+        sha256=SHA,
+        mode=0o100644,
+        uid=1000,
+        gid=1000,
+        owner="u",
+        atime_ns=0,
+        mtime_ns=0,
+        ctime_ns=0,
+        quarantined_at=datetime(2026, 11, 1, 12, 0, tzinfo=UTC),
+        detections=({"name": "EICAR-Test-File", "detector": "eicar"},),
+        explanation=("Verdict malicious: signature-grade finding.",),
+    )
+
+
+def test_status_window(qtbot: Any) -> None:
+    w = StatusWindow(standalone=True)
+    qtbot.addWidget(w)
+    w.show()
+    w.set_status(TrayState.PROTECTED, "Real-time protection is on (3 folders watched).")
+    assert w.headline.text() == "You are protected"
+    assert w.quit_button.isVisible(), "without a tray the window offers Quit"
+    w.set_open_alerts(2)
+    assert w.buttons["alerts"].text() == "Alerts (2)"
+    with qtbot.waitSignal(w.quick_scan):
+        qtbot.mouseClick(w.buttons["quick"], Qt.MouseButton.LeftButton)
+    w.set_paused(True)
+    assert w.pause_button.text() == "Resume protection"
+
+
+def test_consent_dialog_lists_every_purpose_off(qtbot: Any, aegis_paths: AegisPaths) -> None:
+    store = ConsentStore.for_paths(aegis_paths)
+    d = ConsentDialog(store)
+    qtbot.addWidget(d)
+    d.show()
+    assert list(d.boxes) == [p.id for p in PURPOSES]
+    assert [pid for pid, box in d.boxes.items() if box.isChecked()] == ["update-checks"]
+    shown = "\n".join(lbl.text() for lbl in d.findChildren(QLabel))
+    assert "SHA-256 fingerprint" in shown and "full content of the detected file" in shown
+    assert "Never sends" in shown
+    d.reject()
+    assert not store.reviewed, "closing without saving keeps asking next time"
+
+
+def test_preview_dialog(qtbot: Any, aegis_paths: AegisPaths) -> None:
+    d = SendPreviewDialog(ConsentStore.for_paths(aegis_paths), "sample-submission")
+    qtbot.addWidget(d)
+    d.show()
+    assert "Send detected samples" in d.text.toPlainText()
+    d.purpose.setCurrentIndex(d.purpose.findData("crash-reports"))
+    assert "traceback" in d.text.toPlainText()
+
+
+def test_settings_dialog_tabs_and_validation(
+    qtbot: Any, aegis_paths: AegisPaths, monkeypatch: Any
+) -> None:
+    store = ConsentStore.for_paths(aegis_paths)
+    d = SettingsDialog(Preferences(), store, ["/home/u/Downloads"], pick_folder=lambda _p: "/x")
+    qtbot.addWidget(d)
+    d.show()
+    assert [d.tabs.tabText(i) for i in range(d.tabs.count())] == [
+        "Protection",
+        "Exclusions",
+        "Scheduled scans",
+        "Privacy",
+        "Updates",
+    ]
+    assert d.folders.empty.isVisible() or not d.folders.isVisible()
+    assert not d.frequency.isEnabled(), "schedule fields follow the checkbox"
+    d.schedule_on.setChecked(True)
+    assert d.frequency.isEnabled() and d.weekday.isEnabled()
+    d.frequency.setCurrentIndex(d.frequency.findData("daily"))
+    assert not d.weekday.isEnabled()
+    shown: list[str] = []
+    monkeypatch.setattr(
+        "aegis_gui.windows.settings.QMessageBox.warning", lambda *a: shown.append(a[2])
+    )
+    d.server.setText("http://insecure.example")
+    saved: list[object] = []
+    d.saved.connect(saved.append)
+    d.accept()
+    assert saved == [] and shown and "https" in shown[0]
+    assert not store.reviewed, "nothing is stored when the settings are invalid"
+    with qtbot.waitSignal(d.preview_requested) as sig:
+        d.findChild(QPushButton, "preview-usage-stats").click()
+    assert sig.args == ["usage-stats"]
+
+
+def test_alerts_window_filters_and_explains(qtbot: Any) -> None:
+    w = AlertsWindow()
+    qtbot.addWidget(w)
+    w.show()
+    assert w.empty.isVisible() and "No alerts yet" in w.empty.text()
+    center = AlertCenter()
+    pending = center.add(detection())
+    done = center.add(detection("/home/u/old.exe"))
+    center.update(done.id, AlertState.QUARANTINED, item_id="abcd")
+    history = [
+        HistoryEvent(
+            1,
+            datetime(2026, 11, 1, 9, 0, tzinfo=UTC),
+            "action",
+            "/home/u/x",
+            action="restore",
+            outcome="success",
+            item_id="beef",
+        )
+    ]
+    w.set_data(center.all(), history)
+    assert len(w.rows) == 3
+    assert w.rows[0].alert_id == pending.id, "what waits for you comes first"
+    w.filter.setCurrentIndex(w.filter.findData("open"))
+    assert [r.alert_id for r in w.rows] == [pending.id]
+    w.table.selectRow(0)
+    assert "EICAR-Test-File" in w.explanation.toPlainText()
+    assert w.quarantine_button.isEnabled()
+    with qtbot.waitSignal(w.choice) as sig:
+        qtbot.mouseClick(w.quarantine_button, Qt.MouseButton.LeftButton)
+    assert sig.args == [pending.id, "quarantine"]
+    w.filter.setCurrentIndex(w.filter.findData("action"))
+    assert [r.status for r in w.rows] == ["Restore: success"]
+    w.filter.setCurrentIndex(0)
+    w.search.setText("old.exe")
+    assert [r.alert_id for r in w.rows] == [done.id]
+    w.search.setText("nothing-like-this")
+    assert w.empty.isVisible() and w.empty.text() == "Nothing matches this filter."
+
+
+def test_alert_dialog_countdown_and_buttons(qtbot: Any) -> None:
+    alert = Alert("A1", detection())
+    d = AlertDialog(alert, lambda _id: 95_000)
+    qtbot.addWidget(d)
+    d.show()
+    assert "will quarantine it in 1 min 35 s" in d.state.text()
+    with qtbot.waitSignal(d.choice) as sig:
+        qtbot.mouseClick(d.allow_button, Qt.MouseButton.LeftButton)
+    assert sig.args == ["A1", "allow"]
+    alert.state = AlertState.QUARANTINED
+    alert.message = "moved"
+    d.refresh()
+    assert not d.quarantine_button.isEnabled() and not d.allow_button.isEnabled()
+
+
+def test_quarantine_window(qtbot: Any) -> None:
+    answers = [False, True]
+    w = QuarantineWindow(confirm=lambda *_a: answers.pop(0), pick_dir=lambda _p: "/restore/here")
+    qtbot.addWidget(w)
+    w.show()
+    assert w.empty.isVisible() and not w.restore_button.isEnabled()
+    w.set_items([vault_item(), vault_item("aa00aa00aa00aa00", "other.bin")])
+    assert w.table.rowCount() == 2 and not w.empty.isVisible()
+    w.select("3f2a9c0d11223344")
+    assert "Original path: /home/u/Downloads/eicar.com" in w.details.toPlainText()
+    requests: list[tuple[str, str]] = []
+    w.restore_requested.connect(lambda i, d: requests.append((i, d)))
+    qtbot.mouseClick(w.restore_button, Qt.MouseButton.LeftButton)  # declined
+    qtbot.mouseClick(w.restore_to_button, Qt.MouseButton.LeftButton)  # accepted
+    assert requests == [("3f2a9c0d11223344", "/restore/here")]
+
+
+def test_scan_window_progress_and_results(qtbot: Any) -> None:
+    w = ScanWindow()
+    qtbot.addWidget(w)
+    w.show()
+    assert w.pages.currentIndex() == 0
+    with qtbot.waitSignal(w.start_requested) as sig:
+        qtbot.mouseClick(w.findChild(QPushButton, "scan-full"), Qt.MouseButton.LeftButton)
+    assert sig.args == ["full"]
+    w.scan_started(1, ["/home/u"], "full")
+    assert w.pages.currentIndex() == 1 and w.bar.maximum() == 0, "busy until counted"
+    w.scan_counted(1, 200)
+    w.scan_progress(1, ScanProgress(50, 5000, 0, "/home/u/a.txt"))
+    assert w.bar.value() == 50 and w.count_labels["files"].text() == "50 of 200"
+    assert w.current.full_text() == "/home/u/a.txt"
+    alert = Alert("A1", detection("/home/u/b.exe", "scan"))
+    w.scan_found(alert)
+    incomplete = detection("/home/u/big.iso", "scan")
+    w.scan_found(incomplete)
+    assert w.results.rowCount() == 2
+    w.results.selectRow(0)
+    assert w.quarantine_button.isEnabled()
+    with qtbot.waitSignal(w.cancel_requested):
+        qtbot.mouseClick(w.cancel_button, Qt.MouseButton.LeftButton)
+    w.scan_finished(1, ScanSummary(files=120, threats=1, cancelled=True, seconds=3.0))
+    assert w.title.text() == "Scan cancelled" and "120 files" in w.summary.text()
+    assert w.done_button.isVisible()
+    assert "Last scan: scan cancelled" in w.last_result.text()
+
+
+def test_ransomware_window(qtbot: Any) -> None:
+    event = RansomwareEvent(
+        incident="R1",
+        action="suspended",
+        path="/home/u/Documents",
+        processes=(ProcessRef(4242, "evil", "/tmp/evil", "suspended"),),
+        files=("/home/u/Documents/a.docx",),
+        files_total=1,
+        explanation="12 files rewritten with random-looking content in 2 s.",
+    )
+    w = RansomwareWindow(event)
+    qtbot.addWidget(w)
+    w.show()
+    with qtbot.waitSignal(w.choice) as sig:
+        qtbot.mouseClick(w.kill_button, Qt.MouseButton.LeftButton)
+    assert sig.args == ["R1", "kill"]
+    assert not w.resume_button.isEnabled()
+
+
+def test_tray_menu_and_states(qtbot: Any) -> None:
+    tray = Tray()
+    labels = [a.text() for a in tray.menu.actions() if not a.isSeparator()]
+    assert labels[0].startswith("Aegis: ")
+    assert labels[1:] == [
+        "Scan a folder…",
+        "Quick scan",
+        "Pause protection",
+        "Resume protection",
+        "Alerts",
+        "Quarantine",
+        "Settings",
+        "Check for updates",
+        "Quit",
+    ]
+    pauses = [a.text() for a in tray.pause_menu.actions()]
+    assert pauses == ["For 15 minutes", "For 1 hour", "Until Aegis restarts"]
+    got: list[object] = []
+    tray.pause.connect(got.append)
+    tray.pause_menu.actions()[0].trigger()
+    tray.pause_menu.actions()[2].trigger()
+    assert got == [900, None]
+    with qtbot.waitSignal(tray.quit):
+        tray.menu.actions()[-1].trigger()
+    for state in TrayState:
+        tray.set_state(state, "detail line")
+        assert not tray.icon.icon().isNull()
+        assert tray.icon.toolTip().startswith("Aegis — ") and "detail line" in tray.icon.toolTip()
+    tray.set_paused(True)
+    assert tray.resume_action.isVisible() and not tray.pause_menu.menuAction().isVisible()
+    tray.set_open_alerts(3)
+    assert tray.alerts_action.text() == "Alerts (3 waiting)"
+
+
+def test_engine_never_imports_qt(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, aegis_engine, aegis_engine.monitor, aegis_engine.privacy, "
+        "aegis_engine.cli; bad = [m for m in sys.modules if m.startswith(('PySide6', "
+        "'aegis_gui', 'shiboken6'))]; assert not bad, bad"
+    )
+    started = time.monotonic()
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, timeout=120, cwd=Path(__file__).parents[1]
+    )
+    assert time.monotonic() - started < 120
