@@ -200,6 +200,20 @@ def test_header_values_are_read_exactly(magic: int) -> None:
     assert got["EntryPointBeyondImage"] == 0.0
     assert got["CodeToImageRatio"] == 0.25
     assert got["CheckSumIsZero"] == 0.0
+    # Header consistency (added with model 1.1.0): every size is a multiple of its alignment.
+    for name in (
+        "SizeOfImageAligned",
+        "SizeOfHeadersAligned",
+        "SizeOfCodeAligned",
+        "SizeOfInitializedDataAligned",
+        "BaseOfCodeAligned",
+    ):
+        assert got[name] == 1.0, name
+    assert got["UninitDataToImageRatio"] == 0.0
+    assert got["DeclaredSizesToImageRatio"] == (0x1000 + 0x800) / 0x4000
+    assert got["HeadersToImageRatio"] == 0x400 / 0x4000
+    assert got["EntryPointOffsetInCodeRatio"] == 0x10 / 0x1000
+    assert got["EntryPointToImageRatio"] == 0x1010 / 0x4000
 
 
 def test_matches_pefile_on_the_whole_file() -> None:
@@ -231,8 +245,51 @@ def test_vector_from_header_is_what_tables_use() -> None:
     assert v["Characteristics_0x2000"] == 1.0 and v["Characteristics_0x0002"] == 1.0
     assert v["CodeToImageRatio"] == -1.0  # no division by zero
     assert v["CheckSumIsZero"] == 1.0
+    assert v["SizeOfImageAligned"] == -1.0  # alignment 0: no modulo by zero either
+    assert v["EntryPointOffsetInCodeRatio"] == -1.0
     with pytest.raises(KeyError):
         vector_from_header({"e_cblp": 1.0})
+
+
+def test_misaligned_and_odd_headers_show_in_the_consistency_features() -> None:
+    header = {name: 0.0 for name in HEADER_FIELDS}
+    header.update(
+        SectionAlignment=0x1000,
+        FileAlignment=0x200,
+        SizeOfImage=0x4100,  # not a multiple of SectionAlignment
+        SizeOfHeaders=0x400,
+        SizeOfCode=0x1001,  # not a multiple of FileAlignment
+        SizeOfInitializedData=0x200,
+        SizeOfUninitializedData=0x8000,  # UPX-like: most of the image is uninitialised
+        BaseOfCode=0x1000,
+        AddressOfEntryPoint=0x800,  # before the code
+    )
+    v = dict(zip(FEATURE_NAMES, vector_from_header(header), strict=True))
+    assert v["SizeOfImageAligned"] == 0.0 and v["SizeOfCodeAligned"] == 0.0
+    assert v["SizeOfHeadersAligned"] == 1.0 and v["SizeOfInitializedDataAligned"] == 1.0
+    assert v["UninitDataToImageRatio"] == 0x8000 / 0x4100
+    assert v["EntryPointOffsetInCodeRatio"] == (0x800 - 0x1000) / 0x1001 < 0
+    header.update(SizeOfImage=1.0, SizeOfUninitializedData=2.0**40)
+    v = dict(zip(FEATURE_NAMES, vector_from_header(header), strict=True))
+    assert v["UninitDataToImageRatio"] == 1000.0  # capped
+
+
+def test_feature_names_only_grow() -> None:
+    """Model 1.0.0's 86 inputs keep their names and places, so a manifest that lists them
+    still finds them (the detector picks a model's inputs by name)."""
+    assert FEATURE_NAMES[:86] == HEADER_FIELDS + features.DERIVED_FIELDS
+    assert FEATURE_NAMES[86:] == features.STRUCTURE_FIELDS
+    assert len(set(FEATURE_NAMES)) == len(FEATURE_NAMES)
+
+
+def test_columns_for() -> None:
+    assert features.columns_for(["Magic", "e_cblp"]) == (
+        FEATURE_NAMES.index("Magic"),
+        0,
+    )
+    assert features.columns_for([]) == ()
+    with pytest.raises(KeyError, match="NoSuchField"):
+        features.columns_for(["Magic", "NoSuchField"])
 
 
 # Malformed input -----------------------------------------------------------------------

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..results import Finding, FindingKind, Severity
-from .features import FEATURE_NAMES, FEATURE_VERSION, FeatureResult, extract
+from .features import FEATURE_NAMES, FEATURE_VERSION, FeatureResult, columns_for, extract
 from .manifest import ModelError, ModelManifest, load_verified_model
 
 if TYPE_CHECKING:
@@ -48,6 +48,8 @@ class MLDetector:
         self._session: Any = None
         self._failed = False
         self._thresholds = manifest.thresholds.to_dict()
+        self._columns = list(columns_for(manifest.features))
+        """Positions of the model's inputs in :data:`FEATURE_NAMES` (the manifest's order)."""
 
     @classmethod
     def from_model_dir(cls, model_dir: Path, warn: Callable[[str], None]) -> MLDetector:
@@ -75,14 +77,18 @@ class MLDetector:
         with self._lock:
             if self._session is None and not self._failed:
                 try:
-                    import onnxruntime as ort
+                    from .runtime import inference_session
 
-                    opts = ort.SessionOptions()
-                    opts.intra_op_num_threads = 1
-                    opts.inter_op_num_threads = 1
-                    self._session = ort.InferenceSession(
-                        self._model_bytes, sess_options=opts, providers=["CPUExecutionProvider"]
-                    )
+                    if self._model_bytes is None:
+                        raise ValueError("the verified model bytes were already released")
+                    session = inference_session(self._model_bytes)
+                    width = session.get_inputs()[0].shape[-1]
+                    if width != len(self._columns):
+                        raise ValueError(
+                            f"its input takes {width} features, its manifest lists "
+                            f"{len(self._columns)}"
+                        )
+                    self._session = session
                 except Exception as exc:  # no onnxruntime, or a model it cannot run
                     self._failed = True
                     self._warn(f"ML detection disabled: the model could not be loaded ({exc})")
@@ -91,8 +97,9 @@ class MLDetector:
             return self._session
 
     def score_vectors(self, rows: Sequence[Sequence[float]]) -> list[float] | None:
-        """Malware probabilities for feature rows (one ``session.run`` for all), or None when
-        the model could not be loaded."""
+        """Malware probabilities for feature rows (each one value per name in
+        :data:`FEATURE_NAMES`, as :func:`~.features.extract` gives them; one ``session.run``
+        for all), or None when the model could not be loaded."""
         if not rows:
             return []
         session = self._get_session()
@@ -101,6 +108,7 @@ class MLDetector:
         import numpy as np
 
         x = np.asarray(rows, dtype=np.float32).reshape(len(rows), len(FEATURE_NAMES))
+        x = np.ascontiguousarray(x[:, self._columns])
         out = session.run([self.manifest.output_name], {self.manifest.input_name: x})[0]
         return [float(v) for v in out[:, self.manifest.score_column]]
 

@@ -15,15 +15,19 @@ raises: a file that is not a PE image, or whose headers cannot be parsed, gives 
 
 from __future__ import annotations
 
+import math
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from ..detectors.base import Buffer
 
 FEATURE_VERSION = 1
-"""Bumped whenever the meaning or order of :data:`FEATURE_NAMES` changes."""
+"""Bumped whenever the meaning of a name in :data:`FEATURE_NAMES` changes. Names are only
+ever added (at the end), so a model trained on an older, shorter list still finds its inputs:
+a model's manifest lists the names it takes, in its own order, and the detector picks those
+columns (see :func:`columns_for`)."""
 
 DOS_FIELDS: tuple[str, ...] = (
     "e_cblp",
@@ -94,8 +98,25 @@ DERIVED_FIELDS: tuple[str, ...] = (
     "InitDataToImageRatio",
     "CheckSumIsZero",
 )
-FEATURE_NAMES: tuple[str, ...] = HEADER_FIELDS + DERIVED_FIELDS
-"""The model's input columns, in order."""
+STRUCTURE_FIELDS: tuple[str, ...] = (
+    "SizeOfImageAligned",
+    "SizeOfHeadersAligned",
+    "SizeOfCodeAligned",
+    "SizeOfInitializedDataAligned",
+    "BaseOfCodeAligned",
+    "UninitDataToImageRatio",
+    "DeclaredSizesToImageRatio",
+    "HeadersToImageRatio",
+    "EntryPointOffsetInCodeRatio",
+    "EntryPointToImageRatio",
+)
+"""Consistency of the headers with themselves (sizes that are multiples of their alignment,
+where the entry point and the declared sizes fall within the image): what any linker gets
+right and packers or hand-made headers often do not, whichever toolchain built the file.
+Added in model 1.1.0; still computed from the header fields alone, so for table rows too."""
+FEATURE_NAMES: tuple[str, ...] = HEADER_FIELDS + DERIVED_FIELDS + STRUCTURE_FIELDS
+"""Every feature this module computes, in the order of :func:`vector_from_header`'s output.
+A model takes these or a subset (its manifest says which, in which order)."""
 
 MAX_LFANEW = 0x10000
 """NT headers further into the file than this are treated as unparseable (training max: 3488)."""
@@ -153,13 +174,49 @@ def vector_from_header(header: Mapping[str, float]) -> tuple[float, ...]:
         _ratio(size_init, size_image),
         float(header["CheckSum"] == 0),
     ]
+    sect_align = float(header["SectionAlignment"])
+    file_align = float(header["FileAlignment"])
+    size_uninit = float(header["SizeOfUninitializedData"])
+    size_headers = float(header["SizeOfHeaders"])
+    derived += [
+        _multiple(size_image, sect_align),
+        _multiple(size_headers, file_align),
+        _multiple(size_code, file_align),
+        _multiple(size_init, file_align),
+        _multiple(base_code, sect_align),
+        _ratio(size_uninit, size_image),
+        _ratio(size_code + size_init + size_uninit, size_image),
+        _ratio(size_headers, size_image),
+        _ratio(entry - base_code, size_code),
+        _ratio(entry, size_image),
+    ]
     return tuple(raw + derived)
 
 
 def _ratio(num: float, den: float) -> float:
+    """num / den capped to [-1000, 1000]; -1 when den is not positive."""
     if den <= 0:
         return -1.0
-    return min(num / den, 1000.0)
+    return max(min(num / den, 1000.0), -1000.0)
+
+
+def _multiple(value: float, align: float) -> float:
+    """1 when value is a multiple of align, 0 when not, -1 when align is not positive."""
+    if align <= 0:
+        return -1.0
+    return float(math.fmod(value, align) == 0)
+
+
+def columns_for(names: Sequence[str]) -> tuple[int, ...]:
+    """Positions in :data:`FEATURE_NAMES` of a model's input ``names``; KeyError naming the
+    first one this module does not compute."""
+    index = {n: i for i, n in enumerate(FEATURE_NAMES)}
+    out = []
+    for n in names:
+        if n not in index:
+            raise KeyError(n)
+        out.append(index[n])
+    return tuple(out)
 
 
 def extract(data: Buffer, size: int | None = None) -> FeatureResult:

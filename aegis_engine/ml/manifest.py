@@ -135,17 +135,22 @@ def load_manifest(model_dir: Path) -> ModelManifest:
 def load_verified_model(
     model_dir: Path, *, feature_version: int, features: Sequence[str]
 ) -> tuple[ModelManifest, bytes]:
-    """The manifest and the model bytes, after checking size, SHA-256 and feature list.
+    """The manifest and the model bytes, after checking size, SHA-256 and feature list
+    (the model's input features must all be among the ``features`` this engine computes).
 
     Raises :class:`ModelError` (missing or unusable) or :class:`ModelIntegrityError`.
     """
     manifest = load_manifest(model_dir)
-    if manifest.feature_version != feature_version or tuple(features) != manifest.features:
+    unknown = [f for f in manifest.features if f not in set(features)]
+    if manifest.feature_version != feature_version or unknown or not manifest.features:
         raise ModelError(
             f"model {manifest.version} expects feature set v{manifest.feature_version} "
-            f"({len(manifest.features)} features); this engine computes v{feature_version} "
-            f"({len(features)} features)"
+            f"({len(manifest.features)} features"
+            + (f", {len(unknown)} unknown here, e.g. {unknown[0]!r}" if unknown else "")
+            + f"); this engine computes v{feature_version} ({len(features)} features)"
         )
+    if len(set(manifest.features)) != len(manifest.features):
+        raise ModelError(f"model {manifest.version} lists a feature twice")
     path = model_dir / manifest.model_file
     try:
         size = path.stat().st_size
