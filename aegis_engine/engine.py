@@ -98,7 +98,8 @@ class Engine:
 
         return Responder(
             self.decisions,
-            vault=self.quarantine,
+            # Reporting never touches the vault: do not load it (keyring, cryptography).
+            vault=self.quarantine if apply_actions else None,
             history=self.history,
             apply_actions=apply_actions,
             ask=ask,
