@@ -733,6 +733,8 @@ def _main(
         env = dict(os.environ)
         env["AEGIS_HOME"] = str(home)
         env.pop("AEGIS_RESOURCES", None)
+        # As installed for a user: Python caches compiled modules (the warm-up writes them).
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         return env
 
     T = str(tree)
