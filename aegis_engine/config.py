@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -75,10 +74,12 @@ def load_settings(path: Path) -> dict[str, Any]:
     """Read the settings file; a missing file means defaults, a broken one is a clear error."""
     try:
         with path.open("rb") as fh:
+            import tomllib  # only when there is a settings file
+
             return tomllib.load(fh)
     except FileNotFoundError:
         return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError
         raise ConfigError(f"cannot read settings {path}: {exc}") from exc
 
 

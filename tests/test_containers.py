@@ -936,3 +936,9 @@ def test_fuzz_only_container_errors(
             except (ContainerError, LimitExceeded):
                 pass
     assert list(tmpdir.iterdir()) == []
+
+
+def test_libarchive_types_listed_for_lazy_loading_match_its_formats() -> None:
+    from aegis_engine.scanning.containers import _LIBARCHIVE_TYPES
+
+    assert set(unpack_libarchive.FORMATS) == _LIBARCHIVE_TYPES

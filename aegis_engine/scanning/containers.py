@@ -21,7 +21,6 @@ from pathlib import Path
 from ..detectors.base import ScanObject
 from ..errors import AegisError, ContainerError
 from ..results import Finding
-from . import unpack_libarchive
 from .budget import ExtractionBudget, Member
 from .unpack_tar import iter_stream, iter_tar
 from .unpack_zip import iter_zip, zip_findings
@@ -31,6 +30,10 @@ __all__ = ["container_findings", "iter_members", "unpackable"]
 _Opener = Callable[[ScanObject, ExtractionBudget, Path], Iterator[Member]]
 
 
+_LIBARCHIVE_TYPES = frozenset({"7Z", "CAB", "RAR", "ISO", "CPIO", "AR"})
+"""Types unpack_libarchive.FORMATS reads (kept here so that importing this costs nothing)."""
+
+
 def _opener(filetype: str) -> _Opener | None:
     if filetype == "ZIP":
         return iter_zip
@@ -38,8 +41,11 @@ def _opener(filetype: str) -> _Opener | None:
         return iter_tar
     if filetype in ("GZIP", "BZIP2", "XZ", "LZMA"):
         return iter_stream
-    if unpack_libarchive.available(filetype):
-        return unpack_libarchive.iter_libarchive
+    if filetype in _LIBARCHIVE_TYPES:
+        from . import unpack_libarchive  # loads libarchive (ctypes): only when needed
+
+        if unpack_libarchive.available(filetype):
+            return unpack_libarchive.iter_libarchive
     if filetype == "7Z":
         from . import unpack_7z  # py7zr costs ~90 ms to import: only when it is needed
 
