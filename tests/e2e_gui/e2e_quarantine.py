@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -70,6 +71,7 @@ def main(work: Path) -> int:
     result: dict[str, object] = {}
     procs: list[subprocess.Popen[bytes]] = []
     app: subprocess.Popen[str] | None = None
+    app_lines: list[str] = []  # what the app prints on stderr, read by a thread
     home = Path(os.environ["AEGIS_HOME"])
     watched = work / "Downloads"
     watched.mkdir(parents=True, exist_ok=True)
@@ -123,7 +125,7 @@ def main(work: Path) -> int:
             [sys.executable, "-m", "aegis_gui.app", "--timings"],
             cwd=REPO,
             env=env,
-            stdout=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
         )
@@ -137,6 +139,12 @@ def main(work: Path) -> int:
                 protected_line = line.strip()
                 break
         result["protected"] = protected_line
+        # Keep reading what the app prints: a full stderr pipe would block the app itself.
+        reader = threading.Thread(
+            target=lambda: app_lines.extend(iter(app.stderr.readline, "")),  # type: ignore[union-attr]
+            daemon=True,
+        )
+        reader.start()
         if not protected_line:
             raise RuntimeError("the app never showed the protected state")
         result["launch_to_protected_s"] = float(protected_line.split("shown ")[1].split(" s")[0])
@@ -171,8 +179,8 @@ def main(work: Path) -> int:
 
         app.send_signal(signal.SIGTERM)
         result["app_exit"] = app.wait(30)
-        app_err = app.stderr.read()
-        result["app_stderr"] = app_err[-2000:]
+        reader.join(5)
+        result["app_stderr"] = "".join(app_lines)[-2000:]
 
         listing = run_cli("quarantine", "list", "--json")
         items = json.loads(listing.stdout or "[]")
@@ -201,8 +209,7 @@ def main(work: Path) -> int:
         if app is not None and app.poll() is None:
             app.kill()
             app.wait(10)
-            if app.stderr is not None:
-                result.setdefault("app_stderr", app.stderr.read()[-2000:])
+            result.setdefault("app_stderr", "".join(app_lines)[-2000:])
         for p in procs:
             p.terminate()
             try:
