@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import datetime
 
+from aegis_engine.display import display_path as show_path
+from aegis_engine.display import human_bytes
 
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
-def show_path(path: str) -> str:
-    """A printable path: bytes that are not valid UTF-8 become ``\\xNN``."""
-    try:
-        raw = os.fsencode(path)
-    except UnicodeEncodeError:
-        return path.encode("utf-8", "backslashreplace").decode("ascii")
-    text = raw.decode("utf-8", "backslashreplace")
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+__all__ = ["duration", "human_bytes", "local_time", "show_path"]
 
 
 def local_time(moment: datetime | float) -> str:
