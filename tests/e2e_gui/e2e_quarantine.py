@@ -22,7 +22,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+from tests.e2e_gui.helpers import EICAR, start_tray_host
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -95,29 +96,7 @@ def main(work: Path) -> int:
             lambda: subprocess.run(["dunstctl", "is-paused"], capture_output=True).returncode == 0,
             10,
         )
-        procs.append(
-            subprocess.Popen(
-                [
-                    "trayer",
-                    "--edge",
-                    "top",
-                    "--align",
-                    "right",
-                    "--widthtype",
-                    "request",
-                    "--height",
-                    "28",
-                    "--SetDockType",
-                    "true",
-                    "--tint",
-                    "0x2b2b2b",
-                    "--transparent",
-                    "false",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
+        procs.append(start_tray_host())
         time.sleep(0.7)  # trayer must own the tray selection before the app asks for it
         env = {**os.environ, "QT_QPA_PLATFORM": "xcb"}
         started = time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -80,3 +81,16 @@ class FakeNotifications:
 
     def stop(self) -> None:
         self.stopped = True
+
+
+TRAYER_ARGS = (
+    "--edge", "top", "--align", "right", "--widthtype", "request", "--height", "28",
+    "--SetDockType", "true", "--tint", "0x2b2b2b", "--transparent", "false",
+)  # fmt: skip
+
+
+def start_tray_host(*extra: str) -> subprocess.Popen[bytes]:
+    """trayer, a real system tray on the virtual screen (start it before the app)."""
+    return subprocess.Popen(
+        ["trayer", *TRAYER_ARGS, *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )

@@ -23,29 +23,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.e2e_gui.helpers import start_tray_host
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _helpers() -> list[subprocess.Popen[bytes]]:
     procs = [
         subprocess.Popen(["dunst"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        subprocess.Popen(
-            [
-                "trayer",
-                "--edge",
-                "top",
-                "--align",
-                "right",
-                "--widthtype",
-                "request",
-                "--height",
-                "28",
-                "--SetDockType",
-                "true",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        ),
+        start_tray_host(),
     ]
     time.sleep(1.0)
     return procs

@@ -25,7 +25,7 @@ from PySide6.QtCore import QEventLoop, QPoint, QRect, QTimer
 from PySide6.QtGui import QGuiApplication, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QWidget
 
-EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+from tests.e2e_gui.helpers import EICAR, start_tray_host
 
 
 def pump(ms: int) -> None:
@@ -95,29 +95,7 @@ def main(out: Path, scan_folder: str) -> int:
     )
     helpers = [
         subprocess.Popen(["dunst"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        subprocess.Popen(
-            [
-                "trayer",
-                "--edge",
-                "top",
-                "--align",
-                "right",
-                "--widthtype",
-                "request",
-                "--height",
-                "28",
-                "--SetDockType",
-                "true",
-                "--tint",
-                "0x2b2b2b",
-                "--transparent",
-                "false",
-                "--iconspacing",
-                "4",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        ),
+        start_tray_host("--iconspacing", "4"),
     ]
     time.sleep(1.0)
     app = QApplication(["aegis-tray"])
