@@ -30,6 +30,7 @@ from ..results import FileReport, Verdict
 from .events import ErrorEvent, MonitorEvent, StatusEvent
 from .fsevents import FsEvent, FsKind
 from .options import MonitorOptions
+from .worker import Worker
 
 __all__ = ["OnAccessScanner", "OnAccessStats"]
 
@@ -71,9 +72,11 @@ class OnAccessStats:
     max_pending_seen: int = 0
 
 
-class OnAccessScanner:
+class OnAccessScanner(Worker):
     """Consumes file events (:meth:`observe`, on the source's thread) and scans on its own
     ``aegis-onaccess`` thread."""
+
+    thread_name = "aegis-onaccess"
 
     def __init__(
         self,
@@ -98,7 +101,6 @@ class OnAccessScanner:
         self._rescan_roots: set[str] = set()
         self._overflowing = False
         self._stop = False
-        self._thread: threading.Thread | None = None
         self._last_ok_wall = time.time()
         self.stats = OnAccessStats()
 
@@ -214,22 +216,11 @@ class OnAccessScanner:
             del self._pending[path]
 
     # -- worker --------------------------------------------------------------------------------
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="aegis-onaccess", daemon=False)
-        self._thread.start()
 
     def stop(self) -> None:
         with self._cond:
             self._stop = True
             self._cond.notify_all()
-
-    def join(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    @property
-    def threads(self) -> list[threading.Thread]:
-        return [self._thread] if self._thread is not None else []
 
     @property
     def pending(self) -> int:

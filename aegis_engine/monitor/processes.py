@@ -28,6 +28,7 @@ from ..results import FileReport, Verdict
 from .behaviour import BehaviourRules, ProcessFacts
 from .events import RuleHit
 from .options import FolderKinds, MonitorOptions
+from .worker import Worker
 
 __all__ = ["ProcessFinding", "ProcessMonitor", "ProcessStats"]
 
@@ -69,7 +70,7 @@ class _ExeVerdict:
 
 
 @dataclass
-class ProcessMonitor:
+class ProcessMonitor(Worker):
     scan: ScanFn
     rules: BehaviourRules
     folders: FolderKinds
@@ -77,6 +78,8 @@ class ProcessMonitor:
     on_finding: Callable[[ProcessFinding], None]
     scan_existing: bool = True
     """Also look at the processes already running when the monitor starts."""
+
+    thread_name = "aegis-processes"
     stats: ProcessStats = field(default_factory=ProcessStats)
 
     def __post_init__(self) -> None:
@@ -84,26 +87,16 @@ class ProcessMonitor:
         self._young: dict[int, tuple[str | None, float]] = {}
         self._exe_cache: OrderedDict[tuple[int, int, int, int], _ExeVerdict] = OrderedDict()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._self = os.getpid()
 
     # -- thread --------------------------------------------------------------------------------
     def start(self) -> None:
         if not self.scan_existing:
             self._known = set(psutil.pids())
-        self._thread = threading.Thread(target=self._run, name="aegis-processes", daemon=False)
-        self._thread.start()
+        super().start()
 
     def stop(self) -> None:
         self._stop.set()
-
-    def join(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    @property
-    def threads(self) -> list[threading.Thread]:
-        return [self._thread] if self._thread is not None else []
 
     def _run(self) -> None:
         while not self._stop.is_set():

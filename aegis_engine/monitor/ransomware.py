@@ -52,6 +52,7 @@ from .content_signs import is_known_extension, looks_encrypted
 from .events import ErrorEvent, MonitorEvent, ProcessRef, RansomwareEvent
 from .fsevents import FsEvent, FsKind
 from .options import MonitorOptions
+from .worker import Worker
 
 __all__ = ["BurstDetector", "Incident", "Op", "RansomwareShield"]
 
@@ -183,9 +184,11 @@ class Incident:
             self.files[path] = None
 
 
-class RansomwareShield:
+class RansomwareShield(Worker):
     """Watches protected folders. :meth:`observe` runs on the event source's thread (it must
     be fast: it suspends); alerts go out from the ``aegis-shield`` thread."""
+
+    thread_name = "aegis-shield"
 
     def __init__(
         self,
@@ -227,7 +230,6 @@ class RansomwareShield:
         self._last: Incident | None = None
         self._op_lock = threading.RLock()
         self._pending: tuple[str, Op, float] | None = None
-        self._thread: threading.Thread | None = None
         self._stopping = False
         self.triggers = 0
 
@@ -253,22 +255,10 @@ class RansomwareShield:
         """Aegis itself is about to move or delete ``path`` (e.g. quarantine): ignore it."""
         self._own[path] = self._clock() + 10.0
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="aegis-shield", daemon=False)
-        self._thread.start()
-
     def stop(self) -> None:
         with self._lock:
             self._stopping = True
             self._lock.notify_all()
-
-    def join(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    @property
-    def threads(self) -> list[threading.Thread]:
-        return [self._thread] if self._thread is not None else []
 
     # -- events (source thread) ----------------------------------------------------------------
     def observe(self, batch: Sequence[FsEvent]) -> None:
