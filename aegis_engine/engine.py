@@ -134,8 +134,12 @@ class Engine:
         on_report: ReportCallback | None = None,
         on_progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
+        decide: ReportCallback | None = None,
     ) -> ScanSummary:
-        """Scan files and folders; ``cancel.set()`` from another thread stops it soon."""
+        """Scan files and folders; ``cancel.set()`` from another thread stops it soon.
+
+        ``decide`` (e.g. a :meth:`responder`'s) runs on every report that is not clean before
+        it is counted, so the summary counts the final verdicts."""
         options = options or self.default_options()
         cache = (
             ScanCache(self.paths.scan_cache_file, self.signature_version(options))
@@ -153,6 +157,7 @@ class Engine:
                 on_report=on_report,
                 on_progress=on_progress,
                 cancel=cancel,
+                decide=decide,
             )
         finally:
             if cache is not None:

@@ -183,18 +183,14 @@ def _print_explanation(report: FileReport, response: Response, out: Any) -> None
         out.write(f"{'':12}{response.note}\n")
 
 
-def _apply_verdicts(report: FileReport, response: Response) -> int:
-    """Give threat objects their final verdict (the decision's: exclusions, corroboration);
-    return how many threats that added (negative: removed)."""
-    delta = 0
+def _apply_verdicts(report: FileReport, response: Response) -> None:
+    """Give threat objects their final verdict (the decision's: exclusions, corroboration)."""
     decided = {d.object_path: d.verdict for d in response.decision.decisions}
     for obj in report.objects:
         final = decided.get(obj.path, obj.verdict)
         if obj.verdict.is_threat or final.is_threat:
-            delta += final.is_threat - obj.verdict.is_threat
             obj.verdict = final
     report.verdict = worst(o.verdict for o in report.objects)
-    return delta
 
 
 def _ask_on_terminal(fd: FileDecision) -> bool:
@@ -241,16 +237,19 @@ def run(args: argparse.Namespace) -> int:
             responders.append(engine.responder(apply_actions=args.quarantine, ask=ask))
         return responders[0]
 
-    threat_delta = 0
+    responses: dict[int, Response] = {}
+
+    def decide(report: FileReport) -> None:
+        response = responder().respond(report)
+        _apply_verdicts(report, response)
+        responses[id(report)] = response
 
     def on_report(report: FileReport) -> None:
-        nonlocal threat_delta
-        if not report.objects:
+        response = responses.pop(id(report), None)
+        if response is None:
             return
         if progress:
             progress.clear()
-        response = responder().respond(report)
-        threat_delta += _apply_verdicts(report, response)
         if args.json:
             for obj in report.objects:
                 line = object_json(obj, report)
@@ -272,13 +271,17 @@ def run(args: argparse.Namespace) -> int:
     cancel = threading.Event()
     try:
         summary = engine.scan(
-            args.paths, options, on_report=on_report, on_progress=on_progress, cancel=cancel
+            args.paths,
+            options,
+            on_report=on_report,
+            on_progress=on_progress,
+            cancel=cancel,
+            decide=decide,
         )
     finally:
         if progress:
             progress.clear()
         engine.close()
-    summary.threats += threat_delta
     if args.json:
         out.write(json.dumps({"summary": summary.to_dict()}) + "\n")
     elif not args.quiet:

@@ -80,7 +80,10 @@ def run_scan(
     on_report: ReportCallback | None = None,
     on_progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    decide: ReportCallback | None = None,
 ) -> ScanSummary:
+    """Scan ``targets``; ``decide`` may change a report's verdicts (policy, exclusions) after
+    it is cached as found and before it is counted and handed to ``on_report``."""
     summary = ScanSummary()
     started = time.monotonic()
     jobs = options.effective_jobs()
@@ -91,9 +94,11 @@ def run_scan(
     def deliver(report: FileReport | None, entry: FileEntry | None) -> None:
         if report is None:
             return
-        summary.add(report, is_file=entry is not None)
         if cache is not None and entry is not None and not report.cached:
-            cache.put(report, entry.st)
+            cache.put(report, entry.st)  # the detectors' findings, before any policy
+        if decide is not None and report.objects:
+            decide(report)
+        summary.add(report, is_file=entry is not None)
         if on_report is not None:
             on_report(report)
         if on_progress is not None:
