@@ -5,10 +5,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
 import stat
-import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -18,13 +17,20 @@ from .config import ScanLimits, ScanOptions, limits_from_settings, load_settings
 from .content import ContentSources
 from .decision import DecisionEngine
 from .detectors.base import Detector
-from .detectors.registry import DetectorContext, load_detectors
+from .detectors.registry import DetectorContext, factories_from_env, load_detectors
 from .paths import AegisPaths
 from .results import FileReport, ScanSummary
 from .scanning.cache import ScanCache
 from .scanning.pipeline import ProgressCallback, ReportCallback, run_scan
-from .scanning.scanner import FileScanner
 from .scanning.walk import FileEntry
+from .scanning.workers import (
+    DEFAULT_MEMORY_LIMIT,
+    PoolScan,
+    WorkerConfig,
+    WorkerPool,
+    detector_limits,
+    scan_one,
+)
 
 if TYPE_CHECKING:
     from .history import History
@@ -37,9 +43,11 @@ WarningCallback = Callable[[str], None]
 class Engine:
     """Scans files with every detector; thread-safe for one scan at a time per instance.
 
-    Nothing heavy happens in the constructor: detectors are built on first use, rules are
-    compiled on the first file that needs them, and a scan answered from the cache never
-    compiles anything.
+    Files are scanned in worker processes (``scanning/workers.py``) that load the detectors'
+    content; this process only walks, answers from the scan cache and decides. Nothing heavy
+    happens in the constructor, and a scan answered from the cache starts no worker.
+    Call :meth:`close` when done (it stops the workers; they also stop when the engine is
+    garbage-collected or the process exits).
     """
 
     def __init__(
@@ -51,6 +59,7 @@ class Engine:
         bundled_content: bool = True,
         plugins: bool = True,
         on_warning: WarningCallback | None = None,
+        worker_memory_limit: int = DEFAULT_MEMORY_LIMIT,
     ) -> None:
         self.paths = paths or AegisPaths.default()
         self.settings = load_settings(self.paths.settings_file)
@@ -59,6 +68,9 @@ class Engine:
             self.paths, tuple(extra_rules), tuple(extra_hashes), bundled=bundled_content
         )
         self._plugins = plugins
+        self._extra_factories = factories_from_env()
+        self._worker_memory_limit = worker_memory_limit
+        self._pools: dict[ScanLimits, WorkerPool] = {}
         self._on_warning = on_warning
         self.warnings: list[str] = []
         self._detectors: list[Detector] | None = None
@@ -105,6 +117,30 @@ class Engine:
             ask=ask,
         )
 
+    def _warn_once(self, message: str) -> None:
+        """Warnings from the workers: each of them loads the same content."""
+        if message not in self.warnings:
+            self._warn(message)
+
+    def worker_pool(self, limits: ScanLimits | None = None) -> WorkerPool:
+        """The worker processes for scans with ``limits`` (started on first use, kept warm)."""
+        key = detector_limits(limits or self.limits)
+        with self._lock:
+            pool = self._pools.get(key)
+            if pool is None:
+                config = WorkerConfig(
+                    self.paths,
+                    self.content,
+                    key,
+                    plugins=self._plugins,
+                    extra_factories=self._extra_factories,
+                    memory_limit=self._worker_memory_limit,
+                )
+                pool = WorkerPool(config, self.default_options().effective_jobs())
+                weakref.finalize(self, pool.shutdown)
+                self._pools[key] = pool
+            return pool
+
     def _warn(self, message: str) -> None:
         self.warnings.append(message)
         if self._on_warning is not None:
@@ -114,8 +150,13 @@ class Engine:
     def detectors(self) -> list[Detector]:
         with self._lock:
             if self._detectors is None:
-                ctx = DetectorContext(self.paths, self.content, self.limits, self._warn)
-                self._detectors = load_detectors(ctx, plugins=self._plugins)
+                # Built here for their versions (the scan-cache key); the content is loaded
+                # in the workers.
+                limits = detector_limits(self.limits)
+                ctx = DetectorContext(self.paths, self.content, limits, self._warn)
+                self._detectors = load_detectors(
+                    ctx, plugins=self._plugins, extra=self._extra_factories
+                )
             return self._detectors
 
     def signature_version(self, options: ScanOptions | None = None) -> str:
@@ -146,12 +187,13 @@ class Engine:
             if options.use_cache
             else None
         )
-        tmpdir = Path(tempfile.mkdtemp(prefix="aegis-scan-"))
+        workers = PoolScan(
+            self.worker_pool(options.limits), options, options.effective_jobs(), self._warn_once
+        )
         try:
-            scanner = FileScanner(self.detectors, options, tmpdir, self._warn)
             return run_scan(
                 (str(t) for t in targets),
-                scanner,
+                workers,
                 options,
                 cache=cache,
                 on_report=on_report,
@@ -160,9 +202,9 @@ class Engine:
                 decide=decide,
             )
         finally:
+            workers.close()
             if cache is not None:
                 cache.close()
-            shutil.rmtree(tmpdir, ignore_errors=True)
 
     # -- one file at a time (on-access scanning) -----------------------------------------
     def scan_file(self, path: str | Path) -> FileReport | None:
@@ -183,7 +225,7 @@ class Engine:
             hit = session.cache.get(entry.path, st)
         if hit is not None:
             return hit
-        report = session.scanner.scan_file(entry)
+        report = scan_one(self.worker_pool(), session.options, entry, self._warn_once)
         if report is not None:
             with session.lock:
                 session.cache.put(report, st)
@@ -198,7 +240,12 @@ class Engine:
             return self._single
 
     def close(self) -> None:
-        """Release what scan_file() keeps open (cache connection, temp folder)."""
+        """Stop the worker processes; release what scan_file() keeps open."""
+        with self._lock:
+            pools = list(self._pools.values())
+            self._pools.clear()
+        for pool in pools:
+            pool.shutdown()
         with self._lock:
             if self._single is not None:
                 self._single.close()
@@ -213,14 +260,12 @@ class _SingleFileSession:
 
     def __init__(self, engine: Engine, detectors: Sequence[Detector], options: ScanOptions) -> None:
         self.lock = threading.Lock()
-        self.tmpdir = Path(tempfile.mkdtemp(prefix="aegis-scan-"))
-        self.scanner = FileScanner(detectors, options, self.tmpdir, engine._warn)
+        self.options = options
         self.cache = ScanCache(engine.paths.scan_cache_file, _sigver(detectors, options))
 
     def close(self) -> None:
         with self.lock, contextlib.suppress(Exception):
             self.cache.close()
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 def _sigver(detectors: Sequence[Detector], options: ScanOptions) -> str:
