@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import stat
+import tempfile
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Sequence
@@ -22,6 +24,7 @@ from .paths import AegisPaths
 from .results import FileReport, ScanSummary
 from .scanning.cache import ScanCache
 from .scanning.pipeline import ProgressCallback, ReportCallback, run_scan
+from .scanning.scanner import FileScanner
 from .scanning.walk import FileEntry
 from .scanning.workers import (
     DEFAULT_MEMORY_LIMIT,
@@ -29,6 +32,7 @@ from .scanning.workers import (
     WorkerConfig,
     WorkerPool,
     detector_limits,
+    incomplete_report,
     scan_one,
 )
 
@@ -187,8 +191,13 @@ class Engine:
             if options.use_cache
             else None
         )
+        fallback = _InProcessScanner(self, options)
         workers = PoolScan(
-            self.worker_pool(options.limits), options, options.effective_jobs(), self._warn_once
+            self.worker_pool(options.limits),
+            options,
+            options.effective_jobs(),
+            self._warn_once,
+            fallback,
         )
         try:
             return run_scan(
@@ -203,6 +212,7 @@ class Engine:
             )
         finally:
             workers.close()
+            fallback.close()
             if cache is not None:
                 cache.close()
 
@@ -225,7 +235,9 @@ class Engine:
             hit = session.cache.get(entry.path, st)
         if hit is not None:
             return hit
-        report = scan_one(self.worker_pool(), session.options, entry, self._warn_once)
+        report = scan_one(
+            self.worker_pool(), session.options, entry, self._warn_once, session.fallback
+        )
         if report is not None:
             with session.lock:
                 session.cache.put(report, st)
@@ -261,11 +273,41 @@ class _SingleFileSession:
     def __init__(self, engine: Engine, detectors: Sequence[Detector], options: ScanOptions) -> None:
         self.lock = threading.Lock()
         self.options = options
+        self.fallback = _InProcessScanner(engine, options)
         self.cache = ScanCache(engine.paths.scan_cache_file, _sigver(detectors, options))
 
     def close(self) -> None:
         with self.lock, contextlib.suppress(Exception):
             self.cache.close()
+        self.fallback.close()
+
+
+class _InProcessScanner:
+    """Scans in this process, only when no worker process can be started at all."""
+
+    def __init__(self, engine: Engine, options: ScanOptions) -> None:
+        self._engine = engine
+        self._options = options
+        self._lock = threading.Lock()
+        self._scanner: FileScanner | None = None
+        self._tmpdir: Path | None = None
+
+    def __call__(self, entry: FileEntry) -> FileReport | None:
+        with self._lock:
+            if self._scanner is None:
+                self._tmpdir = Path(tempfile.mkdtemp(prefix="aegis-scan-"))
+                self._scanner = FileScanner(
+                    self._engine.detectors, self._options, self._tmpdir, self._engine._warn
+                )
+            scanner = self._scanner
+        try:
+            return scanner.scan_file(entry)
+        except MemoryError:
+            return incomplete_report(entry, "memory limit: out of memory scanning this file")
+
+    def close(self) -> None:
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
 
 
 def _sigver(detectors: Sequence[Detector], options: ScanOptions) -> str:

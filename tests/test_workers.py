@@ -186,3 +186,20 @@ def test_no_worker_left_after_close(
     pids = [w.process.pid for w in engine.worker_pool().processes]
     assert pids and os.getpid() not in pids
     engine.close()
+
+
+def test_workers_that_cannot_start_never_cost_a_detection(
+    aegis_paths: AegisPaths, tmp_path: Path, no_leaks: None
+) -> None:
+    (tmp_path / "eicar.com").write_bytes(EICAR)
+    warnings: list[str] = []
+    # 16 MiB of address space: no Python process can even start its detectors in that.
+    engine = Engine(aegis_paths, worker_memory_limit=16 << 20, on_warning=warnings.append)
+    try:
+        summary = engine.scan([tmp_path], engine.default_options(use_cache=False))
+        single = engine.scan_file(tmp_path / "eicar.com")
+    finally:
+        engine.close()
+    assert summary.threats == 1 and summary.exit_code == 1
+    assert single is not None and single.verdict is Verdict.MALICIOUS
+    assert any("scan workers could not start" in w for w in warnings)

@@ -25,10 +25,11 @@ import contextlib
 import multiprocessing
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -51,6 +52,9 @@ START_ATTEMPTS = 3
 
 Scanned = tuple[FileEntry, FileReport | None]
 WarnCallback = Callable[[str], None]
+Fallback = Callable[[FileEntry], FileReport | None]
+"""Scans a file in this process: used only when no worker can be started at all (a fault
+around the scan must not cost a detection)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,34 @@ def mp_context() -> multiprocessing.context.BaseContext:
         ctx.set_forkserver_preload(["aegis_engine.scanning.worker_main"])
         return ctx
     return multiprocessing.get_context("spawn")
+
+
+_MAIN_LOCK = threading.Lock()
+_MISSING = object()
+
+
+@contextlib.contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Start workers without re-importing the caller's ``__main__`` in them.
+
+    multiprocessing re-runs the main script (or module) in every spawned or forkserver
+    child. A worker needs none of it: for the tray app it would import Qt, and a main that
+    is not a file (``python -`` from a pipe, an embedding host) makes every start fail."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    with _MAIN_LOCK:
+        saved = {name: getattr(main, name, _MISSING) for name in ("__spec__", "__file__")}
+        main.__spec__ = None
+        if saved["__file__"] is not _MISSING:
+            del main.__file__
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is not _MISSING:
+                    setattr(main, name, value)
 
 
 def incomplete_report(
@@ -119,7 +151,8 @@ class WorkerProcess:
             daemon=True,
         )
         try:
-            self.process.start()
+            with _main_module_hidden():
+                self.process.start()
         except BaseException:
             self.conn.close()
             shutil.rmtree(self.tmpdir, ignore_errors=True)
@@ -278,9 +311,15 @@ class PoolScan:
     """
 
     def __init__(
-        self, pool: WorkerPool, options: ScanOptions, jobs: int, warn: WarnCallback
+        self,
+        pool: WorkerPool,
+        options: ScanOptions,
+        jobs: int,
+        warn: WarnCallback,
+        fallback: Fallback | None = None,
     ) -> None:
         self.pool = pool
+        self.fallback = fallback
         self.options = options
         self.jobs = max(1, jobs)
         self.warn = warn
@@ -340,7 +379,14 @@ class PoolScan:
     # -- internals --------------------------------------------------------------------------
     def _dispatch(self, out: list[Scanned]) -> None:
         while self._queue and len(self._running) < self.jobs:
-            worker = self.pool.acquire(limit=self.jobs, block=not self._running)
+            if self._failed_starts >= START_ATTEMPTS and self.fallback is not None:
+                self._start_failed(self._queue.popleft(), "", out)
+                continue
+            try:
+                worker = self.pool.acquire(limit=self.jobs, block=not self._running)
+            except (OSError, ScanError) as exc:  # cannot fork, pool shut down, ...
+                self._start_failed(self._queue.popleft(), str(exc), out)
+                continue
             if worker is None:
                 return
             entries = self._queue.popleft()
@@ -376,7 +422,7 @@ class PoolScan:
             del self._running[conn]
             self.pool.discard(job.worker)
             if not job.worker.ready:
-                self._start_failed(job, "the scan worker did not start in time", out)
+                self._start_failed(job.entries, "the scan worker did not start in time", out)
                 continue
             limit = self.options.limits.max_scan_time
             entry = job.entries[job.done]
@@ -419,7 +465,7 @@ class PoolScan:
                 elif kind == "fatal":
                     del self._running[conn]
                     self.pool.discard(job.worker)
-                    self._start_failed(job, msg[1], out)
+                    self._start_failed(job.entries, msg[1], out)
                     return
         except (EOFError, OSError):
             pass
@@ -439,19 +485,25 @@ class PoolScan:
         if job is None:
             return  # never had the batch: it is back in the queue
         if not worker.ready:
-            self._start_failed(job, _exit_reason(code), out)
+            self._start_failed(job.entries, _exit_reason(code), out)
             return
         entry = entries[done]
         out.append((entry, incomplete_report(entry, _exit_reason(code))))
         self._requeue(entries[done + 1 :])
 
-    def _start_failed(self, job: _Job, reason: str, out: list[Scanned]) -> None:
+    def _start_failed(self, entries: list[FileEntry], reason: str, out: list[Scanned]) -> None:
         self._failed_starts += 1
         if self._failed_starts < START_ATTEMPTS:
-            self._requeue(job.entries)
+            self._requeue(entries)
+            return
+        if self.fallback is not None:
+            if self._failed_starts == START_ATTEMPTS:
+                self.warn(f"scan workers could not start ({reason}); scanning in this process")
+            for entry in entries:
+                out.append((entry, self.fallback(entry)))
             return
         message = f"cannot scan: the scan worker could not start ({reason})"
-        for entry in job.entries:
+        for entry in entries:
             out.append((entry, incomplete_report(entry, message, Verdict.ERROR)))
 
     def _requeue(self, entries: list[FileEntry]) -> None:
@@ -470,10 +522,14 @@ def detector_limits(limits: ScanLimits) -> ScanLimits:
 
 
 def scan_one(
-    pool: WorkerPool, options: ScanOptions, entry: FileEntry, warn: WarnCallback
+    pool: WorkerPool,
+    options: ScanOptions,
+    entry: FileEntry,
+    warn: WarnCallback,
+    fallback: Fallback | None = None,
 ) -> FileReport | None:
     """Scan one file in a worker (on-access scanning): the same rules as a whole scan."""
-    session = PoolScan(pool, options, 1, warn)
+    session = PoolScan(pool, options, 1, warn, fallback)
     session.submit([entry])
     try:
         while session.backlog:
