@@ -46,3 +46,28 @@ class HostileDetector:
 
 def make_detector(_ctx: object) -> HostileDetector:
     return HostileDetector()
+
+
+PROBE_SPEC = "tests.helpers.hostile_detectors:make_probe"
+
+
+class ModuleProbe:
+    """Says, as a finding on each PE file, whether onnxruntime is loaded in the process that
+    scans it (the ML detector runs before test detectors): proves the model was used."""
+
+    name = "test-probe"
+    version = "1"
+    hashes_needed: frozenset[str] = frozenset()
+
+    def scan(self, obj: Any) -> list[Any]:
+        import sys
+
+        from aegis_engine.results import Finding, Severity
+
+        if obj.filetype == "PE" and "onnxruntime" in sys.modules:
+            return [Finding(self.name, "onnxruntime-loaded", Severity.SUSPICIOUS)]
+        return []
+
+
+def make_probe(_ctx: object) -> ModuleProbe:
+    return ModuleProbe()
