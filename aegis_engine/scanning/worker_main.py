@@ -127,7 +127,10 @@ def _scan_batch(
             return False
         except Exception as exc:  # a bug must cost one file, never the whole scan
             report = incomplete_report(entry, f"internal error: {exc!r}", Verdict.ERROR)
-        send(("report", report))
+        if report is not None and report.verdict is Verdict.CLEAN and not report.objects:
+            send(("ok", report.sha256, report.size))  # the common case, kept small
+        else:
+            send(("report", report))
     return True
 
 

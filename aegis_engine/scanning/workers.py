@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import multiprocessing
+import pickle
 import shutil
 import signal
 import sys
@@ -30,7 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -49,6 +50,9 @@ KILL_GRACE = 0.5
 """Seconds past the per-file limit before the parent kills a worker (the worker's own
 checks between steps usually stop the file first, with a clearer message)."""
 START_ATTEMPTS = 3
+PIPELINE = 2
+"""Batches a worker holds at once: the next one waits in its pipe while it scans."""
+_PIPE_SAFE_BYTES = 16 * 1024  # well under a pipe's buffer (64 KiB on Linux)
 
 Scanned = tuple[FileEntry, FileReport | None]
 WarnCallback = Callable[[str], None]
@@ -301,6 +305,8 @@ class _Job:
     entries: list[FileEntry]
     done: int = 0
     since: float = 0.0
+    ends: collections.deque[int] = field(default_factory=collections.deque)
+    """Where each batch sent to the worker ends in ``entries`` (at most ``PIPELINE``)."""
 
 
 class PoolScan:
@@ -332,7 +338,7 @@ class PoolScan:
     @property
     def backlog(self) -> int:
         """Batches queued or being scanned."""
-        return len(self._queue) + len(self._running)
+        return len(self._queue) + sum(len(j.ends) for j in self._running.values())
 
     def submit(self, entries: Sequence[FileEntry]) -> None:
         if entries:
@@ -378,27 +384,54 @@ class PoolScan:
 
     # -- internals --------------------------------------------------------------------------
     def _dispatch(self, out: list[Scanned]) -> None:
-        while self._queue and len(self._running) < self.jobs:
+        """Hand queued batches out: to new workers up to ``jobs``, then a second batch to
+        each ready worker, so it never waits for the parent between batches."""
+        while self._queue:
             if self._failed_starts >= START_ATTEMPTS and self.fallback is not None:
                 self._start_failed(self._queue.popleft(), "", out)
                 continue
-            try:
-                worker = self.pool.acquire(limit=self.jobs, block=not self._running)
-            except (OSError, ScanError) as exc:  # cannot fork, pool shut down, ...
-                self._start_failed(self._queue.popleft(), str(exc), out)
-                continue
-            if worker is None:
+            if len(self._running) < self.jobs:
+                try:
+                    worker = self.pool.acquire(limit=self.jobs, block=not self._running)
+                except (OSError, ScanError) as exc:  # cannot fork, pool shut down, ...
+                    self._start_failed(self._queue.popleft(), str(exc), out)
+                    continue
+                if worker is not None:
+                    entries = self._queue.popleft()
+                    job = _Job(worker, [], since=time.monotonic())
+                    if self._send(job, entries, out):
+                        self._running[worker.conn] = job
+                    continue
+            idlest = min(
+                (j for j in self._running.values() if j.worker.ready and len(j.ends) < PIPELINE),
+                key=lambda j: len(j.ends),
+                default=None,
+            )
+            if idlest is None:
                 return
-            entries = self._queue.popleft()
-            options = None if worker.options == self.options else self.options
-            try:
-                worker.send(("scan", options, entries))
-            except (OSError, ValueError):
+            if not self._send(idlest, self._queue[0], out, top_up=True):
+                return
+            self._queue.popleft()
+
+    def _send(
+        self, job: _Job, entries: list[FileEntry], out: list[Scanned], *, top_up: bool = False
+    ) -> bool:
+        worker = job.worker
+        options = None if worker.options == self.options else self.options
+        data = pickle.dumps(("scan", options, entries), pickle.HIGHEST_PROTOCOL)
+        if top_up and len(data) > _PIPE_SAFE_BYTES:
+            return False  # a busy worker is not reading: never block on a full pipe
+        try:
+            worker.conn.send_bytes(data)
+        except (OSError, ValueError):
+            if not top_up:
                 self._queue.appendleft(entries)
-                self._lost(worker, entries, 0, out)
-                continue
-            worker.options = self.options
-            self._running[worker.conn] = _Job(worker, entries, since=time.monotonic())
+                self._lost(worker, [], 0, out)
+            return False
+        worker.options = self.options
+        job.entries.extend(entries)
+        job.ends.append(len(job.entries))
+        return True
 
     def _timeout(self) -> float | None:
         deadlines = [d for job in self._running.values() if (d := self._deadline(job)) is not None]
@@ -443,14 +476,21 @@ class PoolScan:
             while conn.poll():
                 msg = conn.recv()
                 kind = msg[0]
-                if kind == "report":
-                    out.append((job.entries[job.done], msg[1]))
+                if kind in ("ok", "report"):
+                    entry = job.entries[job.done]
+                    if kind == "ok":  # clean: only its digest and size travel
+                        report = FileReport(entry.path, Verdict.CLEAN, [], msg[1], msg[2])
+                    else:
+                        report = msg[1]
+                    out.append((entry, report))
                     job.done += 1
                     job.since = time.monotonic()
-                    if job.done == len(job.entries):
-                        del self._running[conn]
-                        self.pool.release(job.worker)
-                        return
+                    if job.done == job.ends[0]:
+                        job.ends.popleft()
+                        if not job.ends:
+                            del self._running[conn]
+                            self.pool.release(job.worker)
+                            return
                 elif kind == "ready":
                     job.worker.ready = True
                     job.since = time.monotonic()
