@@ -146,7 +146,7 @@ class WorkerProcess:
     def __init__(self, ctx: multiprocessing.context.BaseContext, config: WorkerConfig) -> None:
         from .worker_main import worker_main
 
-        self.tmpdir = tempfile.mkdtemp(prefix="aegis-worker-")
+        self.tmpdir = tempfile.mkdtemp(prefix="aegis-scan-worker-")
         self.conn, child = ctx.Pipe(duplex=True)
         self.process: Any = ctx.Process(  # type: ignore[attr-defined]
             target=worker_main,
