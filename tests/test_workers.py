@@ -229,3 +229,38 @@ def test_no_leaks_after_the_monitor_stops(
             assert engine.worker_pool().processes, "on-access scanning ran in a worker"
     finally:
         engine.close()
+
+
+def test_on_access_is_not_held_up_by_a_scan_that_keeps_every_worker_busy(
+    aegis_paths: AegisPaths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_leaks: None
+) -> None:
+    import threading
+
+    monkeypatch.setenv("AEGIS_TEST_DETECTORS", hostile.SPEC)
+    aegis_paths.settings_file.parent.mkdir(parents=True, exist_ok=True)
+    aegis_paths.settings_file.write_text("[limits]\nmax_scan_time = 60\n")
+    engine = Engine(aegis_paths)  # scans and scan_file share the pool of these limits
+    pool = engine.worker_pool()
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for i in range(pool.size):  # 8 MiB each: one chunk per file, so one worker per file
+        (tree / f"hang-{i}.bin").write_bytes(hostile.SLEEP + bytes(8 << 20))
+    eicar = tmp_path / "eicar.com"
+    eicar.write_bytes(EICAR)
+    summaries: list[ScanSummary] = []
+    opts = engine.default_options(use_cache=False)
+    scan = threading.Thread(target=lambda: summaries.append(engine.scan([tree], opts)))
+    scan.start()
+    try:
+        deadline = time.monotonic() + 50
+        while len([w for w in pool.processes if w.ready]) < pool.size:
+            assert time.monotonic() < deadline, "the scan's workers never started"
+            time.sleep(0.1)
+        report = engine.scan_file(eicar)
+        assert report is not None and report.verdict is Verdict.MALICIOUS
+        assert scan.is_alive(), "on-access waited for the scan to end"
+    finally:
+        scan.join(240)
+        engine.close()
+    assert not scan.is_alive()
+    assert {r.verdict for r in summaries[0].reports} == {Verdict.INCOMPLETE}

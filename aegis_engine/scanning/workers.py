@@ -323,17 +323,21 @@ class PoolScan:
         jobs: int,
         warn: WarnCallback,
         fallback: Fallback | None = None,
+        *,
+        limit: int | None = None,
     ) -> None:
         self.pool = pool
         self.fallback = fallback
+        self.limit = limit or max(1, jobs)
+        """How many workers the pool may hold in all before this scan waits for one."""
         self.options = options
         self.jobs = max(1, jobs)
         self.warn = warn
         self._queue: collections.deque[list[FileEntry]] = collections.deque()
         self._running: dict[Connection, _Job] = {}
         self._failed_starts = 0
-        limit = options.limits.max_scan_time
-        self._file_deadline = limit + KILL_GRACE if limit else None
+        seconds = options.limits.max_scan_time
+        self._file_deadline = seconds + KILL_GRACE if seconds else None
 
     @property
     def backlog(self) -> int:
@@ -392,7 +396,7 @@ class PoolScan:
                 continue
             if len(self._running) < self.jobs:
                 try:
-                    worker = self.pool.acquire(limit=self.jobs, block=not self._running)
+                    worker = self.pool.acquire(limit=self.limit, block=not self._running)
                 except (OSError, ScanError) as exc:  # cannot fork, pool shut down, ...
                     self._start_failed(self._queue.popleft(), str(exc), out)
                     continue
@@ -568,8 +572,11 @@ def scan_one(
     warn: WarnCallback,
     fallback: Fallback | None = None,
 ) -> FileReport | None:
-    """Scan one file in a worker (on-access scanning): the same rules as a whole scan."""
-    session = PoolScan(pool, options, 1, warn, fallback)
+    """Scan one file in a worker (on-access scanning): the same rules as a whole scan.
+
+    It may start one worker more than the pool's size, so a full scan that keeps every
+    worker busy does not hold on-access scanning up."""
+    session = PoolScan(pool, options, 1, warn, fallback, limit=pool.size + 1)
     session.submit([entry])
     try:
         while session.backlog:
