@@ -438,3 +438,48 @@ def test_sigkill_during_apply_leaves_one_consistent_version(
     assert result.result == "updated", result.reason
     assert not any((aegis_paths.content_dir / "staging").glob("*"))
     assert detects(aegis_paths, sample[0])
+
+
+# -- background checks, shipped root --------------------------------------------------------
+
+
+def test_scheduler_checks_only_with_consent_and_a_server(
+    server: HTTPSServer, repo: Repo, aegis_paths: AegisPaths, sample: tuple[Path, str]
+) -> None:
+    from aegis_engine.updates.scheduler import UpdateScheduler
+
+    results: list[object] = []
+
+    def check(paths: AegisPaths, **kw: object):  # type: ignore[no-untyped-def]
+        return check_for_updates(paths, root_file=repo.root_json, **kw)  # type: ignore[arg-type]
+
+    sched = UpdateScheduler(
+        aegis_paths, on_result=results.append, first_delay=0.01, interval=3600, check=check
+    )
+    assert sched.run_once() is None  # no server configured: nothing is asked
+    assert 2700 <= sched.next_delay() <= 4500  # jitter around the interval
+    aegis_paths.settings_file.write_text(
+        f'[updates]\nca_file = "{server.ca_file}"\nserver = "{server.url}"\n'
+    )
+    ConsentStore.for_paths(aegis_paths).revoke("update-checks")
+    assert sched.run_once() is None and server.stats.connections == 0
+    ConsentStore.for_paths(aegis_paths).grant("update-checks")
+    sched.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not results and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        sched.stop()
+    assert results and results[0].result == "updated"  # type: ignore[attr-defined]
+    assert detects(aegis_paths, sample[0])
+
+
+def test_shipped_root_is_valid_root_metadata() -> None:
+    from aegis_engine.updates.client import shipped_root
+
+    data = shipped_root()
+    assert data is not None
+    md = Metadata.from_bytes(data)
+    assert md.signed.type == "root"
+    md.signed.verify_delegate("root", md.signed_bytes, md.signatures)
