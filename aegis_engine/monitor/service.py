@@ -23,15 +23,15 @@ import queue
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..decision import process_verdict
 from ..engine import Engine
 from ..errors import MonitorError
 from ..results import FileReport, Verdict
-from .actions import ReportHandler, ResponderHandler
 from .behaviour import BehaviourRules
 from .canary import CanarySet
 from .events import (
@@ -43,6 +43,7 @@ from .events import (
     StatusEvent,
 )
 from .fsevents import FsEvent, FsKind
+from .handlers import OutcomeHandler, ReportHandler
 from .inotify import AddResult, available, max_user_watches
 from .onaccess import OnAccessScanner
 from .options import FolderKinds, MonitorOptions, default_protected_folders, default_watch_folders
@@ -118,8 +119,8 @@ class Monitor:
     when neither is given, Documents, Desktop and Pictures are protected.
 
     ``handle`` is the seam to the decision engine: it gets every non-clean report and returns
-    the action taken (see :mod:`.actions`); by default :class:`ResponderHandler` over
-    ``engine.responder()``, which quarantines per policy unless ``apply_actions`` is false.
+    the action taken (see :mod:`.handlers`); by default :class:`OutcomeHandler` over
+    ``engine.outcomes``, which quarantines per policy unless ``apply_actions`` is false.
     ``guard`` may refuse to suspend a pid (tests use it as a safety net).
     """
 
@@ -177,29 +178,18 @@ class Monitor:
 
     # -- configuration -------------------------------------------------------------------------
     def _default_handler(self, apply_actions: bool) -> ReportHandler:
-        """The engine's responder, built at the first non-clean file: the quarantine and
-        the history (about 10 MB of imports) cost nothing while all is clean."""
-        handler: ResponderHandler | None = None
+        """The engine's outcome service; the quarantine and the history (about 10 MB of
+        imports) are opened at the first non-clean file."""
+        from ..response import Mode
 
-        def handle(report: FileReport) -> Mapping[str, Any]:
-            nonlocal handler
-            if handler is None:
-                responder = self.engine.responder(apply_actions=apply_actions, ask=None)
-                handler = ResponderHandler(
-                    responder,
-                    before_action=self._before_action,
-                    report_only_note=None
-                    if apply_actions
-                    else "Not quarantined: the monitor only reports (actions are off).",
-                )
-            return handler(report)
-
-        return handle
+        return OutcomeHandler(
+            self.engine.outcomes,
+            mode=Mode.ACT if apply_actions else Mode.REPORT,
+            before_action=self._before_action,
+        )
 
     def _exclusion_globs(self) -> tuple[str, ...]:
-        table = self.engine.settings.get("exclusions", {})
-        paths = table.get("paths", []) if isinstance(table, Mapping) else []
-        return tuple(os.path.expanduser(p) for p in paths if isinstance(p, str))
+        return self.engine.settings.exclusions.paths
 
     def _before_action(self, path: str) -> None:
         if self.shield is not None:
@@ -557,29 +547,28 @@ class Monitor:
             details=result,
         )
 
-    def _process_event(self, f: ProcessFinding) -> ProcessEvent:
+    def _process_event(self, f: ProcessFinding) -> ProcessEvent | None:
         facts = f.facts
-        verdict = "suspicious"
         action = "report"
         explanation: list[str] = [h.explanation for h in f.hits]
         detections: tuple[str, ...] = ()
-        if any(h.severity == "malicious" for h in f.hits):
-            verdict = "malicious"
+        file_verdict: Verdict | None = None
         if f.report is not None and f.report.verdict.is_threat:
             result = dict(self._handle(f.report))
-            file_verdict = str(result.get("verdict", f.report.verdict.value))
-            if file_verdict == "malicious" or (file_verdict == "suspicious" and not f.hits):
-                verdict = file_verdict if file_verdict != "clean" else verdict
+            file_verdict = Verdict(str(result.get("verdict", f.report.verdict.value)))
             action = str(result.get("action", action))
             detections = tuple(result.get("detections", ()))
             explanation.extend(result.get("explanation", ()))
             if result.get("outcome"):
                 explanation.append(f"Outcome: {result['outcome']}")
+        verdict = process_verdict((h.severity for h in f.hits), file_verdict)
+        if verdict is Verdict.CLEAN:
+            return None  # e.g. its executable is allowlisted and it broke no rule
         return ProcessEvent(
             pid=facts.pid,
             name=facts.name,
             exe=facts.exe,
-            verdict=verdict,
+            verdict=verdict.value,
             action=action,
             rules=f.hits,
             ppid=facts.ppid,
