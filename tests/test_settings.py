@@ -62,9 +62,7 @@ def test_max_file_size_abc_in_the_cli_is_a_warning_and_the_scan_still_detects(
         ('limits = "big"\n', "limits must be a table"),
     ],
 )
-def test_invalid_values_are_named_and_defaults_kept(
-    tmp_path: Path, text: str, words: str
-) -> None:
+def test_invalid_values_are_named_and_defaults_kept(tmp_path: Path, text: str, words: str) -> None:
     path = tmp_path / "settings.toml"
     path.write_text(text)
     seen: list[str] = []
@@ -141,7 +139,7 @@ def test_a_read_only_file_system_is_a_clear_error_and_nothing_is_lost(
         raise OSError(errno.EROFS, "Read-only file system")
 
     monkeypatch.setattr(store, "atomic_write", read_only)
-    with pytest.raises(ConfigError, match="cannot save settings.*Read-only file system"):
+    with pytest.raises(ConfigError, match=r"cannot save settings.*Read-only file system"):
         s.update({"tray": {"prompt_timeout": 30}})
     assert path.read_text() == "[limits]\nmax_files = 5\n"
     assert s.current.limits.max_files == 5
