@@ -20,13 +20,13 @@ from PySide6.QtWidgets import QApplication
 
 from aegis_engine import ScanProgress
 from aegis_engine.errors import ConfigError
+from aegis_engine.settings import SettingsStore, dumps
 from aegis_gui import preferences
 from aegis_gui.bridge import EngineBridge
 from aegis_gui.icons import TrayState, icon_path, state_icon
 from aegis_gui.ops import OpRunner
 from aegis_gui.protection import Status
 from aegis_gui.schedule import Schedule, next_run
-from aegis_gui.settings_store import SettingsFile, dumps
 from aegis_gui.single_instance import SingleInstance
 from aegis_gui.state import Situation, describe
 
@@ -146,17 +146,19 @@ def test_next_run() -> None:
 def test_settings_writer_round_trips_and_keeps_other_tables(tmp_path: Path) -> None:
     path = tmp_path / "settings.toml"
     path.write_text('[limits]\nmax_files = 5\n\n[decision]\nsuspicious = "report"\n')
-    store = SettingsFile(path)
+    store = SettingsStore(path)
     store.update({"exclusions": {"paths": ['/a "b"/*', "C:\\x"], "sha256": ["ab" * 32]}})
-    store.update({"realtime": {"enabled": False, "folders": ["/ü/ß"]}, "tray": {"x": 1.5}})
+    store.update(
+        {"realtime": {"enabled": False, "folders": ["/ü/ß"]}, "tray": {"prompt_timeout": 15}}
+    )
     data = tomllib.loads(path.read_text())
     assert data["limits"] == {"max_files": 5}
     assert data["decision"] == {"suspicious": "report"}
     assert data["exclusions"]["paths"] == ['/a "b"/*', "C:\\x"]
     assert data["realtime"] == {"enabled": False, "folders": ["/ü/ß"]}
-    assert data["tray"] == {"x": 1.5}
+    assert data["tray"] == {"prompt_timeout": 15}
     store.update({"exclusions": {"paths": None, "sha256": None}})
-    assert "exclusions" not in store.read()
+    assert "exclusions" not in tomllib.loads(path.read_text())
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     nested = {"a": {"b": {"c": [1, True, "x"]}, "d": 2}}
     assert tomllib.loads(dumps(nested)) == nested
@@ -165,8 +167,8 @@ def test_settings_writer_round_trips_and_keeps_other_tables(tmp_path: Path) -> N
 
 
 def test_preferences_load_save_validate(tmp_path: Path) -> None:
-    store = SettingsFile(tmp_path / "settings.toml")
-    prefs = preferences.load({})
+    store = SettingsStore(tmp_path / "settings.toml")
+    prefs = preferences.load(store.current)
     assert prefs.realtime and prefs.folders == () and not prefs.schedule.enabled
     changed = preferences.Preferences(
         realtime=False,
@@ -179,7 +181,7 @@ def test_preferences_load_save_validate(tmp_path: Path) -> None:
         prompt_timeout=30,
     )
     preferences.save(store, changed)
-    again = preferences.load(store.read())
+    again = preferences.load(store.current)
     assert again.realtime is False and again.folders == ("/data",)
     assert again.exclude_sha256 == ("ab" * 32,)
     assert again.schedule == changed.schedule
