@@ -51,10 +51,10 @@ def history_events(paths: AegisPaths) -> list[dict[str, Any]]:
 
 @pytest.fixture(params=["sfp", "settings"])
 def allowlisted(request: pytest.FixtureRequest, aegis_paths: AegisPaths) -> str:
-    """EICAR allowlisted by a ``.sfp`` list in the profile's content, or by ``[exclusions]
+    """EICAR allowlisted by a ``.sfp`` list among the user's own hash lists, or by ``[exclusions]
     sha256`` in the settings (what the tray app's Allow writes)."""
     if request.param == "sfp":
-        hashes = aegis_paths.content_dir / "hashes"
+        hashes = aegis_paths.user_hashes_dir
         hashes.mkdir(parents=True)
         (hashes / "mine.sfp").write_text(f"{SHA}:{len(EICAR)}:Known.Good\n")
     else:
