@@ -142,7 +142,7 @@ class Engine:
         it is counted, so the summary counts the final verdicts."""
         options = options or self.default_options()
         cache = (
-            ScanCache(self.paths.scan_cache_file, self.signature_version(options))
+            ScanCache(self.paths.scan_cache_file, self.signature_version(options), self._warn)
             if options.use_cache
             else None
         )
@@ -215,7 +215,9 @@ class _SingleFileSession:
         self.lock = threading.Lock()
         self.tmpdir = Path(tempfile.mkdtemp(prefix="aegis-scan-"))
         self.scanner = FileScanner(detectors, options, self.tmpdir, engine._warn)
-        self.cache = ScanCache(engine.paths.scan_cache_file, _sigver(detectors, options))
+        self.cache = ScanCache(
+            engine.paths.scan_cache_file, _sigver(detectors, options), engine._warn
+        )
 
     def close(self) -> None:
         with self.lock, contextlib.suppress(Exception):
