@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .bounded_io import read_regular_file
 from .errors import ConfigError
 
 MiB = 1024 * 1024
@@ -70,13 +71,17 @@ class ScanOptions:
         )
 
 
-def load_settings(path: Path) -> dict[str, Any]:
-    """Read the settings file; a missing file means defaults, a broken one is a clear error."""
-    try:
-        with path.open("rb") as fh:
-            import tomllib  # only when there is a settings file
+SETTINGS_MAX_BYTES = 1024 * 1024
 
-            return tomllib.load(fh)
+
+def load_settings(path: Path) -> dict[str, Any]:
+    """Read the settings file; a missing file means defaults, a broken one is a clear error.
+    A FIFO, device or folder in its place is refused by name, never read."""
+    try:
+        data = read_regular_file(path, SETTINGS_MAX_BYTES)
+        import tomllib  # only when there is a settings file
+
+        return tomllib.loads(data.decode("utf-8"))
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError
