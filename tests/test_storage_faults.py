@@ -319,3 +319,60 @@ def test_history_write_fault_is_said_once(aegis_paths: AegisPaths) -> None:
         assert history.record_action("quarantine", "/x", outcome="failure") == 0
     assert history.write_error is not None
     assert len(warnings) == 1 and "not recorded" in warnings[0]
+
+
+def test_monitor_with_unusable_history_and_cache_still_quarantines(
+    tmp_path: Path, aegis_paths: AegisPaths
+) -> None:
+    """An unusable history (a folder in its place) used to abort the monitor before the
+    threat was reported or quarantined."""
+    import select
+    import signal
+    import time
+
+    for db in (aegis_paths.history_file, aegis_paths.scan_cache_file):
+        db.mkdir(parents=True)
+        (db / "x").write_text("x")
+    watched = tmp_path / "Downloads"
+    watched.mkdir()
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "aegis_engine.cli", "monitor", str(watched), "--json"),
+            *("--no-processes", "--no-shield", "--no-canaries"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"},
+    )
+    seen: list[dict[str, object]] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 120
+        wrote = False
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+            if not ready:
+                continue
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen.append(json.loads(line))
+            if seen[-1].get("state") == "started" and not wrote:
+                (watched / "eicar.com").write_bytes(EICAR)
+                wrote = True
+            if seen[-1].get("event") == "detection":
+                break
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    detections = [d for d in seen if d.get("event") == "detection"]
+    assert detections, (seen, err)
+    assert detections[0]["verdict"] == "malicious" and detections[0]["action"] == "quarantine"
+    assert not (watched / "eicar.com").exists()
+    assert "Traceback" not in err, err
+    warnings = [str(d.get("message")) for d in seen if d.get("code") == "warning"]
+    assert any("history" in w and "not recorded" in w for w in warnings), seen
