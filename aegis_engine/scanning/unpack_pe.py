@@ -1,0 +1,106 @@
+"""PE files as containers: what installers and self-extractors keep after the last section
+(the overlay). Only the headers and a few bytes at the overlay are read, so a PE that holds
+nothing costs O(1):
+
+- NSIS installers (``NullsoftInst`` at a 512-byte boundary of the overlay): through 7zz
+  (see unpack_7zz);
+- InstallShield self-extractors (``name\\0path\\0version\\0size\\0`` records followed by the
+  stored files, as ClamAV's ``ishield`` reader reads them);
+- any other overlay that starts with a known container magic (zip, cab, 7z, rar, OLE2, ...):
+  yielded as one member, ``overlay``, which the scanner sniffs and opens.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..detectors.base import Buffer, ScanObject
+from .budget import ExtractionBudget, Member
+from .sniff import is_container, sniff
+from .unpack_7zz import iter_7zz
+from .unpack_io import member_from_bytes, member_label
+
+_NSIS_SIG = b"\xef\xbe\xad\xdeNullsoftInst"
+_NSIS_PROBES = 8
+"""512-byte boundaries of the overlay looked at for the NSIS header."""
+_IS_FIELD_MAX = 1024
+_IS_MAX_RECORDS = 10_000
+_SNIFF = 36 * 1024
+
+
+def overlay_offset(data: Buffer) -> int | None:
+    """Where the data after the last section starts, or None (not a PE, or no overlay)."""
+    size = len(data)
+    if size < 0x40 or bytes(data[:2]) != b"MZ":
+        return None
+    (lfanew,) = struct.unpack_from("<I", data, 0x3C)
+    if lfanew + 24 > size or bytes(data[lfanew : lfanew + 4]) != b"PE\x00\x00":
+        return None
+    (count,) = struct.unpack_from("<H", data, lfanew + 6)
+    (opt_size,) = struct.unpack_from("<H", data, lfanew + 20)
+    table = lfanew + 24 + opt_size
+    end = 0
+    for i in range(min(count, 96)):
+        entry = table + 40 * i
+        if entry + 40 > size:
+            return None
+        raw_size, raw_ptr = struct.unpack_from("<II", data, entry + 16)
+        if raw_size:
+            end = max(end, raw_ptr + raw_size)
+    return end if 0 < end < size else None
+
+
+def iter_pe(obj: ScanObject, budget: ExtractionBudget, tmpdir: Path) -> Iterator[Member]:
+    data = obj.data
+    start = overlay_offset(data)
+    if start is None:
+        return
+    if _is_nsis(data, start):
+        yield from iter_7zz(data, "nsis", budget, tmpdir, label="nsis")
+        return
+    records = list(_installshield_records(data, start))
+    if records:
+        for name, offset, length in records:
+            budget.check_time()
+            budget.add_file()
+            yield member_from_bytes(name, bytes(data[offset : offset + length]), budget, tmpdir)
+        return
+    head = bytes(data[start : start + _SNIFF])
+    kind = sniff(head)
+    if is_container(kind) and kind not in ("PE", "HTML", "MAIL", "BINHEX"):
+        budget.add_file()
+        yield member_from_bytes("overlay", bytes(data[start:]), budget, tmpdir)
+
+
+def _is_nsis(data: Buffer, start: int) -> bool:
+    first = (start + 511) // 512 * 512
+    for probe in range(first, first + 512 * _NSIS_PROBES, 512):
+        if bytes(data[probe + 4 : probe + 4 + len(_NSIS_SIG)]) == _NSIS_SIG:
+            return True
+    return False
+
+
+def _installshield_records(data: Buffer, pos: int) -> Iterator[tuple[str, int, int]]:
+    """(name, offset, size) of the files an InstallShield self-extractor stores raw."""
+    size = len(data)
+    for _ in range(_IS_MAX_RECORDS):
+        fields = []
+        cursor = pos
+        for _field in range(4):
+            chunk = bytes(data[cursor : cursor + _IS_FIELD_MAX])
+            end = chunk.find(b"\x00")
+            if end <= 0 or any(c < 32 or c > 126 for c in chunk[:end]):
+                return
+            fields.append(chunk[:end])
+            cursor += end + 1
+        if not fields[3].isdigit():
+            return
+        length = int(fields[3])
+        if cursor + length > size:
+            return
+        yield member_label(fields[1].decode("ascii")), cursor, length
+        pos = cursor + length
+        if pos >= size:
+            return
