@@ -417,6 +417,21 @@ def test_pe_overlay_archive_and_installshield(tmp_path: Path) -> None:
     }
 
 
+@pytest.mark.parametrize("name", ["clam.ea05.exe", "clam.ea06.exe"])
+def test_autoit_script_and_installed_file(tmp_path: Path, name: str) -> None:
+    got = leaves(_clam(name), name, tmp_path)
+    assert f"{name}!script.au3" in got
+    assert any(v.startswith(b"MZ") and _clam_body() in v for v in got.values()), list(got)
+
+
+def test_autoit_damaged_is_not_a_crash(tmp_path: Path) -> None:
+    data = bytearray(_clam("clam.ea05.exe"))
+    mark = bytes(data).index(b"AU3!EA05")
+    data[mark + 40 : mark + 4000] = os.urandom(3960)
+    _count, how = drain(bytes(data), "bad.exe", tmp_path, ScanLimits())
+    assert how == "done" or how.startswith("damaged"), how
+
+
 def test_plain_pe_has_no_members(tmp_path: Path) -> None:
     assert leaves(_pe_with_overlay(b""), "plain.exe", tmp_path) == {
         "plain.exe": _pe_with_overlay(b"")

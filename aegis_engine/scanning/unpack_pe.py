@@ -6,23 +6,30 @@ nothing costs O(1):
   (see unpack_7zz);
 - InstallShield self-extractors (``name\\0path\\0version\\0size\\0`` records followed by the
   stored files, as ClamAV's ``ishield`` reader reads them);
+- AutoIt v3 compiled scripts kept in the overlay (``AU3!EA05``/``AU3!EA06``) through
+  ``autoit-ripper``: the script source and the files it installs (``FileInstall``);
 - any other overlay that starts with a known container magic (zip, cab, 7z, rar, OLE2, ...):
   yielded as one member, ``overlay``, which the scanner sniffs and opens.
 """
 
 from __future__ import annotations
 
+import logging
 import struct
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..detectors.base import Buffer, ScanObject
+from ..errors import ContainerError
 from .budget import ExtractionBudget, Member
 from .sniff import is_container, sniff
 from .unpack_7zz import iter_7zz
 from .unpack_io import member_from_bytes, member_label
 
 _NSIS_SIG = b"\xef\xbe\xad\xdeNullsoftInst"
+_AUTOIT_MARK = bytes.fromhex("a3484bbe986c4aa9994c530a86d6487d") + b"AU3!EA0"
+_AUTOIT_PROBE = 256
+"""Bytes at the start of the overlay where the AutoIt marker is looked for."""
 _NSIS_PROBES = 8
 """512-byte boundaries of the overlay looked at for the NSIS header."""
 _IS_FIELD_MAX = 1024
@@ -60,6 +67,9 @@ def iter_pe(obj: ScanObject, budget: ExtractionBudget, tmpdir: Path) -> Iterator
     if _is_nsis(data, start):
         yield from iter_7zz(data, "nsis", budget, tmpdir, label="nsis")
         return
+    if _AUTOIT_MARK in bytes(data[start : start + _AUTOIT_PROBE]):
+        yield from _autoit(data, start, budget, tmpdir)
+        return
     records = list(_installshield_records(data, start))
     if records:
         for name, offset, length in records:
@@ -72,6 +82,27 @@ def iter_pe(obj: ScanObject, budget: ExtractionBudget, tmpdir: Path) -> Iterator
     if is_container(kind) and kind not in ("PE", "HTML", "MAIL", "BINHEX"):
         budget.add_file()
         yield member_from_bytes("overlay", bytes(data[start:]), budget, tmpdir)
+
+
+def _autoit(data: Buffer, start: int, budget: ExtractionBudget, tmpdir: Path) -> Iterator[Member]:
+    """The script and installed files of an AutoIt v3 executable (autoit-ripper caps each
+    decompressed file at 10 MB; its pure-Python decoder is not interrupted by max-scan-time,
+    which is checked between files)."""
+    try:
+        from autoit_ripper import extract
+    except ImportError:
+        yield Member("<autoit>", b"", 0, problem="cannot open: autoit-ripper is not installed")
+        return
+    logging.getLogger("autoit_ripper").setLevel(logging.CRITICAL)  # damage: quietly nothing
+    budget.check_time()
+    try:
+        found = extract(bytes(data[start:])) or []
+    except Exception as exc:
+        raise ContainerError(f"autoit: cannot unpack ({type(exc).__name__}: {exc})") from exc
+    for name, content in found:
+        budget.check_time()
+        budget.add_file()
+        yield member_from_bytes(member_label(name), bytes(content), budget, tmpdir)
 
 
 def _is_nsis(data: Buffer, start: int) -> bool:
