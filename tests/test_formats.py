@@ -438,6 +438,35 @@ def test_plain_pe_has_no_members(tmp_path: Path) -> None:
     }
 
 
+# -- Symbian SIS -------------------------------------------------------------------------------
+def _sis(payload: bytes, *, compress: bool = True, pointer_shift: int = 0) -> bytes:
+    stored = zlib.compress(payload) if compress else payload
+    name = "!:\\sys\\bin\\app.exe".encode("utf-16-le")
+    header = bytearray(0x64)
+    struct.pack_into("<IIII", header, 0, 0x10000001, 0x10003A12, 0x10000419, 0)
+    struct.pack_into("<HHH", header, 0x12, 1, 1, 0)
+    struct.pack_into("<H", header, 0x24, 0x0001 | (0 if compress else 0x0008))
+    struct.pack_into("<I", header, 0x34, 0x64)
+    name_at = 0x64 + 48
+    data_at = name_at + len(name)
+    record = struct.pack(
+        "<12I", 0, 0, 0, 0, 0, len(name), name_at, len(stored), data_at + pointer_shift,
+        len(payload), 0, 0,
+    )  # fmt: skip
+    return bytes(header) + record + name + stored
+
+
+def test_sis(tmp_path: Path) -> None:
+    for compress in (True, False):
+        data = _sis(PAYLOAD, compress=compress)
+        assert sniff(data) == "SIS"
+        assert leaves(data, "a.sis", tmp_path) == {"a.sis!app.exe": PAYLOAD}
+    _count, how = drain(_sis(PAYLOAD, pointer_shift=1 << 20), "bad.sis", tmp_path, ScanLimits())
+    assert how.startswith("damaged"), how
+    got = leaves(_clam("clam.sis"), "clam.sis", tmp_path)
+    assert any(_clam_body() in v for v in got.values())
+
+
 # -- through the engine -----------------------------------------------------------------------
 def test_engine_reports_format_and_container(tmp_path: Path, aegis_paths: object) -> None:
     tree = tmp_path / "tree"

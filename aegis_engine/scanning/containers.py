@@ -78,6 +78,10 @@ def _document_opener(filetype: str) -> _Opener | None:
         from .unpack_pe import iter_pe
 
         return iter_pe
+    if filetype == "SIS":
+        from .unpack_sis import iter_sis
+
+        return iter_sis
     if filetype in ("ARJ", "CHM", "SZDD"):
         return _tool_opener(TOOL_KINDS[filetype], filetype.lower())
     return None

@@ -11,7 +11,7 @@ import struct
 CONTAINER_TYPES: frozenset[str] = frozenset(
     {
         "ZIP", "GZIP", "BZIP2", "XZ", "LZMA", "7Z", "TAR", "RAR", "CAB", "CPIO", "ISO", "ARJ",
-        "AR", "CHM", "SZDD", "OLE2", "RTF", "PDF", "MAIL", "TNEF", "BINHEX", "HTML", "PE",
+        "AR", "CHM", "SZDD", "OLE2", "RTF", "PDF", "MAIL", "TNEF", "BINHEX", "HTML", "PE", "SIS",
     }
 )  # fmt: skip
 """Labels of formats that hold members. ``PE`` is opened for what installers and
@@ -90,6 +90,8 @@ def _sniff_magic(head: bytes, name: str) -> str:
         return "SZDD"
     if head.startswith(b"\x78\x9f\x3e\x22"):
         return "TNEF"
+    if _is_sis(head):
+        return "SIS"
     if head.startswith(b"{\\rtf"):
         return "RTF"
     if is_tar_header(head):
@@ -167,6 +169,14 @@ def _is_macho_fat(head: bytes) -> bool:
         return False
     nfat = int(struct.unpack_from(">I", head, 4)[0])
     return 0 < nfat < 20
+
+
+def _is_sis(head: bytes) -> bool:
+    """An EPOC-era Symbian installer: UID2 0x10003A12 (or 0x1000006D), UID3 0x10000419."""
+    return len(head) >= 12 and head[4:12] in (
+        b"\x12\x3a\x00\x10\x19\x04\x00\x10",
+        b"\x6d\x00\x00\x10\x19\x04\x00\x10",
+    )
 
 
 def _is_bzip2(head: bytes) -> bool:
