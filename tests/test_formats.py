@@ -9,6 +9,7 @@ import email.mime.application
 import email.mime.multipart
 import email.mime.text
 import os
+import shutil
 import stat
 import struct
 import time
@@ -23,7 +24,7 @@ from aegis_engine import Engine, FileReport, Verdict
 from aegis_engine.config import ScanLimits, ScanOptions
 from aegis_engine.detectors.base import Buffer
 from aegis_engine.errors import ContainerError, LimitExceeded
-from aegis_engine.scanning import unpack_7zz
+from aegis_engine.scanning import unpack_7zz, unpack_unshield
 from aegis_engine.scanning.budget import ExtractionBudget, Member
 from aegis_engine.scanning.containers import iter_members
 from aegis_engine.scanning.sniff import sniff
@@ -430,6 +431,25 @@ def test_autoit_damaged_is_not_a_crash(tmp_path: Path) -> None:
     data[mark + 40 : mark + 4000] = os.urandom(3960)
     _count, how = drain(bytes(data), "bad.exe", tmp_path, ScanLimits())
     assert how == "done" or how.startswith("damaged"), how
+
+
+@pytest.mark.skipif(shutil.which("unshield") is None, reason="unshield not installed")
+def test_installshield_cabinet_in_self_extractor(tmp_path: Path) -> None:
+    got = leaves(_clam("clam_IScab_int.exe"), "setup.exe", tmp_path)
+    hits = [k for k, v in got.items() if _clam_body() in v]
+    assert hits == ["setup.exe!data1.cab/DefaultComponent/clam.exe"], hits
+    assert not list(tmp_path.iterdir()), "unshield's private folder was not removed"
+
+
+def test_installshield_cabinet_without_unshield(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _clam("clam_IScab_int.exe")
+    monkeypatch.setattr(unpack_unshield.shutil, "which", lambda _name: None)
+    members = iter_members(obj_for(data, "setup.exe"), ExtractionBudget(ScanLimits()), tmp_path)
+    assert members is not None
+    problems = [m.problem for m in members if m.problem]
+    assert problems and problems[0].startswith("cannot open"), problems
 
 
 def test_plain_pe_has_no_members(tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ def tool_path() -> str | None:
     return None
 
 
-def _prlimit(budget: ExtractionBudget) -> list[str]:
+def prlimit_args(budget: ExtractionBudget) -> list[str]:
     prlimit = shutil.which("prlimit")
     if prlimit is None:
         return []
@@ -66,7 +66,9 @@ def _timeout(budget: ExtractionBudget) -> float:
     return max(1.0, min(TOOL_TIMEOUT, left))
 
 
-def _run(args: list[str], cwd: str, budget: ExtractionBudget, what: str) -> str:
+def run_tool(args: list[str], cwd: str, budget: ExtractionBudget, what: str) -> str:
+    """Run a helper program (fixed arguments, no shell, no input, a bare environment) within
+    what is left of max-scan-time; its standard output. Exit codes 0 and 1 are success."""
     timeout = _timeout(budget)
     try:
         done = subprocess.run(
@@ -81,14 +83,16 @@ def _run(args: list[str], cwd: str, budget: ExtractionBudget, what: str) -> str:
     except subprocess.TimeoutExpired as exc:
         raise LimitExceeded("max-scan-time", f"{what} took longer than {timeout:g} s") from exc
     except OSError as exc:
-        raise ContainerError(f"{what}: cannot run 7zz ({exc.strerror or exc})") from exc
+        raise ContainerError(
+            f"{what}: cannot run {os.path.basename(args[0])} ({exc.strerror or exc})"
+        ) from exc
     out = done.stdout.decode("utf-8", "replace")
     if done.returncode < 0:
-        raise LimitExceeded("max-file-size", f"{what}: 7zz stopped by signal {-done.returncode}")
+        raise LimitExceeded("max-file-size", f"{what}: helper stopped by signal {-done.returncode}")
     if done.returncode not in (0, 1):  # 1: warnings (e.g. data after the end)
         err = (done.stderr or done.stdout).decode("utf-8", "replace").strip().splitlines()
         last = next((line for line in reversed(err) if line.strip()), "error")
-        raise ContainerError(f"{what}: 7zz exit {done.returncode}: {last.strip()[:200]}")
+        raise ContainerError(f"{what}: helper exit {done.returncode}: {last.strip()[:200]}")
     return out
 
 
@@ -142,24 +146,28 @@ def iter_7zz(
         with os.fdopen(fd, "wb") as fh, memoryview(data) as view:
             fh.write(view)
         budget.check_time()
-        listing = _run([tool, "l", "-slt", "-p-", f"-t{kind}", "--", src], work, budget, what)
+        listing = run_tool([tool, "l", "-slt", "-p-", f"-t{kind}", "--", src], work, budget, what)
         _check_listing(listing, budget, what)
         out = os.path.join(work, "out")
         os.mkdir(out, 0o700)
-        args = [*_prlimit(budget), tool, "x", "-y", "-bd", "-p-", f"-t{kind}", f"-o{out}"]
+        args = [*prlimit_args(budget), tool, "x", "-y", "-bd", "-p-", f"-t{kind}", f"-o{out}"]
         if names is not None:
             listfile = os.path.join(work, "names")
             with open(listfile, "w", encoding="utf-8", errors="surrogateescape") as fh:
                 fh.writelines(f"{n}\n" for n in names if "\n" not in n and "\r" not in n)
             args += ["-spd", "-scsUTF-8", f"-i@{listfile}"]
-        _run([*args, "--", src], work, budget, what)
+        run_tool([*args, "--", src], work, budget, what)
         os.unlink(src)
-        yield from _read_tree(out, budget, tmpdir)
+        yield from read_tree(out, budget, tmpdir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _read_tree(root: str, budget: ExtractionBudget, tmpdir: Path) -> Iterator[Member]:
+def read_tree(
+    root: str, budget: ExtractionBudget, tmpdir: Path, prefix: str = ""
+) -> Iterator[Member]:
+    """The regular files a helper wrote under ``root`` (links and devices skipped), each
+    charged to the budget and removed once read; named by their relative path."""
     for folder, dirs, files in os.walk(root, followlinks=False):
         dirs.sort()
         for name in sorted(files):
@@ -169,7 +177,7 @@ def _read_tree(root: str, budget: ExtractionBudget, tmpdir: Path) -> Iterator[Me
                 continue
             budget.check_time()
             budget.add_file()
-            rel = member_label(os.path.relpath(path, root))
+            rel = prefix + member_label(os.path.relpath(path, root))
             with (
                 open(path, "rb") as fh,
                 MemberSink(rel, budget, tmpdir, charge=True, declared_size=st.st_size) as sink,

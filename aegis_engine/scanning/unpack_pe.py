@@ -5,7 +5,8 @@ nothing costs O(1):
 - NSIS installers (``NullsoftInst`` at a 512-byte boundary of the overlay): through 7zz
   (see unpack_7zz);
 - InstallShield self-extractors (``name\\0path\\0version\\0size\\0`` records followed by the
-  stored files, as ClamAV's ``ishield`` reader reads them);
+  stored files, as ClamAV's ``ishield`` reader reads them), and the InstallShield cabinets
+  among them through ``unshield`` (see unpack_unshield);
 - AutoIt v3 compiled scripts kept in the overlay (``AU3!EA05``/``AU3!EA06``) through
   ``autoit-ripper``: the script source and the files it installs (``FileInstall``);
 - any other overlay that starts with a known container magic (zip, cab, 7z, rar, OLE2, ...):
@@ -25,6 +26,7 @@ from .budget import ExtractionBudget, Member
 from .sniff import is_container, sniff
 from .unpack_7zz import iter_7zz
 from .unpack_io import member_from_bytes, member_label
+from .unpack_unshield import iter_unshield, volume_name
 
 _NSIS_SIG = b"\xef\xbe\xad\xdeNullsoftInst"
 _AUTOIT_MARK = bytes.fromhex("a3484bbe986c4aa9994c530a86d6487d") + b"AU3!EA0"
@@ -72,10 +74,17 @@ def iter_pe(obj: ScanObject, budget: ExtractionBudget, tmpdir: Path) -> Iterator
         return
     records = list(_installshield_records(data, start))
     if records:
+        volumes: dict[str, Buffer] = {}
         for name, offset, length in records:
             budget.check_time()
             budget.add_file()
-            yield member_from_bytes(name, bytes(data[offset : offset + length]), budget, tmpdir)
+            content = bytes(data[offset : offset + length])
+            volume = volume_name(name)
+            if volume is not None:
+                volumes[volume] = content
+            yield member_from_bytes(name, content, budget, tmpdir)
+        if any(v.endswith(".hdr") for v in volumes):
+            yield from iter_unshield(volumes, budget, tmpdir)
         return
     head = bytes(data[start : start + _SNIFF])
     kind = sniff(head)
