@@ -452,6 +452,38 @@ def test_installshield_cabinet_without_unshield(
     assert problems and problems[0].startswith("cannot open"), problems
 
 
+def _ismsi_overlay(files: dict[bytes, bytes]) -> bytes:
+    skey = b"\xec\xca\x79\xf8"
+    out = b"NB10" + bytes(12) + b"C:\\setup.pdb\x00" + b"InstallShield\x00"
+    out += struct.pack("<I", len(files)) + bytes(0x1C)
+    for name, content in files.items():
+        key = bytes(c ^ skey[i & 3] for i, c in enumerate(name))
+        packed = zlib.compress(content)
+        mixed = bytes(c ^ key[(i & 0x3FF) % len(key)] for i, c in enumerate(packed))
+        swapped = bytes(((c << 4) | (c >> 4)) & 0xFF for c in mixed)
+        entry = name.ljust(260, b"\x00") + struct.pack("<IIQ", 6, 0, len(packed)) + bytes(36)
+        out += entry + swapped
+    return out
+
+
+def test_installshield_msi_setup(tmp_path: Path) -> None:
+    big = PAYLOAD * 20  # more than one 1 KiB key block
+    setup = _pe_with_overlay(_ismsi_overlay({b"a.msi": big, b"Setup.ini": b"[Startup]"}))
+    assert leaves(setup, "setup.exe", tmp_path) == {
+        "setup.exe!a.msi": big,
+        "setup.exe!Setup.ini": b"[Startup]",
+    }
+    truncated = setup[:-5]  # the last stored file ends outside the file
+    _count, how = drain(truncated, "setup.exe", tmp_path, ScanLimits())
+    assert how.startswith("damaged"), how
+
+
+@pytest.mark.parametrize("name", ["clam_ISmsi_int.exe", "clam_ISmsi_ext.exe"])
+def test_installshield_msi_clamav_files(tmp_path: Path, name: str) -> None:
+    got = leaves(_clam(name), name, tmp_path)
+    assert any(v.startswith(b"MZ") and _clam_body() in v for v in got.values()), list(got)
+
+
 def test_plain_pe_has_no_members(tmp_path: Path) -> None:
     assert leaves(_pe_with_overlay(b""), "plain.exe", tmp_path) == {
         "plain.exe": _pe_with_overlay(b"")

@@ -26,6 +26,27 @@ _MAX_STREAMS = 100_000
 """olefile lists every directory entry up front; more than this is treated as hostile."""
 
 
+_MSI_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz._"
+
+
+def msi_name(name: str) -> str:
+    """An MSI stream name decoded (Windows Installer packs two name characters into one
+    code point between U+3800 and U+4840; U+4840 marks a table): a label only."""
+    out = []
+    for ch in name:
+        code = ord(ch)
+        if 0x3800 <= code < 0x4800:
+            code -= 0x3800
+            out.append(_MSI_CHARS[code & 0x3F] + _MSI_CHARS[code >> 6 & 0x3F])
+        elif 0x4800 <= code < 0x4840:
+            out.append(_MSI_CHARS[code - 0x4800])
+        elif code == 0x4840:
+            out.append("!")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def iter_ole2(obj: ScanObject, budget: ExtractionBudget, tmpdir: Path) -> Iterator[Member]:
     import olefile  # only when an OLE2 file is met
 
@@ -43,7 +64,7 @@ def iter_ole2(obj: ScanObject, budget: ExtractionBudget, tmpdir: Path) -> Iterat
         for parts in paths:
             budget.check_time()
             stream = "/".join(parts)
-            label = member_label(stream)
+            label = member_label("/".join(msi_name(p) for p in parts))
             if any(p.upper() in ("VBA", "_VBA_PROJECT_CUR") for p in parts[:-1]):
                 has_vba = True
             budget.add_file()

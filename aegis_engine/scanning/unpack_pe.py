@@ -7,6 +7,9 @@ nothing costs O(1):
 - InstallShield self-extractors (``name\\0path\\0version\\0size\\0`` records followed by the
   stored files, as ClamAV's ``ishield`` reader reads them), and the InstallShield cabinets
   among them through ``unshield`` (see unpack_unshield);
+- InstallShield MSI setups (``InstallShield\0`` header after the debug data): each stored
+  file is un-obfuscated (nibble swap, XOR with a key made from its name, the scheme ClamAV
+  documents) and inflated within the budget;
 - AutoIt v3 compiled scripts kept in the overlay (``AU3!EA05``/``AU3!EA06``) through
   ``autoit-ripper``: the script source and the files it installs (``FileInstall``);
 - any other overlay that starts with a known container magic (zip, cab, 7z, rar, OLE2, ...):
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +29,7 @@ from ..errors import ContainerError
 from .budget import ExtractionBudget, Member
 from .sniff import is_container, sniff
 from .unpack_7zz import iter_7zz
-from .unpack_io import member_from_bytes, member_label
+from .unpack_io import CHUNK, MemberSink, member_from_bytes, member_label
 from .unpack_unshield import iter_unshield, volume_name
 
 _NSIS_SIG = b"\xef\xbe\xad\xdeNullsoftInst"
@@ -72,6 +76,10 @@ def iter_pe(obj: ScanObject, budget: ExtractionBudget, tmpdir: Path) -> Iterator
     if _AUTOIT_MARK in bytes(data[start : start + _AUTOIT_PROBE]):
         yield from _autoit(data, start, budget, tmpdir)
         return
+    msi_header = _installshield_msi_header(data, start)
+    if msi_header is not None:
+        yield from _installshield_msi(data, msi_header, budget, tmpdir)
+        return
     records = list(_installshield_records(data, start))
     if records:
         volumes: dict[str, Buffer] = {}
@@ -112,6 +120,71 @@ def _autoit(data: Buffer, start: int, budget: ExtractionBudget, tmpdir: Path) ->
         budget.check_time()
         budget.add_file()
         yield member_from_bytes(member_label(name), bytes(content), budget, tmpdir)
+
+
+_ISMSI_MARK = b"InstallShield\x00"
+_ISMSI_PROBE = 4096
+_ISMSI_ENTRY = 0x138
+_ISMSI_SKEY = b"\xec\xca\x79\xf8"
+_ISMSI_BLOCK = 1024
+_NIBBLE_SWAP = bytes(((c << 4) | (c >> 4)) & 0xFF for c in range(256))
+
+
+def _installshield_msi_header(data: Buffer, start: int) -> int | None:
+    """Offset of the first file entry of an InstallShield MSI setup's overlay, or None."""
+    probe = bytes(data[start : start + _ISMSI_PROBE])
+    at = probe.find(_ISMSI_MARK)
+    if at < 0:
+        return None
+    header = probe[at + len(_ISMSI_MARK) : at + len(_ISMSI_MARK) + 0x20]
+    if len(header) < 0x20 or not 0 < struct.unpack_from("<I", header)[0] < 100_000:
+        return None
+    if any(header[4:]):
+        return None
+    return start + at + len(_ISMSI_MARK)
+
+
+def _installshield_msi(
+    data: Buffer, header: int, budget: ExtractionBudget, tmpdir: Path
+) -> Iterator[Member]:
+    (count,) = struct.unpack_from("<I", data, header)
+    pos = header + 0x20
+    size = len(data)
+    for _ in range(count):
+        budget.check_time()
+        if pos + _ISMSI_ENTRY > size:
+            raise ContainerError("installshield msi: truncated file entry")
+        raw_name = bytes(data[pos : pos + 260]).split(b"\x00", 1)[0]
+        (csize,) = struct.unpack_from("<Q", data, pos + 260 + 8)
+        pos += _ISMSI_ENTRY
+        if not raw_name or pos + csize > size:
+            raise ContainerError("installshield msi: file entry outside the file")
+        budget.add_file()
+        key = bytes(c ^ _ISMSI_SKEY[i & 3] for i, c in enumerate(raw_name))
+        stream = bytes(key[i % len(key)] for i in range(_ISMSI_BLOCK))
+        with MemberSink(member_label(raw_name), budget, tmpdir, charge=True) as sink:
+            inflater = zlib.decompressobj()
+            try:
+                for block in range(pos, pos + csize, _ISMSI_BLOCK):
+                    chunk = bytes(data[block : min(block + _ISMSI_BLOCK, pos + csize)])
+                    plain = _xor(chunk.translate(_NIBBLE_SWAP), stream)
+                    out = inflater.decompress(plain, CHUNK)
+                    while out:
+                        if not sink.write(out):
+                            break
+                        out = inflater.decompress(inflater.unconsumed_tail, CHUNK)
+                    if inflater.eof or sink.too_big:
+                        break
+            except zlib.error:
+                pass  # what was inflated so far is scanned
+            yield sink.member()
+        pos += csize
+
+
+def _xor(chunk: bytes, stream: bytes) -> bytes:
+    n = len(chunk)
+    value = int.from_bytes(chunk, "little") ^ int.from_bytes(stream[:n], "little")
+    return value.to_bytes(n, "little")
 
 
 def _is_nsis(data: Buffer, start: int) -> bool:
