@@ -24,7 +24,7 @@ from aegis_engine import Engine, FileReport, Verdict
 from aegis_engine.config import ScanLimits, ScanOptions
 from aegis_engine.detectors.base import Buffer
 from aegis_engine.errors import ContainerError, LimitExceeded
-from aegis_engine.scanning import unpack_7zz, unpack_unshield
+from aegis_engine.scanning import unpack_7zz, unpack_packer, unpack_unshield
 from aegis_engine.scanning.budget import ExtractionBudget, Member
 from aegis_engine.scanning.containers import iter_members
 from aegis_engine.scanning.sniff import sniff
@@ -482,6 +482,44 @@ def test_installshield_msi_setup(tmp_path: Path) -> None:
 def test_installshield_msi_clamav_files(tmp_path: Path, name: str) -> None:
     got = leaves(_clam(name), name, tmp_path)
     assert any(v.startswith(b"MZ") and _clam_body() in v for v in got.values()), list(got)
+
+
+def _upx_named(overlay: bytes = b"") -> bytes:
+    return _pe_with_overlay(overlay).replace(b".text\x00\x00\x00", b"UPX0\x00\x00\x00\x00", 1)
+
+
+def test_packer_emulation_that_never_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    packed = _upx_named()
+    assert unpack_packer.packer_of(packed) == "upx"
+    monkeypatch.setattr(unpack_packer, "available", lambda: True)
+    monkeypatch.setattr(unpack_packer, "child_command", lambda _s, _d: ["sleep", "600"])
+    work = tmp_path / "work"
+    work.mkdir()
+    started = time.monotonic()
+    members = iter_members(
+        obj_for(packed, "p.exe"), ExtractionBudget(ScanLimits(max_scan_time=2)), work
+    )
+    got = [(m.name, m.problem) for m in members or ()]
+    assert len(got) == 1 and got[0][0] == "unpacked-upx", got
+    assert (got[0][1] or "").startswith("max-scan-time: upx emulation took longer than"), got
+    assert time.monotonic() - started < 60
+    assert not list(work.iterdir())
+
+
+def test_packer_emulation_that_fails_scans_the_file_as_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(unpack_packer, "available", lambda: True)
+    monkeypatch.setattr(unpack_packer, "child_command", lambda _s, _d: ["false"])
+    members = iter_members(obj_for(_upx_named(), "p.exe"), ExtractionBudget(ScanLimits()), tmp_path)
+    assert list(members or ()) == []
+
+
+@pytest.mark.skipif(not unpack_packer.available(), reason="unipacker (optional) not installed")
+@pytest.mark.parametrize("name", ["clam-upx.exe", "clam-aspack.exe"])
+def test_packers_through_unipacker(tmp_path: Path, name: str) -> None:
+    got = leaves(_clam(name), name, tmp_path)
+    assert any(_clam_body() in v for k, v in got.items() if "unpacked-" in k), list(got)
 
 
 def test_plain_pe_has_no_members(tmp_path: Path) -> None:

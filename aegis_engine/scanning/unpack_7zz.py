@@ -46,30 +46,33 @@ def tool_path() -> str | None:
     return None
 
 
-def prlimit_args(budget: ExtractionBudget) -> list[str]:
+def prlimit_args(budget: ExtractionBudget, address_space: int = TOOL_ADDRESS_SPACE) -> list[str]:
+    """util-linux prlimit caps for a helper: address space, no core, each file's size."""
     prlimit = shutil.which("prlimit")
     if prlimit is None:
         return []
     fsize = budget.limits.max_file_size or 0
-    args = [prlimit, f"--as={TOOL_ADDRESS_SPACE}", "--core=0"]
+    args = [prlimit, f"--as={address_space}", "--core=0"]
     if fsize:
         args.append(f"--fsize={fsize + 1}")
     return [*args, "--"]
 
 
-def _timeout(budget: ExtractionBudget) -> float:
+def _timeout(budget: ExtractionBudget, cap: float) -> float:
     left = budget.time_left()
     if left is None:
-        return TOOL_TIMEOUT
+        return cap
     if left <= 0:
         budget.check_time()
-    return max(1.0, min(TOOL_TIMEOUT, left))
+    return max(1.0, min(cap, left))
 
 
-def run_tool(args: list[str], cwd: str, budget: ExtractionBudget, what: str) -> str:
+def run_tool(
+    args: list[str], cwd: str, budget: ExtractionBudget, what: str, timeout: float = TOOL_TIMEOUT
+) -> str:
     """Run a helper program (fixed arguments, no shell, no input, a bare environment) within
     what is left of max-scan-time; its standard output. Exit codes 0 and 1 are success."""
-    timeout = _timeout(budget)
+    timeout = _timeout(budget, timeout)
     try:
         done = subprocess.run(
             args,

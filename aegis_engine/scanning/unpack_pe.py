@@ -1,6 +1,6 @@
 """PE files as containers: what installers and self-extractors keep after the last section
-(the overlay). Only the headers and a few bytes at the overlay are read, so a PE that holds
-nothing costs O(1):
+(the overlay), and what runtime packers unpack (see unpack_packer). Only the headers and
+a few bytes at the overlay are read, so a PE that holds nothing costs O(1):
 
 - NSIS installers (``NullsoftInst`` at a 512-byte boundary of the overlay): through 7zz
   (see unpack_7zz);
@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 from ..detectors.base import Buffer, ScanObject
@@ -30,6 +30,7 @@ from .budget import ExtractionBudget, Member
 from .sniff import is_container, sniff
 from .unpack_7zz import iter_7zz
 from .unpack_io import CHUNK, MemberSink, member_from_bytes, member_label
+from .unpack_packer import available, iter_unpacked, packer_of
 from .unpack_unshield import iter_unshield, volume_name
 
 _NSIS_SIG = b"\xef\xbe\xad\xdeNullsoftInst"
@@ -68,18 +69,29 @@ def overlay_offset(data: Buffer) -> int | None:
 def iter_pe(obj: ScanObject, budget: ExtractionBudget, tmpdir: Path) -> Iterator[Member]:
     data = obj.data
     start = overlay_offset(data)
-    if start is None:
-        return
+    if start is not None:
+        installer = yield from _overlay(data, start, budget, tmpdir)
+        if installer:
+            return  # the stub of an installer or script runner: its payload is what matters
+    packer = packer_of(data) if bytes(data[:2]) == b"MZ" else None
+    if packer is not None and available():
+        yield from iter_unpacked(data, packer, budget, tmpdir)
+
+
+def _overlay(
+    data: Buffer, start: int, budget: ExtractionBudget, tmpdir: Path
+) -> Generator[Member, None, bool]:
+    """Members of the overlay; True when it held an installer's or a script's payload."""
     if _is_nsis(data, start):
         yield from iter_7zz(data, "nsis", budget, tmpdir, label="nsis")
-        return
+        return True
     if _AUTOIT_MARK in bytes(data[start : start + _AUTOIT_PROBE]):
         yield from _autoit(data, start, budget, tmpdir)
-        return
+        return True
     msi_header = _installshield_msi_header(data, start)
     if msi_header is not None:
         yield from _installshield_msi(data, msi_header, budget, tmpdir)
-        return
+        return True
     records = list(_installshield_records(data, start))
     if records:
         volumes: dict[str, Buffer] = {}
@@ -93,12 +105,14 @@ def iter_pe(obj: ScanObject, budget: ExtractionBudget, tmpdir: Path) -> Iterator
             yield member_from_bytes(name, content, budget, tmpdir)
         if any(v.endswith(".hdr") for v in volumes):
             yield from iter_unshield(volumes, budget, tmpdir)
-        return
+        return True
     head = bytes(data[start : start + _SNIFF])
     kind = sniff(head)
     if is_container(kind) and kind not in ("PE", "HTML", "MAIL", "BINHEX"):
         budget.add_file()
         yield member_from_bytes("overlay", bytes(data[start:]), budget, tmpdir)
+        return True
+    return False
 
 
 def _autoit(data: Buffer, start: int, budget: ExtractionBudget, tmpdir: Path) -> Iterator[Member]:
