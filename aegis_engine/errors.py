@@ -108,3 +108,12 @@ class ConsentRequired(PrivacyError):
             f"'aegis consent grant {purpose}' or in the tray app's Settings > Privacy"
         )
         self.purpose = purpose
+
+
+class LookupFailed(PrivacyError):
+    """A cloud hash look-up could not be made (no consent, no endpoint, server down, pin
+    mismatch, a broken answer); the local verdict stands."""
+
+
+class SendFailed(PrivacyError):
+    """Queued records or a sample could not be sent; nothing was lost from the outbox."""
