@@ -16,6 +16,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "history_cmd",
     "consent_cmd",
     "monitor_cmd",
+    "lookup_cmd",
+    "privacy_cmd",
 )
 
 
@@ -36,6 +38,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from ..privacy.crash import install_excepthook
+
+    install_excepthook("cli")  # threads' uncaught errors too; written locally first
     words = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(words[0] if words else None)
     args = parser.parse_args(words)
@@ -51,7 +56,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aegis: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # an Aegis bug: one clear line, exit 2, the crash kept locally
+        return _internal_error(exc)
     return code
+
+
+def _internal_error(exc: Exception) -> int:
+    from ..paths import AegisPaths
+    from ..privacy.crash import handle_crash
+
+    written = handle_crash(AegisPaths.default(), exc, "cli")
+    where = f"; details in {written}" if written is not None else ""
+    print(f"aegis: internal error ({type(exc).__name__}){where}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -239,7 +239,12 @@ def run(args: argparse.Namespace) -> int:
 
     responses: dict[int, Response] = {}
 
+    from ..privacy.hooks import ScanPrivacy
+
+    privacy = ScanPrivacy(engine.paths, warn)  # look-ups and statistics only if allowed
+
     def decide(report: FileReport) -> None:
+        privacy.before_decision(report)
         response = responder().respond(report)
         _apply_verdicts(report, response)
         responses[id(report)] = response
@@ -282,6 +287,7 @@ def run(args: argparse.Namespace) -> int:
         if progress:
             progress.clear()
         engine.close()
+    privacy.after_scan(summary)
     if args.json:
         out.write(json.dumps({"summary": summary.to_dict()}) + "\n")
     elif not args.quiet:

@@ -178,6 +178,10 @@ class Outbox:
     def _update(
         self, change: Callable[[list[QueuedRecord]], list[QueuedRecord]], consent: _Consent | None
     ) -> list[QueuedRecord]:
+        if not self.path.exists():  # nothing queued: reading must not create files
+            result = self._prune(change([]), consent)
+            if not result:
+                return result
         with self._locked():
             before = self._load()
             after = self._prune(change(list(before)), consent)
