@@ -397,7 +397,7 @@ class FileDecision:
 
 
 KNOWN_GOOD_CLEARS_ML = (
-    "the cloud look-up knows this file's SHA-256 as good, which outweighs a "
+    "the cloud look-up has this file's SHA-256 as known good, which outweighs a "
     "machine-learning score on its own"
 )
 

@@ -43,9 +43,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(run=run_send)
     p = actions.add_parser("submit", help="upload detected files for analysis (asks each time)")
     p.add_argument("files", nargs="+", metavar="FILE", type=Path)
-    p.add_argument(
-        "--yes", action="store_true", help="confirm the upload of these files, as shown"
-    )
+    p.add_argument("--yes", action="store_true", help="confirm the upload of these files, as shown")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run_submit)
 
@@ -95,7 +93,9 @@ def run_sent(args: argparse.Namespace) -> int:
         print("Nothing has been sent from this profile.")
         return 0
     for e in entries:
-        print(f"{e.time}  {e.purpose:<17} {e.method} {e.endpoint}  {e.bytes} bytes  HTTP {e.status}")
+        print(
+            f"{e.time}  {e.purpose:<17} {e.method} {e.endpoint}  {e.bytes} bytes  HTTP {e.status}"
+        )
         print("    " + json.dumps(e.payload, ensure_ascii=False))
     return 0
 
@@ -109,8 +109,12 @@ def run_send(args: argparse.Namespace) -> int:
     wanted = args.purposes or list(OTLP_PURPOSES)
     for pid in wanted:
         if pid not in OTLP_PURPOSES:
-            raise AegisError(f"{pid} is not sent from the outbox (choose {', '.join(OTLP_PURPOSES)})")
-    sender = OutboxSender.for_paths(paths, consent, lambda: transport_for(paths, consent), warn=_warn)
+            raise AegisError(
+                f"{pid} is not sent from the outbox (choose {', '.join(OTLP_PURPOSES)})"
+            )
+    sender = OutboxSender.for_paths(
+        paths, consent, lambda: transport_for(paths, consent), warn=_warn
+    )
     code = 0
     for pid in wanted:
         try:
@@ -124,6 +128,16 @@ def run_send(args: argparse.Namespace) -> int:
         else:
             print(f"{pid}: {result.sent} record(s) sent")
     return code
+
+
+def _detections(engine: Any, path: Path) -> list[str]:
+    names: list[str] = []
+    engine.scan(
+        [path],
+        engine.default_options(use_cache=False),
+        on_report=lambda r: names.extend(f.name for f in r.findings),
+    )
+    return list(dict.fromkeys(names))
 
 
 def run_submit(args: argparse.Namespace) -> int:
@@ -141,14 +155,7 @@ def run_submit(args: argparse.Namespace) -> int:
     code = 0
     try:
         for path in args.files:
-            names: list[str] = []
-            summary = engine.scan(
-                [path],
-                engine.default_options(use_cache=False),
-                on_report=lambda r: names.extend(f.name for f in r.findings),
-            )
-            del summary
-            offer = offer_sample(path, names)
+            offer = offer_sample(path, _detections(engine, path))
             shown = offer.to_dict()
             if not args.yes:
                 print(

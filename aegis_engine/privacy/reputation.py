@@ -39,8 +39,12 @@ def finding_for(result: LookupResult) -> Finding:
     details = {"reputation": result.reputation.value, "sha256": result.sha256}
     if result.reputation is Reputation.KNOWN_BAD:
         name = "Cloud.KnownBad" + (f".{result.name}" if result.name else "")
-        return Finding(CLOUD_DETECTOR, name, Severity.MALICIOUS, 1.0, FindingKind.SIGNATURE, details)
-    return Finding(CLOUD_DETECTOR, "Cloud.KnownGood", Severity.INFO, 0.0, FindingKind.SIGNATURE, details)
+        return Finding(
+            CLOUD_DETECTOR, name, Severity.MALICIOUS, 1.0, FindingKind.SIGNATURE, details
+        )
+    return Finding(
+        CLOUD_DETECTOR, "Cloud.KnownGood", Severity.INFO, 0.0, FindingKind.SIGNATURE, details
+    )
 
 
 def make_lookup(paths: AegisPaths, *, warn: Callable[[str], None] | None = None) -> RangeLookup:
