@@ -61,6 +61,7 @@ class Engine:
         self._plugins = plugins
         self._on_warning = on_warning
         self.warnings: list[str] = []
+        self._content_faults: list[str] = []
         self._detectors: list[Detector] | None = None
         self._lock = threading.Lock()
         self._single: _SingleFileSession | None = None
@@ -110,11 +111,29 @@ class Engine:
         if self._on_warning is not None:
             self._on_warning(message)
 
+    def _fault(self, message: str) -> None:
+        self._content_faults.append(message)
+        self._warn(message)
+
+    def content_problems(self) -> list[str]:
+        """Signature content that could not be used: hash lists or rule files skipped, a
+        detector disabled (each was warned about). Everything else kept detecting; a scan
+        that found nothing ends with exit 2 when this is not empty."""
+        problems = list(self._content_faults)
+        with self._lock:
+            detectors = list(self._detectors or ())
+        for det in detectors:
+            for path, message in getattr(det, "broken", ()):
+                problems.append(f"rule file {path} skipped: {message}")
+        return problems
+
     @property
     def detectors(self) -> list[Detector]:
         with self._lock:
             if self._detectors is None:
-                ctx = DetectorContext(self.paths, self.content, self.limits, self._warn)
+                ctx = DetectorContext(
+                    self.paths, self.content, self.limits, self._warn, fault=self._fault
+                )
                 self._detectors = load_detectors(ctx, plugins=self._plugins)
             return self._detectors
 
@@ -142,7 +161,7 @@ class Engine:
         it is counted, so the summary counts the final verdicts."""
         options = options or self.default_options()
         cache = (
-            ScanCache(self.paths.scan_cache_file, self.signature_version(options))
+            ScanCache(self.paths.scan_cache_file, self.signature_version(options), self._warn)
             if options.use_cache
             else None
         )
@@ -215,7 +234,9 @@ class _SingleFileSession:
         self.lock = threading.Lock()
         self.tmpdir = Path(tempfile.mkdtemp(prefix="aegis-scan-"))
         self.scanner = FileScanner(detectors, options, self.tmpdir, engine._warn)
-        self.cache = ScanCache(engine.paths.scan_cache_file, _sigver(detectors, options))
+        self.cache = ScanCache(
+            engine.paths.scan_cache_file, _sigver(detectors, options), engine._warn
+        )
 
     def close(self) -> None:
         with self.lock, contextlib.suppress(Exception):

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from conftest import EICAR, run_cli
 
+from aegis_engine import crashlog
 from aegis_engine.errors import ConsentRequired, PrivacyError, SendFailed
 from aegis_engine.paths import AegisPaths
 from aegis_engine.privacy import ConsentStore
@@ -100,7 +101,7 @@ def _sender(paths: AegisPaths, store: ConsentStore) -> OutboxSender:
 
 def test_crash_is_local_always_and_queued_only_with_consent(aegis_paths: AegisPaths) -> None:
     _crash(aegis_paths)
-    local = list((aegis_paths.state_dir / "crashes").glob("crash-*.txt"))
+    local = crashlog.list_reports(aegis_paths)
     assert len(local) == 1 and "plan.txt" in local[0].read_text(), "the full crash, locally"
     assert Outbox.for_paths(aegis_paths).pending() == [], "crash reports are off"
     ConsentStore.for_paths(aegis_paths).grant("crash-reports")
@@ -243,7 +244,7 @@ def test_samples_only_when_confirmed(
     assert len(collector.stats.bodies) == 1
 
 
-def test_cli_internal_error_is_one_line_exit_2(aegis_home: Path, tmp_path: Path) -> None:
+def test_cli_internal_error_is_local_and_queued_only_with_consent(aegis_home: Path) -> None:
     import subprocess
     import sys
 
@@ -257,5 +258,13 @@ def test_cli_internal_error_is_one_line_exit_2(aegis_home: Path, tmp_path: Path)
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2, r.stderr
-    assert "internal error (RuntimeError)" in r.stderr and "Traceback" not in r.stderr
-    assert list((AegisPaths.under(aegis_home).state_dir / "crashes").glob("crash-*"))
+    assert "unexpected RuntimeError" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    paths = AegisPaths.under(aegis_home)
+    assert crashlog.list_reports(paths)
+    assert Outbox.for_paths(paths).pending() == []
+    ConsentStore.for_paths(paths).grant("crash-reports")
+    subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    queued = Outbox.for_paths(paths).pending()
+    assert [r.record["error_type"] for r in queued] == ["RuntimeError"]
+    assert "someone" not in json.dumps(queued[0].record)

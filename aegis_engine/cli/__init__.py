@@ -56,18 +56,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aegis: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # an Aegis bug: one clear line, exit 2, the crash kept locally
-        return _internal_error(exc)
+    except Exception as exc:  # a bug: one clear line, the traceback in a local crash report
+        return _unexpected(exc, args.command)
     return code
 
 
-def _internal_error(exc: Exception) -> int:
+def _unexpected(exc: Exception, command: str | None) -> int:
+    from .. import crashlog
     from ..paths import AegisPaths
-    from ..privacy.crash import handle_crash
 
-    written = handle_crash(AegisPaths.default(), exc, "cli")
-    where = f"; details in {written}" if written is not None else ""
-    print(f"aegis: internal error ({type(exc).__name__}){where}", file=sys.stderr)
+    try:
+        where = f"details are in {crashlog.write_report(exc, command=command)}"
+    except Exception as err:  # the crash log is best effort: the one line is what counts
+        where = f"no crash report could be written ({err})"
+    from ..privacy.crash import queue_report
+
+    queue_report(AegisPaths.default(), exc, "cli")  # sent later, only with consent
+    print(
+        f"aegis: error: unexpected {type(exc).__name__}: {exc}; {where}. Please report it.",
+        file=sys.stderr,
+    )
     return 2
 
 

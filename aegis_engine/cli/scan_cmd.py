@@ -293,4 +293,13 @@ def run(args: argparse.Namespace) -> int:
     elif not args.quiet:
         _print_summary(summary, out)
     out.flush()
-    return summary.exit_code
+    code = summary.exit_code
+    problems = engine.content_problems()
+    if code == 0 and problems:  # a skipped list or rule file: never a silent "clean"
+        print(
+            f"aegis: error: {len(problems)} signature file(s) could not be used (see the "
+            "warnings above); nothing was found with the others",
+            file=sys.stderr,
+        )
+        code = 2
+    return code

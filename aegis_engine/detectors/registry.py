@@ -33,6 +33,12 @@ class DetectorContext:
     content: ContentSources
     limits: ScanLimits
     warn: Callable[[str], None]
+    fault: Callable[[str], None] | None = None
+    """Told about content that could not be used (a list or rule file skipped, a detector
+    disabled): a warning that also makes a scan that found nothing end with exit 2."""
+
+    def report_fault(self, message: str) -> None:
+        (self.fault or self.warn)(message)
 
 
 DetectorFactory = Callable[[DetectorContext], Detector | None]
@@ -59,7 +65,7 @@ def load_detectors(ctx: DetectorContext, *, plugins: bool = True) -> list[Detect
         try:
             det = factory(ctx)
         except ContentError as exc:
-            ctx.warn(f"detector {spec} disabled: {exc}")
+            ctx.report_fault(f"detector {spec} disabled: {exc}")
             continue
         if det is not None:
             detectors.append(det)

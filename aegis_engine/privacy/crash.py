@@ -1,8 +1,8 @@
 """Crash reports (purpose ``crash-reports``): the excepthook of the CLI, the monitor and the
 tray app.
 
-A crash is always written locally first (``state_dir/crashes/crash-<time>.txt``, the full
-traceback, readable by the user only, the newest :data:`KEEP_LOCAL` kept). Only when the user
+A crash is always written locally first (:mod:`aegis_engine.crashlog`: the full traceback,
+readable by the user only, never sent as it is). Only when the user
 allowed crash reports is a report queued in the outbox, built from the crash-report
 allowlist (version, OS family, Python version, component, error type, the stack of Aegis
 functions) and passed through the redactor: no message, no path, no local variable. Nothing
@@ -11,14 +11,10 @@ is sent from here; the outbox is sent later through the network layer.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import platform
 import sys
 import threading
-import traceback
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -27,9 +23,8 @@ from ..paths import AegisPaths
 from .allowlist import build_record
 from .redact import Redactor
 
-__all__ = ["KEEP_LOCAL", "crash_record", "handle_crash", "install_excepthook", "write_local"]
+__all__ = ["crash_record", "handle_crash", "install_excepthook", "queue_report"]
 
-KEEP_LOCAL = 20
 PURPOSE = "crash-reports"
 
 
@@ -52,20 +47,22 @@ def crash_record(exc: BaseException, component: str, redactor: Redactor) -> dict
     return build_record(PURPOSE, raw, redactor)
 
 
-def write_local(paths: AegisPaths, exc: BaseException, component: str) -> Path:
-    """Write the full crash locally (never sent as is); returns its path."""
-    folder = paths.ensure(paths.state_dir / "crashes")
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    path = folder / f"crash-{stamp}-{component}.txt"
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as fh:
-        fh.write(f"Aegis {component} crashed at {stamp}\n{text}")
-    old = sorted(folder.glob("crash-*.txt"))[:-KEEP_LOCAL]
-    for p in old:
-        with contextlib.suppress(OSError):
-            p.unlink()
-    return path
+def queue_report(
+    paths: AegisPaths, exc: BaseException, component: str, *, redactor: Redactor | None = None
+) -> bool:
+    """Queue a report of ``exc`` in the outbox when crash reports are allowed; True if queued.
+    Never raises: a failure here must not hide the crash itself."""
+    from .consent import ConsentStore
+    from .outbox import Outbox
+
+    try:
+        if not ConsentStore.for_paths(paths).is_granted(PURPOSE):
+            return False
+        record = crash_record(exc, component, redactor or Redactor.for_this_machine())
+        Outbox.for_paths(paths).add(PURPOSE, record)
+    except Exception:
+        return False
+    return True
 
 
 def handle_crash(
@@ -75,22 +72,17 @@ def handle_crash(
     *,
     redactor: Redactor | None = None,
 ) -> Path | None:
-    """Write the crash locally, and queue a report when crash reports are allowed. Never
-    raises: a failure here must not hide the crash itself."""
-    from .consent import ConsentStore
-    from .outbox import Outbox
+    """Write the crash locally (:mod:`aegis_engine.crashlog`), and queue a report when crash
+    reports are allowed. Returns the local report, None if it could not be written. Never
+    raises."""
+    from .. import crashlog
 
     local: Path | None = None
     try:
-        local = write_local(paths, exc, component)
-    except Exception:
+        local = crashlog.write_report(exc, command=component, paths=paths)
+    except Exception:  # a full disk must not mask the original error
         local = None
-    try:
-        if ConsentStore.for_paths(paths).is_granted(PURPOSE):
-            record = crash_record(exc, component, redactor or Redactor.for_this_machine())
-            Outbox.for_paths(paths).add(PURPOSE, record)
-    except Exception:
-        pass
+    queue_report(paths, exc, component, redactor=redactor)
     return local
 
 
