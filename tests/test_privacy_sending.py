@@ -268,3 +268,68 @@ def test_cli_internal_error_is_local_and_queued_only_with_consent(aegis_home: Pa
     queued = Outbox.for_paths(paths).pending()
     assert [r.record["error_type"] for r in queued] == ["RuntimeError"]
     assert "someone" not in json.dumps(queued[0].record)
+
+
+def test_send_due_sends_only_allowed_purposes(
+    collector: HTTPSServer, aegis_paths: AegisPaths
+) -> None:
+    from aegis_engine.privacy.schedule import send_due
+
+    store = ConsentStore.for_paths(aegis_paths)
+    store.grant("crash-reports")
+    _crash(aegis_paths)
+    store.revoke("crash-reports")
+    assert send_due(aegis_paths) == 0 and collector.stats.connections == 0
+    store.grant("crash-reports")
+    _crash(aegis_paths)
+    seen: list[str] = []
+    assert send_due(aegis_paths, seen.append) == 1, seen
+    assert send_due(aegis_paths, seen.append) == 0, "nothing left"
+    assert collector.stats.requests == ["/otel/v1/logs"]
+
+
+def test_a_monitor_session_with_default_settings_opens_no_connection(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    watched = tmp_path / "Downloads"
+    watched.mkdir()
+    log = tmp_path / "connects.log"
+    code = (
+        "import sys\n"
+        "def hook(event, args):\n"
+        "    if event in ('socket.connect', 'socket.getaddrinfo'):\n"
+        f"        open({str(log)!r}, 'a').write(event + ' ' + repr(args[1:]) + '\\n')\n"
+        "sys.addaudithook(hook)\n"
+        "import aegis_engine.privacy.schedule as s\n"
+        "s.SendTimer.__init__.__kwdefaults__['first_after'] = 0.5\n"
+        "from aegis_engine.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "monitor", "--json", "--no-processes", str(watched)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if '"started"' in line:
+                break
+        (watched / "eicar.com").write_bytes(EICAR)
+        time.sleep(3)  # a detection, and the send timer ran at least once
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert not log.exists(), log.read_text()
