@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import ScanLimits, ScanOptions, limits_from_settings, load_settings
-from .content import ContentSources
+from .content import ContentSources, content_stamp
 from .decision import DecisionEngine
 from .detectors.base import Detector
 from .detectors.registry import DetectorContext, load_detectors
@@ -55,16 +55,20 @@ class Engine:
         self.paths = paths or AegisPaths.default()
         self.settings = load_settings(self.paths.settings_file)
         self.limits: ScanLimits = limits_from_settings(self.settings)
+        self.warnings: list[str] = []
+        self._content_args = (tuple(extra_rules), tuple(extra_hashes), bundled_content)
         self.content = ContentSources.resolve(
             self.paths, tuple(extra_rules), tuple(extra_hashes), bundled=bundled_content
         )
+        if self.content.problem:
+            self.warnings.append(self.content.problem)
         self._plugins = plugins
         self._on_warning = on_warning
-        self.warnings: list[str] = []
         self._content_faults: list[str] = []
         self._detectors: list[Detector] | None = None
         self._lock = threading.Lock()
         self._single: _SingleFileSession | None = None
+        self._retired: list[_SingleFileSession] = []
         self.decisions = DecisionEngine.from_settings(self.settings)
         """Verdicts, policy and exclusions from the settings: the one place they apply."""
         self._quarantine: Vault | None = None
@@ -127,9 +131,28 @@ class Engine:
                 problems.append(f"rule file {path} skipped: {message}")
         return problems
 
+    def _reload_if_content_changed(self) -> None:
+        """Pick up a content version switched in since the detectors were built (lock held)."""
+        if not self._content_args[2] or content_stamp(self.paths) == self.content.stamp:
+            return
+        rules, hashes, bundled = self._content_args
+        self.content = ContentSources.resolve(self.paths, rules, hashes, bundled=bundled)
+        if self.content.problem:
+            self._warn(self.content.problem)
+        self._detectors = None
+        if self._single is not None:  # another thread may still use it: closed in close()
+            self._retired.append(self._single)
+            self._single = None
+
+    @property
+    def content_version(self) -> int:
+        """The content version in force (0: bundled)."""
+        return self.content.version
+
     @property
     def detectors(self) -> list[Detector]:
         with self._lock:
+            self._reload_if_content_changed()
             if self._detectors is None:
                 ctx = DetectorContext(
                     self.paths, self.content, self.limits, self._warn, fault=self._fault
@@ -222,6 +245,9 @@ class Engine:
             if self._single is not None:
                 self._single.close()
                 self._single = None
+            for retired in self._retired:
+                retired.close()
+            self._retired.clear()
             if self._history is not None:
                 self._history.close()
                 self._history = None

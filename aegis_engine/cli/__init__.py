@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "history_cmd",
     "consent_cmd",
     "monitor_cmd",
+    "update_cmd",
     "lookup_cmd",
     "privacy_cmd",
 )
