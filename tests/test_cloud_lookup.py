@@ -19,9 +19,10 @@ from aegis_engine.decision import DecisionEngine
 from aegis_engine.paths import AegisPaths
 from aegis_engine.privacy import ConsentStore
 from aegis_engine.privacy.lookup import RangeLookup
-from aegis_engine.privacy.ranges import Reputation, write_ranges
+from aegis_engine.privacy.ranges import Reputation
 from aegis_engine.privacy.reputation import finding_for
 from aegis_engine.privacy.wire import transport_for
+from aegis_engine.repo.cli import main as repo_main
 from aegis_engine.results import Finding, FindingKind, ObjectResult, Severity, Verdict
 from tests.https_server import HTTPSServer, https_server, send_bytes
 
@@ -39,7 +40,18 @@ def service(tmp_path: Path, aegis_paths: AegisPaths) -> Iterator[HTTPSServer]:
     ``try_files $uri /range/empty`` from a static folder; settings point at it."""
     out = tmp_path / "ranges"
     noise = [(hashlib.sha256(secrets.token_bytes(8)).hexdigest(), "Noise") for _ in range(50)]
-    write_ranges(out, [(_sha(PROGRAM), "Test.Program"), *noise], [(_sha(GOOD_PROGRAM), "")])
+    bad_list = tmp_path / "bad.hsb"
+    bad_list.write_text(
+        "".join(f"{h}:100:{n}\n" for h, n in [(_sha(PROGRAM), "Test.Program"), *noise])
+        + f"{'0' * 32}:68:Md5.Only\n"
+    )
+    good_list = tmp_path / "good.hsb"
+    good_list.write_text(f"{_sha(GOOD_PROGRAM)}:{len(GOOD_PROGRAM)}:Good\n")
+    assert (
+        repo_main(["ranges", str(out), "--hashes", str(bad_list), "--known-good", str(good_list)])
+        == 0
+    )
+    assert json.loads((out / "ranges.json").read_text())["known_bad"] == 51
     with https_server(tmp_path) as srv:
 
         def ranges(h: http.server.BaseHTTPRequestHandler) -> None:
@@ -222,3 +234,53 @@ def test_default_settings_open_no_connection(tmp_path: Path) -> None:
     )
     assert r.returncode == 1, r.stdout + r.stderr
     assert not log.exists(), log.read_text()
+
+
+def test_aegis_repo_ranges_contract(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    lst = tmp_path / "main.hsb"
+    lst.write_text("".join(f"{_sha(bytes([i]))}:1:Bad.{i}\n" for i in range(40)))
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "aegis_engine.repo.cli",
+            "ranges",
+            str(tmp_path / "out"),
+            "--hashes",
+            str(lst),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    files = list((tmp_path / "out" / "range").iterdir())
+    assert len(files) == summary["prefixes"] + 1  # and range/empty
+    assert {f.stat().st_size for f in files} == {summary["file_size"]}
+    missing = run_cli_repo(tmp_path / "nowhere.hsb", tmp_path / "out2")
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+
+
+def run_cli_repo(hashes: Path, out: Path) -> object:
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "aegis_engine.repo.cli",
+            "ranges",
+            str(out),
+            "--hashes",
+            str(hashes),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
