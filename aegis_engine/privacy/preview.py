@@ -28,6 +28,16 @@ class _Consent(Protocol):
     def is_granted(self, purpose_id: str) -> bool: ...
 
 
+def _update_server(paths: AegisPaths) -> str:
+    try:
+        from ..config import load_settings
+        from ..net import update_settings_from
+
+        return update_settings_from(load_settings(paths.settings_file)).server or ""
+    except (AegisError, ImportError):
+        return ""
+
+
 def build_preview(
     paths: AegisPaths, consent: _Consent, *, warn: Callable[[str], None] | None = None
 ) -> list[dict[str, Any]]:
@@ -79,6 +89,7 @@ def build_preview(
         elif p.id == "sample-submission":
             note = "nothing is queued: each file is sent only when you confirm it"
         else:
+            endpoint = _update_server(paths)
             note = "update checks are made by the updater (no identifier, no body)"
         views.append(
             {
