@@ -223,7 +223,12 @@ def run(args: argparse.Namespace) -> int:
     mode = Mode.ACT if args.quarantine else Mode.REPORT
     responses: dict[int, Response] = {}
 
+    from ..privacy.hooks import ScanPrivacy
+
+    privacy = ScanPrivacy(engine.paths, warn)  # look-ups and statistics only if allowed
+
     def decide(report: FileReport) -> None:
+        privacy.before_decision(report)
         # The vault and the history open at the first threat: a clean scan never pays for
         # them (keyring, cryptography, the database).
         responses[id(report)] = engine.outcomes.respond(report, mode=mode, client="scan", ask=ask)
@@ -266,6 +271,7 @@ def run(args: argparse.Namespace) -> int:
         if progress:
             progress.clear()
         engine.close()
+    privacy.after_scan(summary)
     if args.json:
         out.write(json.dumps({"summary": summary.to_dict()}) + "\n")
     elif not args.quiet:

@@ -25,6 +25,7 @@ BUILTIN_FACTORIES: tuple[str, ...] = (
     "aegis_engine.detectors.hashes:make_detector",
     "aegis_engine.detectors.yara_rules:make_detector",
     "aegis_engine.ml.detector:make_detector",
+    "aegis_engine.detectors.cloud:make_detector",  # None unless cloud-lookup is allowed
 )
 
 
