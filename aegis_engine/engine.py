@@ -15,12 +15,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import ScanLimits, ScanOptions, limits_from_settings, load_settings
-from .content import ContentSources
+from .config import ScanLimits, ScanOptions
+from .content import ContentSources, content_stamp
 from .decision import DecisionEngine
 from .detectors.base import Detector
 from .detectors.registry import DetectorContext, factories_from_env, load_detectors
 from .paths import AegisPaths
+from .response import OutcomeService
 from .results import FileReport, ScanSummary
 from .scanning.cache import ScanCache
 from .scanning.pipeline import ProgressCallback, ReportCallback, run_scan
@@ -35,11 +36,11 @@ from .scanning.workers import (
     incomplete_report,
     scan_one,
 )
+from .settings import Settings, SettingsStore
 
 if TYPE_CHECKING:
     from .history import History
     from .quarantine import Vault
-    from .response import AskUser, Responder
 
 WarningCallback = Callable[[str], None]
 
@@ -66,24 +67,49 @@ class Engine:
         worker_memory_limit: int = DEFAULT_MEMORY_LIMIT,
     ) -> None:
         self.paths = paths or AegisPaths.default()
-        self.settings = load_settings(self.paths.settings_file)
-        self.limits: ScanLimits = limits_from_settings(self.settings)
+        self._on_warning = on_warning
+        self.warnings: list[str] = []
+        self.settings_store = SettingsStore(self.paths.settings_file, warn=self._warn)
+        """The settings file: read, validated, written and watched here only."""
+        self.settings: Settings
+        self.limits: ScanLimits
+        self.decisions: DecisionEngine
+        """Verdicts, policy and exclusions from the settings: the one place they apply."""
+        self._use_settings(self.settings_store.current)
+        self.settings_store.subscribe(self._use_settings)
+        self._content_args = (tuple(extra_rules), tuple(extra_hashes), bundled_content)
         self.content = ContentSources.resolve(
             self.paths, tuple(extra_rules), tuple(extra_hashes), bundled=bundled_content
         )
+        if self.content.problem:
+            self.warnings.append(self.content.problem)
         self._plugins = plugins
         self._extra_factories = factories_from_env()
         self._worker_memory_limit = worker_memory_limit
         self._pools: dict[ScanLimits, WorkerPool] = {}
-        self._on_warning = on_warning
-        self.warnings: list[str] = []
+        self._content_faults: list[str] = []
         self._detectors: list[Detector] | None = None
         self._lock = threading.Lock()
         self._single: _SingleFileSession | None = None
-        self.decisions = DecisionEngine.from_settings(self.settings)
-        """Verdicts, policy and exclusions from the settings: the one place they apply."""
+        self._retired: list[_SingleFileSession] = []
         self._quarantine: Vault | None = None
         self._history: History | None = None
+        self.outcomes = OutcomeService(
+            lambda: self.decisions,
+            vault=lambda: self.quarantine,
+            history=lambda: self.history,
+            settings=self.settings_store,
+        )
+        """Decide -> act -> record for every client: the one path for outcomes."""
+
+    def _use_settings(self, settings: Settings) -> None:
+        self.settings = settings
+        self.limits = settings.limits
+        self.decisions = settings.decision_engine()
+
+    def reload_settings(self) -> Settings:
+        """Read the settings file again (listeners of :attr:`settings_store` hear of it)."""
+        return self.settings_store.reload()
 
     @property
     def quarantine(self) -> Vault:
@@ -92,7 +118,7 @@ class Engine:
 
         with self._lock:
             if self._quarantine is None:
-                qs = QuarantineSettings.from_settings(self.settings)
+                qs: QuarantineSettings = self.settings.quarantine
                 self._quarantine = Vault.for_paths(
                     self.paths, warn=self._warn, use_keyring=qs.use_keyring
                 )
@@ -107,19 +133,6 @@ class Engine:
             if self._history is None:
                 self._history = History(self.paths.history_file, warn=self._warn)
             return self._history
-
-    def responder(self, *, apply_actions: bool, ask: AskUser | None = None) -> Responder:
-        """Decides about scan reports, acts per policy (when ``apply_actions``), records."""
-        from .response import Responder
-
-        return Responder(
-            self.decisions,
-            # Reporting never touches the vault: do not load it (keyring, cryptography).
-            vault=self.quarantine if apply_actions else None,
-            history=self.history,
-            apply_actions=apply_actions,
-            ask=ask,
-        )
 
     def _warn_once(self, message: str) -> None:
         """Warnings from the workers: each of them loads the same content."""
@@ -150,14 +163,51 @@ class Engine:
         if self._on_warning is not None:
             self._on_warning(message)
 
+    def _reload_if_content_changed(self) -> None:
+        """Pick up a content version switched in since the detectors were built (lock held)."""
+        if not self._content_args[2] or content_stamp(self.paths) == self.content.stamp:
+            return
+        rules, hashes, bundled = self._content_args
+        self.content = ContentSources.resolve(self.paths, rules, hashes, bundled=bundled)
+        if self.content.problem:
+            self._warn(self.content.problem)
+        self._detectors = None
+        if self._single is not None:  # another thread may still use it: closed in close()
+            self._retired.append(self._single)
+            self._single = None
+        for pool in self._pools.values():  # their workers loaded the old content
+            pool.retire()
+        self._pools.clear()
+
+    @property
+    def content_version(self) -> int:
+        """The content version in force (0: bundled)."""
+        return self.content.version
+
+    def _fault(self, message: str) -> None:
+        """Content that could not be used (each worker loads the same content: said once)."""
+        if message in self._content_faults:
+            return
+        self._content_faults.append(message)
+        self._warn(message)
+
+    def content_problems(self) -> list[str]:
+        """Signature content that could not be used: hash lists or rule files skipped, a
+        detector disabled (each was warned about). Everything else kept detecting; a scan
+        that found nothing ends with exit 2 when this is not empty."""
+        return list(self._content_faults)
+
     @property
     def detectors(self) -> list[Detector]:
         with self._lock:
+            self._reload_if_content_changed()
             if self._detectors is None:
                 # Built here for their versions (the scan-cache key); the content is loaded
                 # in the workers.
                 limits = detector_limits(self.limits)
-                ctx = DetectorContext(self.paths, self.content, limits, self._warn)
+                ctx = DetectorContext(
+                    self.paths, self.content, limits, self._warn, fault=self._fault
+                )
                 self._detectors = load_detectors(
                     ctx, plugins=self._plugins, extra=self._extra_factories
                 )
@@ -183,11 +233,19 @@ class Engine:
     ) -> ScanSummary:
         """Scan files and folders; ``cancel.set()`` from another thread stops it soon.
 
-        ``decide`` (e.g. a :meth:`responder`'s) runs on every report that is not clean before
-        it is counted, so the summary counts the final verdicts."""
+        Every report that is not clean is decided before it is counted or handed on, so the
+        summary and ``on_report`` see final verdicts: by ``decide`` (e.g. the CLI's call to
+        :meth:`OutcomeService.respond`, which must leave the report final), else by
+        :meth:`OutcomeService.decide`."""
         options = options or self.default_options()
+        if decide is None:
+            outcomes = self.outcomes
+
+            def decide(report: FileReport) -> None:
+                outcomes.decide(report)
+
         cache = (
-            ScanCache(self.paths.scan_cache_file, self.signature_version(options))
+            ScanCache(self.paths.scan_cache_file, self.signature_version(options), self._warn)
             if options.use_cache
             else None
         )
@@ -198,6 +256,7 @@ class Engine:
             options.effective_jobs(),
             self._warn_once,
             fallback,
+            fault=self._fault,
         )
         try:
             return run_scan(
@@ -262,6 +321,9 @@ class Engine:
             if self._single is not None:
                 self._single.close()
                 self._single = None
+            for retired in self._retired:
+                retired.close()
+            self._retired.clear()
             if self._history is not None:
                 self._history.close()
                 self._history = None
@@ -274,7 +336,9 @@ class _SingleFileSession:
         self.lock = threading.Lock()
         self.options = options
         self.fallback = _InProcessScanner(engine, options)
-        self.cache = ScanCache(engine.paths.scan_cache_file, _sigver(detectors, options))
+        self.cache = ScanCache(
+            engine.paths.scan_cache_file, _sigver(detectors, options), engine._warn
+        )
 
     def close(self) -> None:
         with self.lock, contextlib.suppress(Exception):

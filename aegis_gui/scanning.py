@@ -14,18 +14,17 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
 from aegis_engine import Engine, FileReport, ScanProgress, ScanSummary
-from aegis_engine.decision import DecisionEngine
+from aegis_engine.response import Mode
 from aegis_engine.scanning.walk import count_files
 
-from . import actions
-from .actions import Detection
 from .bridge import EngineBridge
+from .detection import Detection
 from .ops import OpRunner
 
 BACKGROUND_NICE = 10
@@ -61,7 +60,6 @@ class ScanService(QObject):
         self,
         engine: Engine,
         bridge: EngineBridge,
-        decisions: Callable[[], DecisionEngine],
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -72,7 +70,6 @@ class ScanService(QObject):
         pool = QThreadPool(self)
         pool.setMaxThreadCount(2)
         self._runner = OpRunner(pool, self)
-        self._decisions = decisions
         self._ids = itertools.count(1)
         self.current: int | None = None
         self.kind = ""
@@ -96,10 +93,16 @@ class ScanService(QObject):
         self.targets = [str(t) for t in targets]
         self._cancel = cancel = threading.Event()
         source = "scheduled" if kind == "scheduled" else "scan"
-        decisions = self._decisions()
+        decided: dict[int, Detection] = {}
+        outcomes = self._engine.outcomes
+
+        def decide(report: FileReport) -> None:  # in the scan, before the report is counted
+            response = outcomes.respond(report, mode=Mode.DEFER, client="tray")
+            decided[id(report)] = Detection(report, response.decision, source)
 
         def transform(report: FileReport) -> Detection:
-            return actions.assess(decisions, report, source, self._engine)
+            found = decided.pop(id(report), None)
+            return found or Detection(report, outcomes.decide(report), source)
 
         on_report, on_progress = self._bridge.scan_callbacks(scan_id, transform)
         targets_now = list(self.targets)
@@ -108,7 +111,11 @@ class ScanService(QObject):
         def scan() -> ScanSummary:
             lower_thread_priority()
             return self._engine.scan(
-                targets_now, on_report=on_report, on_progress=on_progress, cancel=cancel
+                targets_now,
+                on_report=on_report,
+                on_progress=on_progress,
+                cancel=cancel,
+                decide=decide,
             )
 
         def count() -> int:
