@@ -25,8 +25,9 @@ from ..paths import AegisPaths
 
 MiB = 1024 * 1024
 DEFAULT_MEMORY_LIMIT = 3072 * MiB
-"""Address space of one worker (``RLIMIT_AS``); see docs/architecture.md for what a worker
-maps. The rest is headroom for one file's work."""
+"""Address space of one worker (``RLIMIT_AS``). A worker with every detector loaded (the ML
+model included) maps about 360 MB; the rest is headroom for one file's work (a 100 MB file,
+400 MB extracted from it, the decompressors' own buffers)."""
 
 
 @dataclass(frozen=True)
