@@ -29,7 +29,7 @@ from aegis_engine import (
     Verdict,
 )
 from aegis_engine.privacy import ConsentStore
-from aegis_gui import actions
+from aegis_gui import detection
 from aegis_gui.alerts import AlertState
 from aegis_gui.controller import Options, TrayApp
 from aegis_gui.icons import TrayState
@@ -99,7 +99,7 @@ def eicar_detection(path: Path, verdict: Verdict = Verdict.MALICIOUS) -> FileRep
 
 def feed(app: TrayApp, report: FileReport) -> None:
     """What the monitor's handler does, from another thread."""
-    det = actions.assess(app.engine.decisions, report, "real-time", app.engine)
+    det = detection.assess(app.engine, report, "real-time")
     t = threading.Thread(target=app.bridge.on_detection, args=(det,))
     t.start()
     t.join()

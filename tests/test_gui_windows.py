@@ -30,8 +30,8 @@ from aegis_engine.history import HistoryEvent
 from aegis_engine.monitor import ProcessRef, RansomwareEvent
 from aegis_engine.privacy import PURPOSES, ConsentStore
 from aegis_engine.quarantine import VaultItem
-from aegis_gui.actions import Detection
 from aegis_gui.alerts import Alert, AlertCenter, AlertState
+from aegis_gui.detection import Detection
 from aegis_gui.icons import TrayState
 from aegis_gui.preferences import Preferences
 from aegis_gui.tray import Tray

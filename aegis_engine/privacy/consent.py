@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write
+from ..bounded_io import load_json_file
 from ..errors import ConsentRequired, ConsentStoreError, UnknownPurpose
 from ..paths import AegisPaths
 
@@ -51,6 +52,7 @@ __all__ = [
 
 CONSENT_FILE = "consent.json"
 FORMAT = 1
+_MAX_CONSENT = 256 * 1024
 Warn = Callable[[str], None]
 
 
@@ -321,7 +323,7 @@ class ConsentStore:
 
     def _parse(self, stamp: tuple[int, int, int]) -> _Snapshot:
         try:
-            raw = json.loads(self.path.read_bytes())
+            raw = load_json_file(self.path, max_bytes=_MAX_CONSENT)
             if not isinstance(raw, dict) or not isinstance(raw.get("purposes", {}), dict):
                 raise ValueError("not a consent file")
         except (OSError, ValueError) as exc:

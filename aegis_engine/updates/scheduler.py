@@ -9,11 +9,11 @@ import random
 import threading
 from collections.abc import Callable
 
-from ..config import load_settings
 from ..errors import AegisError
 from ..net import update_settings_from
 from ..paths import AegisPaths
 from ..privacy import ConsentStore
+from ..settings import SettingsStore
 from .client import UpdateResult
 from .service import check_for_updates
 
@@ -56,7 +56,8 @@ class UpdateScheduler:
         if not self.consent.is_granted(PURPOSE):
             return None
         try:
-            server = update_settings_from(load_settings(self.paths.settings_file)).server
+            values = SettingsStore(self.paths.settings_file).current.values
+            server = update_settings_from(values).server
         except AegisError:
             server = None
         if not server:

@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..config import load_settings
 from ..content import bundled_resources
 from ..errors import AegisError, ContentError
 from ..net import ConsentGate, NetClient, update_settings_from
 from ..paths import AegisPaths
+from ..settings import SettingsStore
 from .client import Progress, UpdateClient, UpdateResult, rollback, shipped_root
 from .fetcher import NetFetcher
 from .index import content_files
@@ -51,7 +51,7 @@ def check_for_updates(
     """One check (and install when there is something new). Never raises for an update
     problem: the result says ``refused`` or ``failed`` and why."""
     try:
-        settings = update_settings_from(load_settings(paths.settings_file))
+        settings = update_settings_from(SettingsStore(paths.settings_file).current.values)
     except AegisError as exc:
         return _failed(paths, f"update settings: {exc}")
     root_path = root_file or settings.root
