@@ -483,3 +483,20 @@ def test_shipped_root_is_valid_root_metadata() -> None:
     md = Metadata.from_bytes(data)
     assert md.signed.type == "root"
     md.signed.verify_delegate("root", md.signed_bytes, md.signatures)
+
+
+def test_behaviour_rules_follow_the_content_in_force(repo: Repo, aegis_paths: AegisPaths) -> None:
+    from aegis_engine.monitor.behaviour import LiveBehaviourRules
+
+    live = LiveBehaviourRules(aegis_paths)
+    before = {r.id for r in live.current.rules}
+    c2 = repo.content("v2-behaviour")
+    with (c2 / "behaviour_rules.toml").open("a") as fh:
+        fh.write(
+            '\n[[rule]]\nid = "AEGIS-B999"\ntitle = "Update test"\nseverity = "suspicious"\n'
+            'explanation = "{exe}"\n[rule.when]\nname = ["aegis-update-test"]\n'
+        )
+    repo.release(c2)
+    result = UpdateClient.from_dir(aegis_paths, repo.root, repo.root_json.read_bytes()).run()
+    assert result.result == "updated", result.reason
+    assert {r.id for r in live.current.rules} == before | {"AEGIS-B999"}
