@@ -126,6 +126,9 @@ def test_rollback_then_update_again(
     out = json.loads(proc.stdout)
     assert out["result"] == "updated" and out["version"] == 0 and out["previous_version"] == 1
     assert not detects(aegis_paths, sample[0])
+    status = json.loads(run_cli("update", "--status", "--json").stdout)
+    assert status["content_version"] == 0 and status["last_result"] == "updated"
+    assert "rolled back" in status["last_reason"]
 
 
 def test_update_from_folder_cli(
