@@ -130,6 +130,9 @@ class TrayApp(QObject):
         self._state_timer.timeout.connect(self.refresh_state)
         self._trim_timer = QTimer(self)
         self._trim_timer.timeout.connect(memory.trim)
+        self._update_timer = QTimer(self)
+        self._update_timer.setSingleShot(True)
+        self._update_timer.timeout.connect(self._background_update)
         self._wire()
 
     # -- wiring --------------------------------------------------------------------------------
@@ -169,6 +172,7 @@ class TrayApp(QObject):
         self.scan_view.start_schedule()
         self._state_timer.start(15_000)
         self._trim_timer.start(300_000)
+        self._update_timer.start(60_000)  # first background update check
         self.refresh_state()
         if self.options.first_run and not self.consent.reviewed:
             QTimer.singleShot(0, self.show_consent)
@@ -362,6 +366,32 @@ class TrayApp(QObject):
             name="updates",
         )
 
+    def _background_update(self) -> None:
+        """Every few hours (with jitter): a quiet check; only news and problems are shown."""
+        from aegis_engine.updates.scheduler import UpdateScheduler
+
+        sched = UpdateScheduler(self.engine.paths)
+        self._update_timer.start(int(sched.next_delay() * 1000))
+        if self.updating or self._shut_down:
+            return
+
+        def done(result: object) -> None:
+            outcome = getattr(result, "result", None)
+            if outcome == "updated":
+                self.notifier.inform(
+                    "Aegis: updates",
+                    f"Signatures updated to version {getattr(result, 'version', '?')}.",
+                )
+            elif outcome in ("refused", "failed"):
+                self._note(f"Update {outcome}: {getattr(result, 'reason', '')}")
+
+        self.runner.run(
+            sched.run_once,
+            success=done,
+            failure=lambda exc: log.warning("background update check: %s", exc),
+            name="updates",
+        )
+
     def _on_monitor_event(self, event: object) -> None:
         kind = getattr(event, "kind", "")
         if kind == "ransomware" and getattr(event, "action", "") == "suspended":
@@ -401,6 +431,7 @@ class TrayApp(QObject):
         self._shut_down = True
         self._state_timer.stop()
         self._trim_timer.stop()
+        self._update_timer.stop()
         self.scan_view.stop()
         self.notifier.stop()
         self.scans.wait()

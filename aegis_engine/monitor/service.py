@@ -27,7 +27,7 @@ from typing import Any
 
 from ..engine import Engine
 from ..errors import MonitorError
-from .behaviour import BehaviourRules
+from .behaviour import BehaviourRules, LiveBehaviourRules
 from .canary import CanarySet
 from .dispatch import Dispatcher, ScannedFile, Subscriber
 from .events import (
@@ -205,7 +205,7 @@ class Monitor:
         if self.roots and (self.on_access is not None or self.shield is not None):
             self._start_sources()
         if self._enable_processes:
-            rules = self._rules or BehaviourRules.default(self.engine.paths)
+            rules = self._rules or LiveBehaviourRules(self.engine.paths)
             self.processes = ProcessMonitor(
                 self.engine.scan_file,
                 rules,
