@@ -76,7 +76,7 @@ def register(sub: Any) -> None:
         help="skip paths or names matching this glob (repeatable)",
     )
     p.add_argument(
-        "--jobs", type=int, default=0, metavar="N", help="worker threads (default: one per core)"
+        "--jobs", type=int, default=0, metavar="N", help="worker processes (default: one per core)"
     )
     p.add_argument("--no-archives", action="store_true", help="do not look inside archives")
     p.add_argument(

@@ -54,6 +54,28 @@ from .fsevents import FsEvent, FsKind
 from .options import MonitorOptions
 from .worker import Worker
 
+
+def _own_descendants() -> set[int]:
+    """Aegis's own helper processes: the scan workers and multiprocessing's fork server
+    (each started by ``multiprocessing``, which names itself on their command line)."""
+    try:
+        import psutil
+    except ImportError:
+        return set()
+    own: set[int] = set()
+    try:
+        children = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return own
+    for child in children:
+        try:
+            if any("from multiprocessing." in part for part in child.cmdline()):
+                own.add(child.pid)
+        except psutil.Error:
+            continue  # gone meanwhile
+    return own
+
+
 __all__ = ["BurstDetector", "Incident", "Op", "RansomwareShield"]
 
 log = logging.getLogger(__name__)
@@ -441,7 +463,9 @@ class RansomwareShield(Worker):
 
     def _candidates(self) -> list[Candidate]:
         roots = self.roots
-        exclude = self._self_pids | self._suspended_pids()
+        # Aegis itself, and its scan workers: they read the files on-access scanning is
+        # given, decoys included.
+        exclude = self._self_pids | _own_descendants() | self._suspended_pids()
 
         def open_files(pid: int) -> list[str]:
             return self._sampler.open_files_under(pid, roots)
