@@ -9,16 +9,17 @@ import shutil
 import stat
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import ScanLimits, ScanOptions
-from .content import ContentSources
+from .content import ContentSources, content_stamp
 from .decision import DecisionEngine
 from .detectors.base import Detector
-from .detectors.registry import DetectorContext, load_detectors
+from .detectors.registry import DetectorContext, factories_from_env, load_detectors
 from .paths import AegisPaths
 from .response import OutcomeService
 from .results import FileReport, ScanSummary
@@ -26,6 +27,15 @@ from .scanning.cache import ScanCache
 from .scanning.pipeline import ProgressCallback, ReportCallback, run_scan
 from .scanning.scanner import FileScanner
 from .scanning.walk import FileEntry
+from .scanning.workers import (
+    DEFAULT_MEMORY_LIMIT,
+    PoolScan,
+    WorkerConfig,
+    WorkerPool,
+    detector_limits,
+    incomplete_report,
+    scan_one,
+)
 from .settings import Settings, SettingsStore
 
 if TYPE_CHECKING:
@@ -38,9 +48,11 @@ WarningCallback = Callable[[str], None]
 class Engine:
     """Scans files with every detector; thread-safe for one scan at a time per instance.
 
-    Nothing heavy happens in the constructor: detectors are built on first use, rules are
-    compiled on the first file that needs them, and a scan answered from the cache never
-    compiles anything.
+    Files are scanned in worker processes (``scanning/workers.py``) that load the detectors'
+    content; this process only walks, answers from the scan cache and decides. Nothing heavy
+    happens in the constructor, and a scan answered from the cache starts no worker.
+    Call :meth:`close` when done (it stops the workers; they also stop when the engine is
+    garbage-collected or the process exits).
     """
 
     def __init__(
@@ -52,6 +64,7 @@ class Engine:
         bundled_content: bool = True,
         plugins: bool = True,
         on_warning: WarningCallback | None = None,
+        worker_memory_limit: int = DEFAULT_MEMORY_LIMIT,
     ) -> None:
         self.paths = paths or AegisPaths.default()
         self._on_warning = on_warning
@@ -64,13 +77,20 @@ class Engine:
         """Verdicts, policy and exclusions from the settings: the one place they apply."""
         self._use_settings(self.settings_store.current)
         self.settings_store.subscribe(self._use_settings)
+        self._content_args = (tuple(extra_rules), tuple(extra_hashes), bundled_content)
         self.content = ContentSources.resolve(
             self.paths, tuple(extra_rules), tuple(extra_hashes), bundled=bundled_content
         )
+        if self.content.problem:
+            self.warnings.append(self.content.problem)
         self._plugins = plugins
+        self._extra_factories = factories_from_env()
+        self._worker_memory_limit = worker_memory_limit
+        self._pools: dict[ScanLimits, WorkerPool] = {}
         self._detectors: list[Detector] | None = None
         self._lock = threading.Lock()
         self._single: _SingleFileSession | None = None
+        self._retired: list[_SingleFileSession] = []
         self._quarantine: Vault | None = None
         self._history: History | None = None
         self.outcomes = OutcomeService(
@@ -113,17 +133,65 @@ class Engine:
                 self._history = History(self.paths.history_file, warn=self._warn)
             return self._history
 
+    def _warn_once(self, message: str) -> None:
+        """Warnings from the workers: each of them loads the same content."""
+        if message not in self.warnings:
+            self._warn(message)
+
+    def worker_pool(self, limits: ScanLimits | None = None) -> WorkerPool:
+        """The worker processes for scans with ``limits`` (started on first use, kept warm)."""
+        key = detector_limits(limits or self.limits)
+        with self._lock:
+            pool = self._pools.get(key)
+            if pool is None:
+                config = WorkerConfig(
+                    self.paths,
+                    self.content,
+                    key,
+                    plugins=self._plugins,
+                    extra_factories=self._extra_factories,
+                    memory_limit=self._worker_memory_limit,
+                )
+                pool = WorkerPool(config, self.default_options().effective_jobs())
+                weakref.finalize(self, pool.shutdown)
+                self._pools[key] = pool
+            return pool
+
     def _warn(self, message: str) -> None:
         self.warnings.append(message)
         if self._on_warning is not None:
             self._on_warning(message)
 
+    def _reload_if_content_changed(self) -> None:
+        """Pick up a content version switched in since the detectors were built (lock held)."""
+        if not self._content_args[2] or content_stamp(self.paths) == self.content.stamp:
+            return
+        rules, hashes, bundled = self._content_args
+        self.content = ContentSources.resolve(self.paths, rules, hashes, bundled=bundled)
+        if self.content.problem:
+            self._warn(self.content.problem)
+        self._detectors = None
+        if self._single is not None:  # another thread may still use it: closed in close()
+            self._retired.append(self._single)
+            self._single = None
+
+    @property
+    def content_version(self) -> int:
+        """The content version in force (0: bundled)."""
+        return self.content.version
+
     @property
     def detectors(self) -> list[Detector]:
         with self._lock:
+            self._reload_if_content_changed()
             if self._detectors is None:
-                ctx = DetectorContext(self.paths, self.content, self.limits, self._warn)
-                self._detectors = load_detectors(ctx, plugins=self._plugins)
+                # Built here for their versions (the scan-cache key); the content is loaded
+                # in the workers.
+                limits = detector_limits(self.limits)
+                ctx = DetectorContext(self.paths, self.content, limits, self._warn)
+                self._detectors = load_detectors(
+                    ctx, plugins=self._plugins, extra=self._extra_factories
+                )
             return self._detectors
 
     def signature_version(self, options: ScanOptions | None = None) -> str:
@@ -162,12 +230,18 @@ class Engine:
             if options.use_cache
             else None
         )
-        tmpdir = Path(tempfile.mkdtemp(prefix="aegis-scan-"))
+        fallback = _InProcessScanner(self, options)
+        workers = PoolScan(
+            self.worker_pool(options.limits),
+            options,
+            options.effective_jobs(),
+            self._warn_once,
+            fallback,
+        )
         try:
-            scanner = FileScanner(self.detectors, options, tmpdir, self._warn)
             return run_scan(
                 (str(t) for t in targets),
-                scanner,
+                workers,
                 options,
                 cache=cache,
                 on_report=on_report,
@@ -176,9 +250,10 @@ class Engine:
                 decide=decide,
             )
         finally:
+            workers.close()
+            fallback.close()
             if cache is not None:
                 cache.close()
-            shutil.rmtree(tmpdir, ignore_errors=True)
 
     # -- one file at a time (on-access scanning) -----------------------------------------
     def scan_file(self, path: str | Path) -> FileReport | None:
@@ -199,7 +274,9 @@ class Engine:
             hit = session.cache.get(entry.path, st)
         if hit is not None:
             return hit
-        report = session.scanner.scan_file(entry)
+        report = scan_one(
+            self.worker_pool(), session.options, entry, self._warn_once, session.fallback
+        )
         if report is not None:
             with session.lock:
                 session.cache.put(report, st)
@@ -214,11 +291,19 @@ class Engine:
             return self._single
 
     def close(self) -> None:
-        """Release what scan_file() keeps open (cache connection, temp folder)."""
+        """Stop the worker processes; release what scan_file() keeps open."""
+        with self._lock:
+            pools = list(self._pools.values())
+            self._pools.clear()
+        for pool in pools:
+            pool.shutdown()
         with self._lock:
             if self._single is not None:
                 self._single.close()
                 self._single = None
+            for retired in self._retired:
+                retired.close()
+            self._retired.clear()
             if self._history is not None:
                 self._history.close()
                 self._history = None
@@ -229,14 +314,42 @@ class _SingleFileSession:
 
     def __init__(self, engine: Engine, detectors: Sequence[Detector], options: ScanOptions) -> None:
         self.lock = threading.Lock()
-        self.tmpdir = Path(tempfile.mkdtemp(prefix="aegis-scan-"))
-        self.scanner = FileScanner(detectors, options, self.tmpdir, engine._warn)
+        self.options = options
+        self.fallback = _InProcessScanner(engine, options)
         self.cache = ScanCache(engine.paths.scan_cache_file, _sigver(detectors, options))
 
     def close(self) -> None:
         with self.lock, contextlib.suppress(Exception):
             self.cache.close()
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
+        self.fallback.close()
+
+
+class _InProcessScanner:
+    """Scans in this process, only when no worker process can be started at all."""
+
+    def __init__(self, engine: Engine, options: ScanOptions) -> None:
+        self._engine = engine
+        self._options = options
+        self._lock = threading.Lock()
+        self._scanner: FileScanner | None = None
+        self._tmpdir: Path | None = None
+
+    def __call__(self, entry: FileEntry) -> FileReport | None:
+        with self._lock:
+            if self._scanner is None:
+                self._tmpdir = Path(tempfile.mkdtemp(prefix="aegis-scan-"))
+                self._scanner = FileScanner(
+                    self._engine.detectors, self._options, self._tmpdir, self._engine._warn
+                )
+            scanner = self._scanner
+        try:
+            return scanner.scan_file(entry)
+        except MemoryError:
+            return incomplete_report(entry, "memory limit: out of memory scanning this file")
+
+    def close(self) -> None:
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
 
 
 def _sigver(detectors: Sequence[Detector], options: ScanOptions) -> str:

@@ -345,18 +345,19 @@ class TrayApp(QObject):
         self.updating = True
         self.refresh_state()
 
-        def done(exc: BaseException | None) -> None:
+        def done(exc: BaseException | None, message: object = None) -> None:
             self.updating = False
             if isinstance(exc, ConsentRequired):
                 text = "Update checks are off (Settings ▸ Privacy). Nothing was sent."
             else:
-                text = str(exc) if exc else "Aegis is up to date."
+                text = str(exc) if exc else str(message or "Aegis is up to date.")
             self.notifier.inform("Aegis: updates", text)
             self._note(text if exc else "")
 
+        paths = self.engine.paths
         self.runner.run(
-            lambda: check_for_updates(self.consent, self.prefs.update_server),
-            success=lambda _r: done(None),
+            lambda: check_for_updates(self.consent, self.prefs.update_server, paths),
+            success=lambda r: done(None, r),
             failure=done,
             name="updates",
         )

@@ -1,7 +1,10 @@
 """On-demand scans from the GUI: one at a time, in a worker op, cancellable.
 
-``Engine.scan`` runs in the op with a ``threading.Event`` for cancel; its callbacks go
-through the bridge (progress thinned out). Each file that is not clean is decided and
+``Engine.scan`` runs in a QThreadPool op with a ``threading.Event`` for cancel. That thread
+only walks the tree, answers unchanged files from the scan cache and hands the rest to the
+engine's worker processes, where files are read, hashed, matched and unpacked: nothing
+CPU-heavy runs on the GUI process's interpreter. Its callbacks go through the bridge
+(progress thinned out). Each file that is not clean is decided and
 recorded in the history on the scanning thread, then arrives here as a Detection. A second
 op counts the files to scan, so the progress bar can show a fraction.
 """
@@ -18,6 +21,7 @@ from PySide6.QtCore import QObject, QThreadPool, Signal
 
 from aegis_engine import Engine, FileReport, ScanProgress, ScanSummary
 from aegis_engine.response import Mode
+from aegis_engine.scanning.walk import count_files
 
 from .bridge import EngineBridge
 from .detection import Detection
@@ -39,30 +43,6 @@ def lower_thread_priority(nice: int = BACKGROUND_NICE) -> None:
             os.setpriority(os.PRIO_PROCESS, tid, nice)  # per thread on Linux
     except OSError:
         pass
-
-
-def count_files(targets: Sequence[str], cancel: threading.Event, limit: int = 2_000_000) -> int:
-    """Regular files under ``targets`` (links not followed); stops early on cancel."""
-    total = 0
-    stack = [t for t in targets]
-    while stack and not cancel.is_set() and total < limit:
-        top = stack.pop()
-        try:
-            if not os.path.isdir(top) or os.path.islink(top):
-                total += os.path.isfile(top)
-                continue
-            with os.scandir(top) as it:
-                for entry in it:
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            stack.append(entry.path)
-                        elif entry.is_file(follow_symlinks=False):
-                            total += 1
-                    except OSError:
-                        continue
-        except OSError:
-            continue
-    return total
 
 
 class ScanService(QObject):
@@ -140,7 +120,7 @@ class ScanService(QObject):
 
         def count() -> int:
             lower_thread_priority()
-            return count_files(targets_now, cancel)
+            return count_files(targets_now, stop=cancel.is_set)
 
         self._runner.run(
             scan,

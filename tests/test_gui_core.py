@@ -4,6 +4,8 @@ state logic, the schedule, the settings writer, single instance."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import tomllib
 from datetime import datetime
@@ -54,6 +56,23 @@ def test_op_success_and_failure_run_on_the_gui_thread(qtbot: object) -> None:
     assert seen["failed"] == ("ValueError", "broken", True)
     assert seen["worker"] != threading.current_thread().name
     assert runner.inflight == 0
+
+
+def test_runners_created_and_dropped_with_ops_never_crash() -> None:
+    """Regression: per-op relay QObjects (children of the runner, deleted with deleteLater
+    and then with the runner) crashed PySide6 at random; in the full suite this was a
+    segfault inside pytest-qt's event processing. Run in a child process so a crash is a
+    failure of this test, not of the whole suite."""
+    bench = Path(__file__).resolve().parents[1] / "bench" / "gui_ops_lifetime.py"
+    proc = subprocess.run(
+        [sys.executable, str(bench), "--rounds", "150"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stderr[-2000:]}"
+    assert proc.stdout.strip() == "ok 150"
 
 
 def test_bridge_thins_progress_and_skips_clean_reports(qtbot: object) -> None:

@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "history_cmd",
     "consent_cmd",
     "monitor_cmd",
+    "update_cmd",
 )
 
 
@@ -36,6 +37,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import multiprocessing
+
+    multiprocessing.freeze_support()  # scans run in worker processes (a frozen build)
     words = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(words[0] if words else None)
     args = parser.parse_args(words)

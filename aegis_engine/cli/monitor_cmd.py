@@ -292,14 +292,23 @@ def run(args: argparse.Namespace) -> int:
         except AegisError as exc:
             printer.line(f"aegis: {exc}")
 
+    from ..updates.scheduler import UpdateScheduler
+
+    def update_done(result: Any) -> None:
+        if result.result != "current":
+            printer.line(f"aegis: update {result.result}: {result.reason}")
+
+    updates = UpdateScheduler(engine.paths, on_result=update_done)
     reader: threading.Thread | None = None
     try:
         monitor.start()
+        updates.start()
         reader = _command_reader(sys.stdin, stop, act)
         while not stop.wait(0.5):
             pass
     finally:
         stop.set()
+        updates.stop()
         monitor.stop()
         if reader is not None:
             reader.join(2.0)
