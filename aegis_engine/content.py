@@ -105,6 +105,14 @@ class ContentSources:
                 )
             if (root / "model").is_dir():
                 model = root / "model"
+        if paths.user_hashes_dir.is_dir():
+            hashes.extend(
+                sorted(
+                    p
+                    for p in paths.user_hashes_dir.iterdir()
+                    if p.is_file() and not p.name.startswith(".")
+                )
+            )
         rules.extend(extra_rules)
         hashes.extend(extra_hashes)
         return cls(

@@ -174,6 +174,9 @@ class Engine:
         if self._single is not None:  # another thread may still use it: closed in close()
             self._retired.append(self._single)
             self._single = None
+        for pool in self._pools.values():  # their workers loaded the old content
+            pool.retire()
+        self._pools.clear()
 
     @property
     def content_version(self) -> int:

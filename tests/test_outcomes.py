@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,6 @@ from conftest import EICAR, run_cli
 from helpers.monitor_support import Events
 
 from aegis_engine import Engine
-from aegis_engine.content import RESOURCES_ENV, bundled_resources
 from aegis_engine.history import History
 from aegis_engine.monitor import DetectionEvent, Monitor
 from aegis_engine.paths import AegisPaths
@@ -52,20 +50,13 @@ def history_events(paths: AegisPaths) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(params=["sfp", "settings"])
-def allowlisted(
-    request: pytest.FixtureRequest,
-    aegis_paths: AegisPaths,
-    tmp_path_factory: pytest.TempPathFactory,
-    monkeypatch: pytest.MonkeyPatch,
-) -> str:
-    """EICAR allowlisted by a ``.sfp`` list in the content every client loads, or by
-    ``[exclusions] sha256`` in the settings (what the tray app's Allow writes)."""
+def allowlisted(request: pytest.FixtureRequest, aegis_paths: AegisPaths) -> str:
+    """EICAR allowlisted by a ``.sfp`` list among the user's own hash lists, or by ``[exclusions]
+    sha256`` in the settings (what the tray app's Allow writes)."""
     if request.param == "sfp":
-        content = tmp_path_factory.mktemp("content") / "resources"
-        shutil.copytree(bundled_resources(), content)
-        (content / "hashes").mkdir(exist_ok=True)
-        (content / "hashes" / "mine.sfp").write_text(f"{SHA}:{len(EICAR)}:Known.Good\n")
-        monkeypatch.setenv(RESOURCES_ENV, str(content))
+        hashes = aegis_paths.user_hashes_dir
+        hashes.mkdir(parents=True)
+        (hashes / "mine.sfp").write_text(f"{SHA}:{len(EICAR)}:Known.Good\n")
     else:
         aegis_paths.settings_file.parent.mkdir(parents=True, exist_ok=True)
         aegis_paths.settings_file.write_text(f'[exclusions]\nsha256 = ["{SHA}"]\n')

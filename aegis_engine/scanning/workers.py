@@ -216,6 +216,7 @@ class WorkerPool:
         self._starting = 0
         self._waiters = 0
         self._closed = False
+        self._retired = False
 
     @property
     def processes(self) -> list[WorkerProcess]:
@@ -267,7 +268,7 @@ class WorkerPool:
     def release(self, worker: WorkerProcess) -> None:
         with self._cond:
             self._busy.discard(worker)
-            if self._closed or len(self._idle) >= self.size:
+            if self._closed or self._retired or len(self._idle) >= self.size:
                 worker.stop(2)
             else:
                 worker.since = time.monotonic()
@@ -281,6 +282,17 @@ class WorkerPool:
             self._busy.discard(worker)
             self._cond.notify_all()
         return code
+
+    def retire(self) -> None:
+        """No longer keep workers warm (their content is outdated): idle workers stop now,
+        busy ones when they are given back, so a scan in progress still finishes."""
+        with self._cond:
+            self._retired = True
+            idle = list(self._idle)
+            self._idle.clear()
+            self._cond.notify_all()
+        for worker in idle:
+            worker.stop(2)
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Stop every worker: ask, join up to ``timeout`` s, then kill. Nothing is left."""
