@@ -302,3 +302,16 @@ def test_restore_in_flight_needs_the_journal_record(tmp_path: Path) -> None:
     elsewhere = tmp_path / "sub"
     elsewhere.mkdir()
     assert not restore_in_flight(journal, str(elsewhere / temp.name))
+
+
+def test_the_tray_app_records_that_it_asks(qtbot: Any, tray: Any, tmp_path: Path) -> None:
+    from aegis_gui.protection import PromptingHandler
+
+    (tmp_path / "e.com").write_bytes(EICAR)
+    report = tray.engine.scan_file(tmp_path / "e.com")
+    delivered: list[object] = []
+    fields = PromptingHandler(tray.engine, delivered.append)(report)
+    assert fields["action"] == "ask" and fields["policy_action"] == "quarantine"
+    assert len(delivered) == 1 and (tmp_path / "e.com").exists()
+    [det] = history_events(tray.engine.paths)
+    assert det["kind"] == "detection" and det["action"] == "ask"

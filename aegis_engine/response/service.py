@@ -98,7 +98,10 @@ class OutcomeService:
             why = _REPORT_ONLY.get(client, _REPORT_ONLY["scan"])
             return Response(fd, Action.REPORT, action_line=f"Action report: {policy}, but {why}.")
         if mode is Mode.DEFER:
-            self._record_detections(fd, report, wanted)
+            # the person is asked first (the policy applies only if nobody answers)
+            self._record_detections(
+                fd, report, Action.REPORT if wanted is Action.REPORT else Action.ASK
+            )
             if wanted is Action.REPORT:
                 return Response(fd, Action.REPORT)
             return Response(fd, Action.ASK, note="Waiting for your answer in the tray app.")
