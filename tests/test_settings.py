@@ -194,3 +194,15 @@ def test_update_and_cloud_tables_are_typed(tmp_path: Path) -> None:
     assert up.net.pins == ("sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",)
     assert up.root == Path("/etc/aegis/root.json") and up.net.client_key == Path("/k.pem")
     assert s.cloud.lookup_url == "https://lookup.example/v1"
+
+
+def test_docs_list_every_setting() -> None:
+    from aegis_engine.settings import SCHEMA
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "settings.md").read_text()
+    for table, keys in SCHEMA.items():
+        section = text.split(f"## [{table}]", 1)
+        assert len(section) == 2, f"docs/settings.md has no [{table}] section"
+        body = section[1].split("\n## ", 1)[0]
+        for key, spec in keys.items():
+            assert f"| `{key}` |" in body and spec.expect in body, f"[{table}] {key}"

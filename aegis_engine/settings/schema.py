@@ -136,7 +136,11 @@ def _limits() -> dict[str, Key]:
     for f in fields(ScanLimits):
         default = getattr(defaults, f.name)
         if isinstance(default, float):
-            out[f.name] = Key(default, "a number", _number)
+            out[f.name] = Key(default, "seconds (a number)", _number)
+        elif "size" in f.name:
+            out[f.name] = Key(default, "bytes (a whole number)", _int())
+        elif "timeout" in f.name:
+            out[f.name] = Key(default, "seconds (a whole number)", _int())
         else:
             out[f.name] = Key(default, "a whole number", _int())
     return out
