@@ -23,7 +23,9 @@ nothing                                                       clean, or    none
 ============================================================  ===========  ==============
 
 Two findings of the same kind (two heuristics, two models) are not independent evidence and
-do not corroborate each other.
+do not corroborate each other. A known-good answer of the cloud look-up (an ``info`` finding
+of the ``cloud-reputation`` detector) clears findings only when every counted one is ``ml``;
+the explanation says so. A known-bad answer is a malicious signature finding.
 
 Actions. ``Policy.malicious`` (default ``quarantine``) applies to malicious verdicts and
 ``Policy.suspicious`` (default ``ask``) to suspicious ones; clean objects get ``none`` and
@@ -39,7 +41,7 @@ import fnmatch
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -415,6 +417,27 @@ class FileDecision:
         }
 
 
+KNOWN_GOOD_CLEARS_ML = (
+    "the cloud look-up has this file's SHA-256 as known good, which outweighs a "
+    "machine-learning score on its own"
+)
+
+
+def _clear_ml_if_known_good(
+    evidence: tuple[Evidence, ...], findings: Iterable[Finding]
+) -> tuple[Evidence, ...]:
+    """A known-good cloud answer clears an ML-only finding (never a signature or heuristic)."""
+    if not any(f.details.get("reputation") == "known-good" for f in findings):
+        return evidence
+    counted = [e for e in evidence if e.counted]
+    if not counted or any(e.kind is not FindingKind.ML for e in counted):
+        return evidence
+    return tuple(
+        replace(e, counted=False, ignored_because=KNOWN_GOOD_CLEARS_ML) if e.counted else e
+        for e in evidence
+    )
+
+
 # --- the engine ------------------------------------------------------------------------------
 
 
@@ -482,7 +505,9 @@ class DecisionEngine:
                 problems=problems,
             )
 
-        evidence = tuple(self._weigh(f) for f in obj.findings)
+        evidence = _clear_ml_if_known_good(
+            tuple(self._weigh(f) for f in obj.findings), obj.findings
+        )
         counted = [e for e in evidence if e.counted]
         verdict, basis, verdict_line = self._verdict(counted, obj.verdict)
         action, action_line = self._action(verdict, basis, counted)

@@ -87,6 +87,7 @@ class Engine:
         self._extra_factories = factories_from_env()
         self._worker_memory_limit = worker_memory_limit
         self._pools: dict[ScanLimits, WorkerPool] = {}
+        self._content_faults: list[str] = []
         self._detectors: list[Detector] | None = None
         self._lock = threading.Lock()
         self._single: _SingleFileSession | None = None
@@ -183,6 +184,19 @@ class Engine:
         """The content version in force (0: bundled)."""
         return self.content.version
 
+    def _fault(self, message: str) -> None:
+        """Content that could not be used (each worker loads the same content: said once)."""
+        if message in self._content_faults:
+            return
+        self._content_faults.append(message)
+        self._warn(message)
+
+    def content_problems(self) -> list[str]:
+        """Signature content that could not be used: hash lists or rule files skipped, a
+        detector disabled (each was warned about). Everything else kept detecting; a scan
+        that found nothing ends with exit 2 when this is not empty."""
+        return list(self._content_faults)
+
     @property
     def detectors(self) -> list[Detector]:
         with self._lock:
@@ -191,7 +205,9 @@ class Engine:
                 # Built here for their versions (the scan-cache key); the content is loaded
                 # in the workers.
                 limits = detector_limits(self.limits)
-                ctx = DetectorContext(self.paths, self.content, limits, self._warn)
+                ctx = DetectorContext(
+                    self.paths, self.content, limits, self._warn, fault=self._fault
+                )
                 self._detectors = load_detectors(
                     ctx, plugins=self._plugins, extra=self._extra_factories
                 )
@@ -229,7 +245,7 @@ class Engine:
                 outcomes.decide(report)
 
         cache = (
-            ScanCache(self.paths.scan_cache_file, self.signature_version(options))
+            ScanCache(self.paths.scan_cache_file, self.signature_version(options), self._warn)
             if options.use_cache
             else None
         )
@@ -240,6 +256,7 @@ class Engine:
             options.effective_jobs(),
             self._warn_once,
             fallback,
+            fault=self._fault,
         )
         try:
             return run_scan(
@@ -319,7 +336,9 @@ class _SingleFileSession:
         self.lock = threading.Lock()
         self.options = options
         self.fallback = _InProcessScanner(engine, options)
-        self.cache = ScanCache(engine.paths.scan_cache_file, _sigver(detectors, options))
+        self.cache = ScanCache(
+            engine.paths.scan_cache_file, _sigver(detectors, options), engine._warn
+        )
 
     def close(self) -> None:
         with self.lock, contextlib.suppress(Exception):

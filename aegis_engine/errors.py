@@ -110,6 +110,15 @@ class ConsentRequired(PrivacyError):
         self.purpose = purpose
 
 
+class LookupFailed(PrivacyError):
+    """A cloud hash look-up could not be made (no consent, no endpoint, server down, pin
+    mismatch, a broken answer); the local verdict stands."""
+
+
+class SendFailed(PrivacyError):
+    """Queued records or a sample could not be sent; nothing was lost from the outbox."""
+
+
 class NetworkError(AegisError):
     """A network call failed: connection, TLS, timeout, HTTP status, or a limit."""
 

@@ -271,7 +271,7 @@ class TrayApp(QObject):
         return w
 
     def show_preview(self, purpose_id: str) -> SendPreviewDialog:
-        w = SendPreviewDialog(self.consent, purpose_id)
+        w = SendPreviewDialog(self.consent, purpose_id, paths=self.engine.paths)
         self.windows["preview"] = w
         self._show(w)
         return w

@@ -85,20 +85,28 @@ def run_list(args: argparse.Namespace) -> int:
     session = _Session()
     try:
         session.auto_purge()
-        items = session.vault.items()
+        listing = session.vault.listing()
     finally:
         session.close()
+    items = listing.items
+    # Unreadable items were named on stderr (warnings); exit 2 says not everything was listed.
+    code = 2 if listing.unreadable else 0
     if args.json:
         print(json.dumps([it.to_public_dict() for it in items], indent=2, ensure_ascii=False))
-        return 0
-    if not items:
+        return code
+    if not items and not listing.unreadable:
         print("The quarantine is empty.")
         return 0
     for it in items:
         print(f"{it.id}  {_when(it)}  {it.size:>10} B  {_names(it)}")
         print(f"    {it.display_path}")
     print(f"{len(items)} item(s). Restore with: aegis quarantine restore ID [--to DIR]")
-    return 0
+    if listing.unreadable:
+        print(f"{len(listing.unreadable)} item(s) cannot be read:")
+        for bad in listing.unreadable:
+            print(f"{bad.id}  {bad.reason}")
+        print("Remove an unreadable item with: aegis quarantine delete ID")
+    return code
 
 
 def run_restore(args: argparse.Namespace) -> int:

@@ -223,7 +223,12 @@ def run(args: argparse.Namespace) -> int:
     mode = Mode.ACT if args.quarantine else Mode.REPORT
     responses: dict[int, Response] = {}
 
+    from ..privacy.hooks import ScanPrivacy
+
+    privacy = ScanPrivacy(engine.paths, warn)  # look-ups and statistics only if allowed
+
     def decide(report: FileReport) -> None:
+        privacy.before_decision(report)
         # The vault and the history open at the first threat: a clean scan never pays for
         # them (keyring, cryptography, the database).
         responses[id(report)] = engine.outcomes.respond(report, mode=mode, client="scan", ask=ask)
@@ -266,9 +271,19 @@ def run(args: argparse.Namespace) -> int:
         if progress:
             progress.clear()
         engine.close()
+    privacy.after_scan(summary)
     if args.json:
         out.write(json.dumps({"summary": summary.to_dict()}) + "\n")
     elif not args.quiet:
         _print_summary(summary, out)
     out.flush()
-    return summary.exit_code
+    code = summary.exit_code
+    problems = engine.content_problems()
+    if code == 0 and problems:  # a skipped list or rule file: never a silent "clean"
+        print(
+            f"aegis: error: {len(problems)} signature file(s) could not be used (see the "
+            "warnings above); nothing was found with the others",
+            file=sys.stderr,
+        )
+        code = 2
+    return code

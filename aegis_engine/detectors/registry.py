@@ -25,6 +25,7 @@ BUILTIN_FACTORIES: tuple[str, ...] = (
     "aegis_engine.detectors.hashes:make_detector",
     "aegis_engine.detectors.yara_rules:make_detector",
     "aegis_engine.ml.detector:make_detector",
+    "aegis_engine.detectors.cloud:make_detector",  # None unless cloud-lookup is allowed
 )
 
 
@@ -36,6 +37,12 @@ class DetectorContext:
     content: ContentSources
     limits: ScanLimits
     warn: Callable[[str], None]
+    fault: Callable[[str], None] | None = None
+    """Told about content that could not be used (a list or rule file skipped, a detector
+    disabled): a warning that also makes a scan that found nothing end with exit 2."""
+
+    def report_fault(self, message: str) -> None:
+        (self.fault or self.warn)(message)
 
 
 DetectorFactory = Callable[[DetectorContext], Detector | None]
@@ -76,7 +83,7 @@ def load_detectors(
         try:
             det = factory(ctx)
         except ContentError as exc:
-            ctx.warn(f"detector {spec} disabled: {exc}")
+            ctx.report_fault(f"detector {spec} disabled: {exc}")
             continue
         if det is not None:
             detectors.append(det)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from ..errors import AegisError
 
-COMMAND_MODULES: tuple[str, ...] = ("aegis_engine.repo.commands",)
+COMMAND_MODULES: tuple[str, ...] = ("aegis_engine.repo.commands", "aegis_engine.repo.ranges_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:

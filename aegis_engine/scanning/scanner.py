@@ -249,7 +249,13 @@ class FileScanner:
             out.insert(
                 slot,
                 ObjectResult(
-                    obj.path, verdict, findings, obj.hashes.get("sha256"), obj.size, problems
+                    obj.path,
+                    verdict,
+                    findings,
+                    obj.hashes.get("sha256"),
+                    obj.size,
+                    problems,
+                    format=obj.filetype,
                 ),
             )
 
@@ -274,6 +280,7 @@ class FileScanner:
                                 Verdict.INCOMPLETE,
                                 size=member.size,
                                 problems=[member.problem],
+                                container=obj.filetype,
                             )
                         )
                         continue
@@ -285,7 +292,11 @@ class FileScanner:
                         filetype=sniff(bytes(member.data[:SNIFF_BYTES]), member.name),
                         depth=obj.depth + 1,
                     )
+                    first = len(out)
                     self._scan_object(child, budget, out)
+                    for result in out[first:]:
+                        if result.path == child_path:
+                            result.container = obj.filetype
                 finally:
                     member.close()
         except LimitExceeded as exc:

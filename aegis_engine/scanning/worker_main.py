@@ -78,8 +78,11 @@ def worker_main(conn: Connection, config: WorkerConfig, tmpdir: str) -> None:
     def warn(text: str) -> None:
         send(("warn", text))
 
+    def fault(text: str) -> None:
+        send(("fault", text))
+
     try:
-        ctx = DetectorContext(config.paths, config.content, config.limits, warn)
+        ctx = DetectorContext(config.paths, config.content, config.limits, warn, fault=fault)
         detectors = load_detectors(ctx, plugins=config.plugins, extra=config.extra_factories)
         _warm_up(detectors)
     except Exception as exc:

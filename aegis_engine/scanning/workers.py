@@ -335,8 +335,12 @@ class PoolScan:
         jobs: int,
         warn: WarnCallback,
         fallback: Fallback | None = None,
+        fault: WarnCallback | None = None,
     ) -> None:
         self.pool = pool
+        self.fault = fault or warn
+        """Told of content that could not be used (a broken rule file): a scan that finds
+        nothing then ends with exit 2."""
         self.fallback = fallback
         self.options = options
         self.jobs = max(1, jobs)
@@ -509,6 +513,8 @@ class PoolScan:
                     self._failed_starts = 0
                 elif kind == "warn":
                     self.warn(msg[1])
+                elif kind == "fault":
+                    self.fault(msg[1])
                 elif kind == "retire":  # hit its memory cap after reporting the file
                     del self._running[conn]
                     self.pool.discard(job.worker)

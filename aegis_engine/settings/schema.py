@@ -187,6 +187,10 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
     },
     "cloud": {
         "lookup_url": Key("", "an https URL", _url(https_only=True)),
+        "usage_stats_url": Key("", "an https URL", _url(https_only=True)),
+        "crash_reports_url": Key("", "an https URL", _url(https_only=True)),
+        "sample_submission_url": Key("", "an https URL", _url(https_only=True)),
+        "lookup_cache_hours": Key(24.0, "a number of hours, 0 or more", _number),
     },
     "tray": {
         "prompt_timeout": Key(120, "seconds", _int(10, 3600)),

@@ -22,6 +22,10 @@ class CloudSettings:
     """``[cloud]``: the hash-lookup service (used only with consent)."""
 
     lookup_url: str = ""
+    usage_stats_url: str = ""
+    crash_reports_url: str = ""
+    sample_submission_url: str = ""
+    lookup_cache_hours: float = 24.0
 
 
 @dataclass(frozen=True)
