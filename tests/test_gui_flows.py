@@ -473,6 +473,9 @@ def test_a_due_scheduled_scan_runs_and_reports(
     assert app.scans.running and app.scans.kind == "scheduled"
     assert app.scan_view.next_scheduled == due + timedelta(days=1)
     qtbot.waitUntil(lambda: not app.scans.running, timeout=30_000)
-    assert any("scan found threats" in sent[1] for sent in fake.sent)
+    # the notification is sent from a worker op: wait for it, do not race it
+    qtbot.waitUntil(
+        lambda: any("scan found threats" in sent[1] for sent in fake.sent), timeout=30_000
+    )
     assert app.state is TrayState.THREAT
     assert datetime.now() < due + timedelta(days=2)
