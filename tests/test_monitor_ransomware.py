@@ -69,6 +69,16 @@ def _ransomware(events: Events, timeout: float = 120.0) -> RansomwareEvent | Non
     return e
 
 
+def _becomes_stopped(pid: int, stopped: bool = True, timeout: float = 60.0) -> bool:
+    """Whether process ``pid`` reaches (or, ``stopped=False``, leaves) the stopped state."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (psutil.Process(pid).status() == psutil.STATUS_STOPPED) is stopped:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def _run_attack(
     engine: Engine, folder: Path, docs: list[Path], rate: float, *extra: str
 ) -> tuple[int, RansomwareEvent, subprocess.Popen[str], Monitor, Events]:
@@ -81,7 +91,9 @@ def _run_attack(
         event = _ransomware(events)
         assert event is not None, f"not stopped; {len(docs) - originals_left(folder, docs)} lost"
         assert sim.poll() is None, "the simulator finished: it was never stopped"
-        assert psutil.Process(sim.pid).status() == psutil.STATUS_STOPPED
+        # SIGSTOP is asynchronous: the event can be published before the kernel has
+        # stopped the process (seconds on a loaded machine), so wait for the state.
+        assert _becomes_stopped(sim.pid), psutil.Process(sim.pid).status()
         lost = len(docs) - originals_left(folder, docs)
     except BaseException:
         stop_process(sim)
@@ -122,7 +134,7 @@ def test_user_chooses_resume_or_kill(engine: Engine, documents: tuple[Path, list
     try:
         resumed = mon.resolve(event.incident, "resume")
         assert resumed.action == "resumed"
-        assert psutil.Process(sim.pid).status() != psutil.STATUS_STOPPED
+        assert _becomes_stopped(sim.pid, stopped=False)
         # Still encrypting: the shield stops it again, as a new incident.
         again = events.wait_for(
             lambda e: (
