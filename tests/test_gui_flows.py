@@ -439,11 +439,15 @@ def test_check_for_updates_asks_consent_and_says_it_cannot_yet(
     app.check_updates()
     assert app.updating
     qtbot.waitUntil(lambda: not app.updating, timeout=60_000)
-    assert "cannot download updates yet" in fake.sent[-1][2]
+    # the notification follows through the event loop: wait for it, not for a moment
+    qtbot.waitUntil(
+        lambda: bool(fake.sent) and "cannot download updates yet" in fake.sent[-1][2],
+        timeout=60_000,
+    )
     ConsentStore.for_paths(aegis_paths).revoke("update-checks")
     app.check_updates()
     qtbot.waitUntil(lambda: not app.updating, timeout=60_000)
-    assert "Update checks are off" in fake.sent[-1][2]
+    qtbot.waitUntil(lambda: "Update checks are off" in fake.sent[-1][2], timeout=60_000)
 
 
 def test_a_due_scheduled_scan_runs_and_reports(
