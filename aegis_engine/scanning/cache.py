@@ -42,6 +42,7 @@ class ScanCache:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         for attempt in range(2):
             try:
+                _private(self.path)  # 0600 like every profile file; SQLite's -wal/-shm follow
                 db = sqlite3.connect(
                     self.path, timeout=5, isolation_level=None, check_same_thread=False
                 )
@@ -147,3 +148,15 @@ class ScanCache:
     def close(self) -> None:
         self.flush()
         self._db.close()
+
+
+def _private(path: Path) -> None:
+    """Create ``path`` 0600 if missing (SQLite would make it 0644 under a usual umask), and
+    make an existing one 0600 again. Faults are left to SQLite to report, as before."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            if os.fstat(fd).st_mode & 0o777 != 0o600:
+                os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)

