@@ -4,6 +4,7 @@ without a TTY, and one true sentence about update checks."""
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
@@ -37,3 +38,39 @@ def test_a_scan_cache_made_world_readable_is_made_private_again(
     aegis_paths.scan_cache_file.chmod(0o644)
     assert run_cli("scan", str(tmp_path / "t")).returncode == 0
     assert stat.S_IMODE(aegis_paths.scan_cache_file.stat().st_mode) == 0o600
+
+
+def test_version_comes_from_the_package_metadata_with_the_signature_version() -> None:
+    from importlib import metadata
+
+    r = run_cli("--version")
+    assert r.returncode == 0, r.stderr
+    line = r.stdout.strip()
+    assert line.startswith(f"aegis {metadata.version('aegis')} (signatures ")
+    assert "bundled" in line
+
+
+def test_status_reports_versions_locations_and_key_and_creates_nothing(
+    tmp_path: Path, aegis_paths: AegisPaths
+) -> None:
+    root = aegis_paths.config_dir.parent
+    before = sorted(root.rglob("*"))
+    r = run_cli("status", "--json")
+    assert r.returncode == 0, r.stderr
+    status = json.loads(r.stdout)
+    assert sorted(root.rglob("*")) == before, "status creates nothing"
+    assert status["version"] == run_cli("--version").stdout.split()[1]
+    assert len(status["signatures"]) == 12 and status["content"] == "bundled"
+    assert status["locations"]["quarantine"] == str(aegis_paths.quarantine_dir)
+    assert status["vault_key"] == "not created yet" and status["warnings"] == []
+
+    # The key kept in a file (no usable keyring) is a warning that stays visible here.
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "eicar.com").write_bytes(EICAR)
+    r = run_cli("scan", "--quarantine", str(tmp_path / "t"), env=NO_KEYRING)
+    assert r.returncode == 1, r.stderr
+    status = json.loads(run_cli("status", "--json").stdout)
+    assert status["vault_key"] == "file"
+    assert any("quarantine key is kept in a file" in w for w in status["warnings"])
+    human = run_cli("status").stdout
+    assert "quarantine key: file" in human and "warnings:" in human

@@ -30,6 +30,7 @@ from aegis_engine.history import HistoryEvent
 from aegis_engine.monitor import ProcessRef, RansomwareEvent
 from aegis_engine.privacy import PURPOSES, ConsentStore
 from aegis_engine.quarantine import VaultItem
+from aegis_engine.status import aegis_version
 from aegis_gui.actions import Detection
 from aegis_gui.alerts import Alert, AlertCenter, AlertState
 from aegis_gui.icons import TrayState
@@ -280,8 +281,10 @@ def test_tray_menu_and_states(qtbot: Any) -> None:
         "Quarantine",
         "Settings",
         "Check for updates",
+        f"Aegis {aegis_version()}",
         "Quit",
     ]
+    assert not tray.version_action.isEnabled()  # information, not a command
     pauses = [a.text() for a in tray.pause_menu.actions()]
     assert pauses == ["For 15 minutes", "For 1 hour", "Until Aegis restarts"]
     got: list[object] = []
