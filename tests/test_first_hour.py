@@ -74,3 +74,24 @@ def test_status_reports_versions_locations_and_key_and_creates_nothing(
     assert any("quarantine key is kept in a file" in w for w in status["warnings"])
     human = run_cli("status").stdout
     assert "quarantine key: file" in human and "warnings:" in human
+
+
+def test_limit_messages_print_sizes_as_people_read_them(tmp_path: Path) -> None:
+    import zipfile
+
+    from aegis_engine.display import human_size, readable_sizes
+
+    assert human_size(104857600) == "100 MiB" and human_size(199603328) == "190.4 MiB"
+    assert human_size(512) == "512 bytes"
+    assert (
+        readable_sizes("max-file-size: 199603328 bytes is over the limit of 104857600")
+        == "max-file-size: 190.4 MiB is over the limit of 100 MiB"
+    )
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "big.bin").write_bytes(b"\0" * (3 * 1024 * 1024 + 300 * 1024))
+    with zipfile.ZipFile(tmp_path / "t" / "a.zip", "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("member.bin", b"\0" * (3 * 1024 * 1024))
+    r = run_cli("scan", "--max-filesize", "2M", "--no-cache", str(tmp_path / "t"))
+    assert "max-file-size: 3.3 MiB is over the limit of 2 MiB" in r.stdout, r.stdout
+    assert "member declares 3 MiB (limit 2 MiB)" in r.stdout, r.stdout
+    assert " bytes" not in r.stdout.split("SCAN SUMMARY")[0]

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..config import ScanOptions
 from ..decision import FileDecision
+from ..display import readable_sizes
 from ..engine import Engine
 from ..errors import ConfigError
 from ..response import Responder, Response
@@ -161,7 +162,7 @@ def _print_human(report: FileReport, out: Any) -> None:
                 continue
             out.write(f"{'':12}{f.name}  [{f.detector}, {f.severity.value}, score {f.score:.2f}]\n")
         for problem in obj.problems:
-            out.write(f"{'':12}{problem}\n")
+            out.write(f"{'':12}{readable_sizes(problem)}\n")
 
 
 def _decision_fields(obj: ObjectResult, response: Response) -> dict[str, Any]:
