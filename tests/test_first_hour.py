@@ -95,3 +95,22 @@ def test_limit_messages_print_sizes_as_people_read_them(tmp_path: Path) -> None:
     assert "max-file-size: 3.3 MiB is over the limit of 2 MiB" in r.stdout, r.stdout
     assert "member declares 3 MiB (limit 2 MiB)" in r.stdout, r.stdout
     assert " bytes" not in r.stdout.split("SCAN SUMMARY")[0]
+
+
+def test_progress_without_a_tty_prints_plain_lines_when_asked(tmp_path: Path) -> None:
+    folder = tmp_path / "t"
+    folder.mkdir()
+    for i in range(50):
+        (folder / f"f{i}.txt").write_text(f"file {i}")
+    quiet = run_cli("scan", "--no-cache", str(folder))
+    assert quiet.returncode == 0 and "Scanning:" not in quiet.stderr  # unchanged default
+    r = run_cli("scan", "--progress", "--no-cache", str(folder))
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("Scanning: ")]
+    assert lines, r.stderr
+    assert "\r" not in r.stderr and "\x1b" not in r.stderr  # one plain line each
+    assert "files" in lines[0] and "threats" in lines[0]
+    # --progress works with --json too: stdout stays pure JSON
+    r = run_cli("scan", "--progress", "--json", "--no-cache", str(folder))
+    assert [json.loads(ln) for ln in r.stdout.splitlines()]
+    assert any(ln.startswith("Scanning: ") for ln in r.stderr.splitlines())

@@ -109,6 +109,12 @@ def register(sub: Any) -> None:
         "-q", "--quiet", action="store_true", help="print only threats and problems, no summary"
     )
     p.add_argument(
+        "--progress",
+        action="store_true",
+        help="show progress on stderr even when it is not a terminal "
+        f"(then one line every {ProgressLine.LINE_INTERVAL:g} s)",
+    )
+    p.add_argument(
         "--quarantine",
         action="store_true",
         help="apply the policy: quarantine what it says to (by default signature-grade "
@@ -214,7 +220,11 @@ def _print_summary(summary: ScanSummary, out: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     _check_inputs(args)
     out = sys.stdout
-    progress = ProgressLine(sys.stderr) if not args.json and not args.quiet else None
+    progress = (
+        ProgressLine(sys.stderr, force=args.progress)
+        if args.progress or not (args.json or args.quiet)
+        else None
+    )
 
     def warn(message: str) -> None:
         if progress:
