@@ -114,3 +114,16 @@ def test_progress_without_a_tty_prints_plain_lines_when_asked(tmp_path: Path) ->
     r = run_cli("scan", "--progress", "--json", "--no-cache", str(folder))
     assert [json.loads(ln) for ln in r.stdout.splitlines()]
     assert any(ln.startswith("Scanning: ") for ln in r.stderr.splitlines())
+
+
+def test_readme_and_consent_list_say_the_same_true_thing_about_defaults() -> None:
+    from aegis_engine.privacy import DEFAULTS_SENTENCE
+
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert DEFAULTS_SENTENCE in readme
+    assert "everything is off by default" not in readme.lower()
+    r = run_cli("consent", "list")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == DEFAULTS_SENTENCE
+    assert lines[1].split()[:2] == ["update-checks", "on*"]

@@ -318,3 +318,25 @@ def test_engine_never_imports_qt(tmp_path: Path) -> None:
         [sys.executable, "-c", code], check=True, timeout=120, cwd=Path(__file__).parents[1]
     )
     assert time.monotonic() - started < 120
+
+
+def test_consent_dialog_says_update_checks_are_on_and_shows_them_without_scrolling(
+    qtbot: Any, aegis_paths: AegisPaths
+) -> None:
+    from PySide6.QtWidgets import QLabel, QScrollArea
+
+    from aegis_engine.privacy import DEFAULTS_SENTENCE
+
+    d = ConsentDialog(ConsentStore.for_paths(aegis_paths))
+    qtbot.addWidget(d)
+    d.show()
+    qtbot.waitExposed(d)
+    texts = [w.text() for w in d.findChildren(QLabel)]
+    assert any("update checks are on" in t.lower() for t in texts[:2]), texts[:2]
+    assert any(DEFAULTS_SENTENCE in t for t in texts)
+    box = d.boxes["update-checks"]
+    assert box.isChecked()
+    viewport = d.findChild(QScrollArea).viewport()
+    top_left = box.mapTo(viewport, box.rect().topLeft())
+    bottom = box.mapTo(viewport, box.rect().bottomLeft())
+    assert top_left.y() >= 0 and bottom.y() <= viewport.height(), "visible without scrolling"
