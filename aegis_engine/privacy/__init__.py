@@ -10,6 +10,7 @@ from __future__ import annotations
 from ..errors import ConsentRequired, ConsentStoreError, PrivacyError, UnknownPurpose
 from .consent import (
     CONSENT_FILE,
+    DEFAULTS_SENTENCE,
     PURPOSES,
     ConsentState,
     ConsentStore,
@@ -21,6 +22,7 @@ from .consent import (
 
 __all__ = [
     "CONSENT_FILE",
+    "DEFAULTS_SENTENCE",
     "PURPOSES",
     "ConsentRequired",
     "ConsentState",
