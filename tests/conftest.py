@@ -44,3 +44,51 @@ def run_cli(
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def _fds() -> set[int]:
+    try:
+        own = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:  # pragma: no cover - not Linux
+        return set()
+    try:
+        return {int(n) for n in os.listdir(own)} - {own}  # not the fd that lists them
+    finally:
+        os.close(own)
+
+
+@pytest.fixture
+def no_leaks() -> object:
+    """Fail a test that leaves threads, file descriptors or child processes behind (the
+    checks watchdog's own suite runs); opt in with ``pytestmark = usefixtures("no_leaks")``."""
+    import gc
+    import threading
+    import time
+
+    threads = set(threading.enumerate())
+    fds = _fds()
+    yield
+    deadline = time.monotonic() + 10
+    while True:  # threads may take a moment to finish after being told to stop
+        gc.collect()
+        extra_threads = [t for t in threading.enumerate() if t not in threads and t.is_alive()]
+        extra_fds = {
+            fd: os.readlink(f"/proc/self/fd/{fd}")
+            for fd in _fds() - fds
+            if os.path.exists(f"/proc/self/fd/{fd}")
+        }
+        children = _children()
+        if not (extra_threads or extra_fds or children) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert not extra_threads, f"threads left running: {extra_threads}"
+    assert not extra_fds, f"file descriptors left open: {extra_fds}"
+    assert not children, f"child processes left running: {children}"
+
+
+def _children() -> list[int]:
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover
+        return []
+    return [c.pid for c in psutil.Process().children(recursive=True) if c.is_running()]

@@ -28,6 +28,8 @@ from aegis_engine.history import History
 from aegis_engine.paths import AegisPaths
 from aegis_engine.scanning.cache import ScanCache
 
+pytestmark = pytest.mark.usefixtures("no_leaks")
+
 
 def _trees(tmp_path: Path) -> tuple[Path, Path]:
     infected = tmp_path / "infected"
@@ -376,3 +378,26 @@ def test_monitor_with_unusable_history_and_cache_still_quarantines(
     assert "Traceback" not in err, err
     warnings = [str(d.get("message")) for d in seen if d.get("code") == "warning"]
     assert any("history" in w and "not recorded" in w for w in warnings), seen
+
+
+def test_concurrent_scans_share_one_profile(tmp_path: Path, aegis_paths: AegisPaths) -> None:
+    """Three scans at once on one profile (scan cache, history, vault): each reports EICAR,
+    none fails on a locked database, and the cache and history stay usable."""
+    infected, _ = _trees(tmp_path)
+    for n in range(50):
+        (infected / f"f{n}.txt").write_text(f"file {n}\n" * n)
+    env = {**os.environ, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    cmd = [sys.executable, "-m", "aegis_engine.cli", "scan", "--json", str(infected)]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for _ in range(3)
+    ]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        results.append(subprocess.CompletedProcess(cmd, p.returncode, out, err))
+    for r in results:
+        _assert_eicar_reported(r)
+        assert "damaged" not in r.stderr and "cannot be used" not in r.stderr, r.stderr
+    r = run_cli("history")
+    assert r.returncode == 0 and r.stdout.count("eicar.com") == 3, (r.stdout, r.stderr)
