@@ -401,3 +401,30 @@ def test_concurrent_scans_share_one_profile(tmp_path: Path, aegis_paths: AegisPa
         assert "damaged" not in r.stderr and "cannot be used" not in r.stderr, r.stderr
     r = run_cli("history")
     assert r.returncode == 0 and r.stdout.count("eicar.com") == 3, (r.stdout, r.stderr)
+
+
+def test_monitor_thread_failures_are_one_line_and_a_crash_report(
+    aegis_paths: AegisPaths,
+) -> None:
+    """In the monitor, a logged failure or an exception ending a thread is one line for the
+    user and a crash report, never a traceback on the terminal."""
+    import logging
+    import threading
+
+    said: list[str] = []
+    before = threading.excepthook
+    with crashlog.reporting(said.append, command="monitor", paths=aegis_paths):
+        try:
+            raise KeyError("boom")
+        except KeyError:
+            logging.getLogger("aegis_engine.monitor.service").exception("handling failed")
+        t = threading.Thread(target=lambda: 1 / 0, name="aegis-worker")
+        t.start()
+        t.join()
+    assert len(said) == 2, said
+    assert said[0].startswith("handling failed: unexpected KeyError")
+    assert said[1].startswith("aegis-worker stopped: unexpected ZeroDivisionError")
+    reports = crashlog.list_reports(aegis_paths)
+    assert len(reports) == 2
+    assert all("Traceback" in r.read_text() for r in reports)
+    assert threading.excepthook is before  # put back

@@ -25,6 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from .. import crashlog
 from ..engine import Engine
 from ..errors import AegisError, ConfigError
 from ..monitor import (
@@ -292,12 +293,16 @@ def run(args: argparse.Namespace) -> int:
         except AegisError as exc:
             printer.line(f"aegis: {exc}")
 
+    def internal_error(message: str) -> None:
+        printer(ErrorEvent(code="internal-error", message=message))
+
     reader: threading.Thread | None = None
     try:
-        monitor.start()
-        reader = _command_reader(sys.stdin, stop, act)
-        while not stop.wait(0.5):
-            pass
+        with crashlog.reporting(internal_error, command="monitor"):
+            monitor.start()
+            reader = _command_reader(sys.stdin, stop, act)
+            while not stop.wait(0.5):
+                pass
     finally:
         stop.set()
         monitor.stop()
