@@ -31,6 +31,7 @@ __all__ = [
 ]
 
 CRASH_DIR_NAME = "crash-reports"
+Writer = Callable[[BaseException], "Path | None"]
 KEEP = 20
 
 
@@ -99,27 +100,38 @@ class CrashLogHandler(logging.Handler):
     through ``say`` and a crash report with the traceback; other records are one line."""
 
     def __init__(
-        self, say: Callable[[str], None], *, command: str, paths: AegisPaths | None = None
+        self,
+        say: Callable[[str], None],
+        *,
+        command: str,
+        paths: AegisPaths | None = None,
+        write: Writer | None = None,
     ) -> None:
         super().__init__(logging.WARNING)
         self._say = say
         self._command = command
         self._paths = paths
+        self._write = write
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             message = record.getMessage()
             exc = record.exc_info[1] if record.exc_info else None
             if exc is not None:
-                message = f"{message}: {_one_line(exc, self._command, self._paths)}"
+                message = f"{message}: {_one_line(exc, self._command, self._paths, self._write)}"
             self._say(message)
         except Exception:  # pragma: no cover - logging must never raise
             self.handleError(record)
 
 
-def _one_line(exc: BaseException, command: str | None, paths: AegisPaths | None) -> str:
+def _one_line(
+    exc: BaseException, command: str | None, paths: AegisPaths | None, write: Writer | None
+) -> str:
     try:
-        where = f"details are in {write_report(exc, command=command, paths=paths)}"
+        written = (
+            write(exc) if write is not None else write_report(exc, command=command, paths=paths)
+        )
+        where = f"details are in {written}" if written is not None else "no crash report written"
     except Exception as err:
         where = f"no crash report could be written ({err})"
     return f"unexpected {type(exc).__name__}: {exc}; {where}"
@@ -127,12 +139,18 @@ def _one_line(exc: BaseException, command: str | None, paths: AegisPaths | None)
 
 @contextlib.contextmanager
 def reporting(
-    say: Callable[[str], None], *, command: str, paths: AegisPaths | None = None
+    say: Callable[[str], None],
+    *,
+    command: str,
+    paths: AegisPaths | None = None,
+    write: Writer | None = None,
 ) -> Iterator[None]:
     """While inside: failures logged under ``aegis_engine`` and exceptions that end a thread
-    are said on one line and written to a crash report, never a traceback on the terminal."""
+    are said on one line and written to a crash report, never a traceback on the terminal.
+    ``write`` writes the report (default :func:`write_report`; the monitor passes
+    ``privacy.crash.handle_crash``, which also queues it when crash reports are allowed)."""
     logger = logging.getLogger("aegis_engine")
-    handler = CrashLogHandler(say, command=command, paths=paths)
+    handler = CrashLogHandler(say, command=command, paths=paths, write=write)
     previous_propagate = logger.propagate
     previous_hook = threading.excepthook
 
@@ -140,7 +158,7 @@ def reporting(
         if args.exc_value is None or isinstance(args.exc_value, SystemExit):
             return
         name = args.thread.name if args.thread is not None else "a thread"
-        say(f"{name} stopped: {_one_line(args.exc_value, command, paths)}")
+        say(f"{name} stopped: {_one_line(args.exc_value, command, paths, write)}")
 
     logger.addHandler(handler)
     logger.propagate = False

@@ -436,8 +436,11 @@ class History:
         self.write_error = None
         return result
 
-    def record_detection(self, decision: Decision, *, size: int | None = None) -> int:
-        """A non-clean verdict, with the action the policy chose and the explanation."""
+    def record_detection(
+        self, decision: Decision, *, size: int | None = None, action: str | None = None
+    ) -> int:
+        """A non-clean verdict with its explanation, and ``action``: what the command that
+        found it does about it (default: the policy's action)."""
         return self._insert(
             kind=KIND_DETECTION,
             path=decision.object_path,
@@ -445,7 +448,7 @@ class History:
             sha256=decision.sha256,
             size=size,
             verdict=decision.verdict.value,
-            action=decision.action.value,
+            action=action or decision.action.value,
             rules=decision.rules,
             detections=[e.to_dict() for e in decision.evidence],
             explanation=decision.explanation,

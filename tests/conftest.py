@@ -47,48 +47,62 @@ def run_cli(
 
 
 def _fds() -> set[int]:
+    """Open descriptors, not counting the one that lists them (which would otherwise be in
+    the baseline and hide the first descriptor a test leaks)."""
+    own = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)
     try:
-        own = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:  # pragma: no cover - not Linux
-        return set()
-    try:
-        return {int(n) for n in os.listdir(own)} - {own}  # not the fd that lists them
+        return {int(n) for n in os.listdir(own)} - {own}
     finally:
         os.close(own)
 
 
+def _helper_processes() -> set[int]:
+    """Our descendant processes, except multiprocessing's long-lived helpers (the fork
+    server and the resource tracker live as long as the test session)."""
+    import psutil
+
+    out = set()
+    for child in psutil.Process().children(recursive=True):
+        try:
+            cmd = " ".join(child.cmdline())
+        except psutil.Error:
+            continue
+        if "forkserver" in cmd and child.ppid() == os.getpid():
+            continue  # the fork server itself; the workers forked from it do count
+        if "resource_tracker" in cmd:
+            continue
+        out.add(child.pid)
+    return out
+
+
 @pytest.fixture
 def no_leaks() -> object:
-    """Fail a test that leaves threads, file descriptors or child processes behind (the
-    checks watchdog's own suite runs); opt in with ``pytestmark = usefixtures("no_leaks")``."""
-    import gc
+    """Fails a test that leaves threads, child processes or file descriptors behind.
+
+    Start the fork server first, so its one pipe is part of the baseline."""
     import threading
     import time
 
+    from aegis_engine.scanning.workers import mp_context
+
+    ctx = mp_context()
+    if ctx.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
     threads = set(threading.enumerate())
     fds = _fds()
-    yield
-    deadline = time.monotonic() + 10
-    while True:  # threads may take a moment to finish after being told to stop
-        gc.collect()
-        extra_threads = [t for t in threading.enumerate() if t not in threads and t.is_alive()]
-        extra_fds = {
-            fd: os.readlink(f"/proc/self/fd/{fd}")
-            for fd in _fds() - fds
-            if os.path.exists(f"/proc/self/fd/{fd}")
-        }
-        children = _children()
-        if not (extra_threads or extra_fds or children) or time.monotonic() > deadline:
+    procs = _helper_processes()
+    yield None
+    deadline = time.monotonic() + 15  # reaping takes a moment on a loaded machine
+    while True:
+        new_threads = [t for t in threading.enumerate() if t not in threads and t.is_alive()]
+        new_fds = _fds() - fds
+        new_procs = _helper_processes() - procs
+        if not (new_threads or new_fds or new_procs) or time.monotonic() > deadline:
             break
-        time.sleep(0.1)
-    assert not extra_threads, f"threads left running: {extra_threads}"
-    assert not extra_fds, f"file descriptors left open: {extra_fds}"
-    assert not children, f"child processes left running: {children}"
-
-
-def _children() -> list[int]:
-    try:
-        import psutil
-    except ImportError:  # pragma: no cover
-        return []
-    return [c.pid for c in psutil.Process().children(recursive=True) if c.is_running()]
+        time.sleep(0.2)
+    assert not new_threads, f"leaked threads: {new_threads}"
+    assert not new_procs, f"leaked processes: {sorted(new_procs)}"
+    details = {fd: os.path.realpath(f"/proc/self/fd/{fd}") for fd in new_fds}
+    assert not new_fds, f"leaked file descriptors: {details}"

@@ -24,11 +24,10 @@ from aegis_engine.bounded_io import (
     loads_bounded,
     read_regular_file,
 )
-from aegis_engine.config import load_settings
-from aegis_engine.errors import ConfigError
 from aegis_engine.paths import AegisPaths
 from aegis_engine.privacy import ConsentStore
 from aegis_engine.quarantine import KeyStore, Vault
+from aegis_engine.settings import SettingsStore
 
 NO_KEYRING = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
 DEEP = b"[" * 200_000 + b"]" * 200_000
@@ -144,11 +143,12 @@ def test_settings_path_that_is_not_a_file_is_refused_by_name(
         settings.mkdir()
     else:
         settings.write_bytes(b"# " + b"x" * (2 * 1024 * 1024) + b"\n")
-    with pytest.raises(ConfigError, match="settings"):
-        load_settings(settings)
+    problems = SettingsStore(settings).current.problems
+    assert problems and all(str(settings) in p for p in problems), problems
     (tmp_path / "a.txt").write_text("x")
     r = run_cli("scan", str(tmp_path), timeout=60)
-    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    # the scan itself is complete (with the default settings): a warning, not an error
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     assert str(settings) in r.stderr
     if kind != "huge":
         assert "not a regular file" in r.stderr

@@ -258,6 +258,9 @@ def run(args: argparse.Namespace) -> int:
     for p in [*args.paths, *args.protect]:
         if not Path(p).is_dir():
             raise ConfigError(f"not a folder: {p}")
+    from ..privacy.crash import install_excepthook
+
+    install_excepthook("monitor")
     printer = _Printer(sys.stdout, sys.stderr, as_json=args.json)
 
     def warn(message: str) -> None:
@@ -296,15 +299,34 @@ def run(args: argparse.Namespace) -> int:
     def internal_error(message: str) -> None:
         printer(ErrorEvent(code="internal-error", message=message))
 
+    from ..privacy.crash import handle_crash
+    from ..updates.scheduler import UpdateScheduler
+
+    def update_done(result: Any) -> None:
+        if result.result != "current":
+            printer.line(f"aegis: update {result.result}: {result.reason}")
+
+    updates = UpdateScheduler(engine.paths, on_result=update_done)
     reader: threading.Thread | None = None
+    from ..privacy.schedule import SendTimer
+
+    sending = SendTimer(engine.paths, warn)  # only allowed purposes with an endpoint
     try:
-        with crashlog.reporting(internal_error, command="monitor"):
+        with crashlog.reporting(
+            internal_error,
+            command="monitor",
+            write=lambda exc: handle_crash(engine.paths, exc, "monitor"),  # queued with consent
+        ):
             monitor.start()
+            updates.start()
+            sending.start()
             reader = _command_reader(sys.stdin, stop, act)
             while not stop.wait(0.5):
                 pass
     finally:
         stop.set()
+        updates.stop()
+        sending.stop()
         monitor.stop()
         if reader is not None:
             reader.join(2.0)

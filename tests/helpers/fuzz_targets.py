@@ -20,9 +20,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aegis_engine.bounded_io import loads_bounded
-from aegis_engine.config import ScanLimits, limits_from_settings, load_settings
+from aegis_engine.config import ScanLimits
 from aegis_engine.content import ContentSources
-from aegis_engine.decision import DecisionEngine
 from aegis_engine.detectors.base import ScanObject
 from aegis_engine.detectors.hashes import HashDetector
 from aegis_engine.detectors.registry import DetectorContext
@@ -31,11 +30,12 @@ from aegis_engine.errors import AegisError
 from aegis_engine.ml.features import FeatureStatus, extract
 from aegis_engine.paths import AegisPaths
 from aegis_engine.privacy import ConsentStore
-from aegis_engine.quarantine import KeyStore, QuarantineSettings
+from aegis_engine.quarantine import KeyStore
 from aegis_engine.quarantine.journal import JournalRecord
 from aegis_engine.scanning.budget import ExtractionBudget
 from aegis_engine.scanning.containers import container_findings, iter_members
 from aegis_engine.scanning.sniff import sniff
+from aegis_engine.settings import SettingsStore
 
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 
@@ -232,10 +232,9 @@ def settings(data: bytes, tmp: Path) -> None:
     path = tmp / "settings.toml"
     path.write_bytes(data)
     try:
-        parsed = load_settings(path)
-        limits_from_settings(parsed)
-        QuarantineSettings.from_settings(parsed)
-        DecisionEngine.from_settings(parsed)
+        parsed = SettingsStore(path).current
+        _ = parsed.limits, parsed.quarantine, parsed.updates, parsed.cloud
+        parsed.decision_engine()
     except AegisError:
         pass
 
