@@ -193,8 +193,10 @@ class BehaviourRules:
 
     @classmethod
     def default(cls, paths: AegisPaths) -> BehaviourRules:
-        """Updated rules if present, else the bundled ones."""
-        updated = paths.content_dir / RULES_FILE
+        """The rules of the content in force (an installed update, else the bundled ones)."""
+        from ..content import active_content
+
+        updated = active_content(paths).root / RULES_FILE
         if updated.is_file():
             return cls.load(updated)
         return cls.load(bundled_resources() / RULES_FILE)
