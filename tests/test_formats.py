@@ -515,6 +515,20 @@ def test_packer_emulation_that_fails_scans_the_file_as_is(
     assert list(members or ()) == []
 
 
+def test_an_emulators_dump_is_not_emulated_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(unpack_packer, "available", lambda: True)
+    monkeypatch.setattr(unpack_packer, "child_command", lambda s, _d: calls.append(s) or ["false"])
+    for name in ("p.exe", "unpacked-upx"):
+        list(
+            iter_members(obj_for(_upx_named(), name), ExtractionBudget(ScanLimits()), tmp_path)
+            or ()
+        )
+    assert len(calls) == 1
+
+
 @pytest.mark.skipif(not unpack_packer.available(), reason="unipacker (optional) not installed")
 @pytest.mark.parametrize("name", ["clam-upx.exe", "clam-aspack.exe"])
 def test_packers_through_unipacker(tmp_path: Path, name: str) -> None:

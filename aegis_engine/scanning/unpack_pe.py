@@ -73,6 +73,8 @@ def iter_pe(obj: ScanObject, budget: ExtractionBudget, tmpdir: Path) -> Iterator
         installer = yield from _overlay(data, start, budget, tmpdir)
         if installer:
             return  # the stub of an installer or script runner: its payload is what matters
+    if obj.name.startswith("unpacked-"):
+        return  # an emulator's dump keeps the packer's section names: never emulated again
     packer = packer_of(data) if bytes(data[:2]) == b"MZ" else None
     if packer is not None and available():
         yield from iter_unpacked(data, packer, budget, tmpdir)
