@@ -9,6 +9,9 @@ Tables (the engine's own ``[exclusions]`` plus tables the tray app owns)::
     [updates]    server = "", proxy = ""           (empty: the built-in server, no proxy)
     [tray]       prompt_timeout = 120              (seconds before an unanswered alert's
                                                     policy default applies)
+
+``autostart`` ("Start Aegis when I log in") is not in the settings file: the XDG autostart
+entry itself is the record (:mod:`aegis_gui.autostart`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class Preferences:
     update_server: str = ""
     proxy: str = ""
     prompt_timeout: int = 120
+    autostart: bool = False
 
     def validate(self) -> None:
         """Raise ConfigError with a sentence a person can act on."""
