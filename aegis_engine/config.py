@@ -1,11 +1,10 @@
-"""Scan limits and options, with defaults modelled on ClamAV's, and settings from TOML."""
+"""Scan limits and options, with defaults modelled on ClamAV's (the settings file's
+``[limits]`` table is read by :mod:`aegis_engine.settings`)."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field, fields
 
 from .errors import ConfigError
 
@@ -68,29 +67,3 @@ class ScanOptions:
             if hasattr(os, "sched_getaffinity")
             else (os.cpu_count() or 1),
         )
-
-
-def load_settings(path: Path) -> dict[str, Any]:
-    """Read the settings file; a missing file means defaults, a broken one is a clear error."""
-    try:
-        with path.open("rb") as fh:
-            import tomllib  # only when there is a settings file
-
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError
-        raise ConfigError(f"cannot read settings {path}: {exc}") from exc
-
-
-def limits_from_settings(settings: dict[str, Any], base: ScanLimits | None = None) -> ScanLimits:
-    """Apply a ``[limits]`` table from settings onto ``base`` (or the defaults)."""
-    base = base or ScanLimits()
-    table = settings.get("limits", {})
-    if not isinstance(table, dict):
-        raise ConfigError("[limits] in settings must be a table")
-    known = {f.name for f in fields(ScanLimits)}
-    unknown = set(table) - known
-    if unknown:
-        raise ConfigError(f"unknown scan limit(s) in settings: {', '.join(sorted(unknown))}")
-    return replace(base, **table)

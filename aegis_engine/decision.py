@@ -23,7 +23,9 @@ nothing                                                       clean, or    none
 ============================================================  ===========  ==============
 
 Two findings of the same kind (two heuristics, two models) are not independent evidence and
-do not corroborate each other.
+do not corroborate each other. A known-good answer of the cloud look-up (an ``info`` finding
+of the ``cloud-reputation`` detector) clears findings only when every counted one is ``ml``;
+the explanation says so. A known-bad answer is a malicious signature finding.
 
 Actions. ``Policy.malicious`` (default ``quarantine``) applies to malicious verdicts and
 ``Policy.suspicious`` (default ``ask``) to suspicious ones; clean objects get ``none`` and
@@ -39,7 +41,7 @@ import fnmatch
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -55,6 +57,7 @@ __all__ = [
     "Exclusions",
     "FileDecision",
     "Policy",
+    "process_verdict",
 ]
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -162,13 +165,18 @@ class Exclusions:
     paths: tuple[str, ...] = ()
     sha256: frozenset[str] = frozenset()
     signatures: tuple[str, ...] = ()
+    files: frozenset[tuple[str, str]] = frozenset()
+    """(path, sha256) of files you kept (e.g. restored with ``--allow``): that file at that
+    path is clean while its content is unchanged."""
 
     def __post_init__(self) -> None:
         normalized = frozenset(h.strip().lower() for h in self.sha256)
-        bad = sorted(h for h in normalized if not _SHA256_RE.match(h))
+        files = frozenset((p, h.strip().lower()) for p, h in self.files)
+        bad = sorted(h for h in normalized | {h for _, h in files} if not _SHA256_RE.match(h))
         if bad:
             raise ConfigError(f"not a SHA-256 in exclusions: {', '.join(bad)}")
         object.__setattr__(self, "sha256", normalized)
+        object.__setattr__(self, "files", files)
         object.__setattr__(self, "paths", tuple(self.paths))
         object.__setattr__(self, "signatures", tuple(self.signatures))
 
@@ -178,14 +186,29 @@ class Exclusions:
         table = settings.get("exclusions", {})
         if not isinstance(table, Mapping):
             raise ConfigError("[exclusions] in settings must be a table")
-        unknown = set(table) - {"paths", "sha256", "signatures"}
+        unknown = set(table) - {"paths", "sha256", "signatures", "files"}
         if unknown:
             raise ConfigError(f"unknown [exclusions] setting(s): {', '.join(sorted(unknown))}")
+        files = table.get("files", [])
+        if not isinstance(files, list | tuple) or not all(
+            isinstance(f, Mapping)
+            and isinstance(f.get("path"), str)
+            and isinstance(f.get("sha256"), str)
+            for f in files
+        ):
+            raise ConfigError(
+                '[exclusions] files must be a list of { path = "...", sha256 = "..." }'
+            )
         return cls(
             paths=tuple(os.path.expanduser(p) for p in _str_list(table, "paths")),
             sha256=frozenset(_str_list(table, "sha256")),
             signatures=_str_list(table, "signatures"),
+            files=frozenset((f["path"], f["sha256"]) for f in files),
         )
+
+    def kept_file(self, file_path: str, digest: str | None) -> bool:
+        """True when you kept this file with this content (path and SHA-256 both match)."""
+        return digest is not None and (file_path, digest.lower()) in self.files
 
     def path_pattern(self, file_path: str, object_path: str) -> str | None:
         """The first glob that matches the file or the object, else None."""
@@ -394,6 +417,27 @@ class FileDecision:
         }
 
 
+KNOWN_GOOD_CLEARS_ML = (
+    "the cloud look-up has this file's SHA-256 as known good, which outweighs a "
+    "machine-learning score on its own"
+)
+
+
+def _clear_ml_if_known_good(
+    evidence: tuple[Evidence, ...], findings: Iterable[Finding]
+) -> tuple[Evidence, ...]:
+    """A known-good cloud answer clears an ML-only finding (never a signature or heuristic)."""
+    if not any(f.details.get("reputation") == "known-good" for f in findings):
+        return evidence
+    counted = [e for e in evidence if e.counted]
+    if not counted or any(e.kind is not FindingKind.ML for e in counted):
+        return evidence
+    return tuple(
+        replace(e, counted=False, ignored_because=KNOWN_GOOD_CLEARS_ML) if e.counted else e
+        for e in evidence
+    )
+
+
 # --- the engine ------------------------------------------------------------------------------
 
 
@@ -427,15 +471,22 @@ class DecisionEngine:
         objects = list(report.objects)
         if not objects and report.verdict is not Verdict.CLEAN:
             objects = [ObjectResult(report.path, report.verdict, sha256=report.sha256)]
-        decisions = tuple(self.decide(o, file_path=report.path) for o in objects)
+        decisions = tuple(
+            self.decide(o, file_path=report.path, file_sha256=report.sha256) for o in objects
+        )
         return FileDecision(report.path, decisions)
 
-    def decide(self, obj: ObjectResult, *, file_path: str) -> Decision:
+    def decide(
+        self, obj: ObjectResult, *, file_path: str, file_sha256: str | None = None
+    ) -> Decision:
         """Decide one object; ``file_path`` is the top-level file on disk that holds it."""
         problems = tuple(obj.problems)
         excluded = self.exclusions.path_pattern(file_path, obj.path)
         if excluded is None and self.exclusions.excludes_sha256(obj.sha256):
             excluded = f"sha256:{obj.sha256}"
+        file_digest = file_sha256 or (obj.sha256 if obj.path == file_path else None)
+        if excluded is None and self.exclusions.kept_file(file_path, file_digest):
+            excluded = f"kept file {file_path} (sha256:{file_digest})"
         if excluded is not None:
             why = f"excluded by your allowlist ({excluded}); findings are not evaluated"
             return Decision(
@@ -454,7 +505,9 @@ class DecisionEngine:
                 problems=problems,
             )
 
-        evidence = tuple(self._weigh(f) for f in obj.findings)
+        evidence = _clear_ml_if_known_good(
+            tuple(self._weigh(f) for f in obj.findings), obj.findings
+        )
         counted = [e for e in evidence if e.counted]
         verdict, basis, verdict_line = self._verdict(counted, obj.verdict)
         action, action_line = self._action(verdict, basis, counted)
@@ -555,3 +608,18 @@ class DecisionEngine:
         if wanted is not Action.QUARANTINE and basis is not Basis.SIGNATURE:
             line += f"; it rests only on {_weak_words(counted)}"
         return wanted, line + "."
+
+
+def process_verdict(rule_severities: Iterable[str], file_verdict: Verdict | None) -> Verdict:
+    """The verdict about a running process, from the behaviour rules it broke (their
+    severities) and the decision about its executable (None: not scanned or clean).
+
+    A malicious executable makes the process malicious; otherwise the worst rule severity
+    decides (``malicious`` or ``suspicious``); a suspicious executable of a process that broke
+    no rule makes it suspicious. No rule and no threat in the executable: clean."""
+    severities = set(rule_severities)
+    if file_verdict is Verdict.MALICIOUS or "malicious" in severities:
+        return Verdict.MALICIOUS
+    if severities or (file_verdict is not None and file_verdict.is_threat):
+        return Verdict.SUSPICIOUS
+    return Verdict.CLEAN

@@ -9,27 +9,38 @@ import shutil
 import stat
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import ScanLimits, ScanOptions, limits_from_settings, load_settings
-from .content import ContentSources
+from .config import ScanLimits, ScanOptions
+from .content import ContentSources, content_stamp
 from .decision import DecisionEngine
 from .detectors.base import Detector
-from .detectors.registry import DetectorContext, load_detectors
+from .detectors.registry import DetectorContext, factories_from_env, load_detectors
 from .paths import AegisPaths
+from .response import OutcomeService
 from .results import FileReport, ScanSummary
 from .scanning.cache import ScanCache
 from .scanning.pipeline import ProgressCallback, ReportCallback, run_scan
 from .scanning.scanner import FileScanner
 from .scanning.walk import FileEntry
+from .scanning.workers import (
+    DEFAULT_MEMORY_LIMIT,
+    PoolScan,
+    WorkerConfig,
+    WorkerPool,
+    detector_limits,
+    incomplete_report,
+    scan_one,
+)
+from .settings import Settings, SettingsStore
 
 if TYPE_CHECKING:
     from .history import History
     from .quarantine import Vault
-    from .response import AskUser, Responder
 
 WarningCallback = Callable[[str], None]
 
@@ -37,9 +48,11 @@ WarningCallback = Callable[[str], None]
 class Engine:
     """Scans files with every detector; thread-safe for one scan at a time per instance.
 
-    Nothing heavy happens in the constructor: detectors are built on first use, rules are
-    compiled on the first file that needs them, and a scan answered from the cache never
-    compiles anything.
+    Files are scanned in worker processes (``scanning/workers.py``) that load the detectors'
+    content; this process only walks, answers from the scan cache and decides. Nothing heavy
+    happens in the constructor, and a scan answered from the cache starts no worker.
+    Call :meth:`close` when done (it stops the workers; they also stop when the engine is
+    garbage-collected or the process exits).
     """
 
     def __init__(
@@ -51,23 +64,52 @@ class Engine:
         bundled_content: bool = True,
         plugins: bool = True,
         on_warning: WarningCallback | None = None,
+        worker_memory_limit: int = DEFAULT_MEMORY_LIMIT,
     ) -> None:
         self.paths = paths or AegisPaths.default()
-        self.settings = load_settings(self.paths.settings_file)
-        self.limits: ScanLimits = limits_from_settings(self.settings)
+        self._on_warning = on_warning
+        self.warnings: list[str] = []
+        self.settings_store = SettingsStore(self.paths.settings_file, warn=self._warn)
+        """The settings file: read, validated, written and watched here only."""
+        self.settings: Settings
+        self.limits: ScanLimits
+        self.decisions: DecisionEngine
+        """Verdicts, policy and exclusions from the settings: the one place they apply."""
+        self._use_settings(self.settings_store.current)
+        self.settings_store.subscribe(self._use_settings)
+        self._content_args = (tuple(extra_rules), tuple(extra_hashes), bundled_content)
         self.content = ContentSources.resolve(
             self.paths, tuple(extra_rules), tuple(extra_hashes), bundled=bundled_content
         )
+        if self.content.problem:
+            self.warnings.append(self.content.problem)
         self._plugins = plugins
-        self._on_warning = on_warning
-        self.warnings: list[str] = []
+        self._extra_factories = factories_from_env()
+        self._worker_memory_limit = worker_memory_limit
+        self._pools: dict[ScanLimits, WorkerPool] = {}
+        self._content_faults: list[str] = []
         self._detectors: list[Detector] | None = None
         self._lock = threading.Lock()
         self._single: _SingleFileSession | None = None
-        self.decisions = DecisionEngine.from_settings(self.settings)
-        """Verdicts, policy and exclusions from the settings: the one place they apply."""
+        self._retired: list[_SingleFileSession] = []
         self._quarantine: Vault | None = None
         self._history: History | None = None
+        self.outcomes = OutcomeService(
+            lambda: self.decisions,
+            vault=lambda: self.quarantine,
+            history=lambda: self.history,
+            settings=self.settings_store,
+        )
+        """Decide -> act -> record for every client: the one path for outcomes."""
+
+    def _use_settings(self, settings: Settings) -> None:
+        self.settings = settings
+        self.limits = settings.limits
+        self.decisions = settings.decision_engine()
+
+    def reload_settings(self) -> Settings:
+        """Read the settings file again (listeners of :attr:`settings_store` hear of it)."""
+        return self.settings_store.reload()
 
     @property
     def quarantine(self) -> Vault:
@@ -76,7 +118,7 @@ class Engine:
 
         with self._lock:
             if self._quarantine is None:
-                qs = QuarantineSettings.from_settings(self.settings)
+                qs: QuarantineSettings = self.settings.quarantine
                 self._quarantine = Vault.for_paths(
                     self.paths, warn=self._warn, use_keyring=qs.use_keyring
                 )
@@ -92,30 +134,83 @@ class Engine:
                 self._history = History(self.paths.history_file, warn=self._warn)
             return self._history
 
-    def responder(self, *, apply_actions: bool, ask: AskUser | None = None) -> Responder:
-        """Decides about scan reports, acts per policy (when ``apply_actions``), records."""
-        from .response import Responder
+    def _warn_once(self, message: str) -> None:
+        """Warnings from the workers: each of them loads the same content."""
+        if message not in self.warnings:
+            self._warn(message)
 
-        return Responder(
-            self.decisions,
-            # Reporting never touches the vault: do not load it (keyring, cryptography).
-            vault=self.quarantine if apply_actions else None,
-            history=self.history,
-            apply_actions=apply_actions,
-            ask=ask,
-        )
+    def worker_pool(self, limits: ScanLimits | None = None) -> WorkerPool:
+        """The worker processes for scans with ``limits`` (started on first use, kept warm)."""
+        key = detector_limits(limits or self.limits)
+        with self._lock:
+            pool = self._pools.get(key)
+            if pool is None:
+                config = WorkerConfig(
+                    self.paths,
+                    self.content,
+                    key,
+                    plugins=self._plugins,
+                    extra_factories=self._extra_factories,
+                    memory_limit=self._worker_memory_limit,
+                )
+                pool = WorkerPool(config, self.default_options().effective_jobs())
+                weakref.finalize(self, pool.shutdown)
+                self._pools[key] = pool
+            return pool
 
     def _warn(self, message: str) -> None:
         self.warnings.append(message)
         if self._on_warning is not None:
             self._on_warning(message)
 
+    def _reload_if_content_changed(self) -> None:
+        """Pick up a content version switched in since the detectors were built (lock held)."""
+        if not self._content_args[2] or content_stamp(self.paths) == self.content.stamp:
+            return
+        rules, hashes, bundled = self._content_args
+        self.content = ContentSources.resolve(self.paths, rules, hashes, bundled=bundled)
+        if self.content.problem:
+            self._warn(self.content.problem)
+        self._detectors = None
+        if self._single is not None:  # another thread may still use it: closed in close()
+            self._retired.append(self._single)
+            self._single = None
+        for pool in self._pools.values():  # their workers loaded the old content
+            pool.retire()
+        self._pools.clear()
+
+    @property
+    def content_version(self) -> int:
+        """The content version in force (0: bundled)."""
+        return self.content.version
+
+    def _fault(self, message: str) -> None:
+        """Content that could not be used (each worker loads the same content: said once)."""
+        if message in self._content_faults:
+            return
+        self._content_faults.append(message)
+        self._warn(message)
+
+    def content_problems(self) -> list[str]:
+        """Signature content that could not be used: hash lists or rule files skipped, a
+        detector disabled (each was warned about). Everything else kept detecting; a scan
+        that found nothing ends with exit 2 when this is not empty."""
+        return list(self._content_faults)
+
     @property
     def detectors(self) -> list[Detector]:
         with self._lock:
+            self._reload_if_content_changed()
             if self._detectors is None:
-                ctx = DetectorContext(self.paths, self.content, self.limits, self._warn)
-                self._detectors = load_detectors(ctx, plugins=self._plugins)
+                # Built here for their versions (the scan-cache key); the content is loaded
+                # in the workers.
+                limits = detector_limits(self.limits)
+                ctx = DetectorContext(
+                    self.paths, self.content, limits, self._warn, fault=self._fault
+                )
+                self._detectors = load_detectors(
+                    ctx, plugins=self._plugins, extra=self._extra_factories
+                )
             return self._detectors
 
     def signature_version(self, options: ScanOptions | None = None) -> str:
@@ -138,20 +233,35 @@ class Engine:
     ) -> ScanSummary:
         """Scan files and folders; ``cancel.set()`` from another thread stops it soon.
 
-        ``decide`` (e.g. a :meth:`responder`'s) runs on every report that is not clean before
-        it is counted, so the summary counts the final verdicts."""
+        Every report that is not clean is decided before it is counted or handed on, so the
+        summary and ``on_report`` see final verdicts: by ``decide`` (e.g. the CLI's call to
+        :meth:`OutcomeService.respond`, which must leave the report final), else by
+        :meth:`OutcomeService.decide`."""
         options = options or self.default_options()
+        if decide is None:
+            outcomes = self.outcomes
+
+            def decide(report: FileReport) -> None:
+                outcomes.decide(report)
+
         cache = (
-            ScanCache(self.paths.scan_cache_file, self.signature_version(options))
+            ScanCache(self.paths.scan_cache_file, self.signature_version(options), self._warn)
             if options.use_cache
             else None
         )
-        tmpdir = Path(tempfile.mkdtemp(prefix="aegis-scan-"))
+        fallback = _InProcessScanner(self, options)
+        workers = PoolScan(
+            self.worker_pool(options.limits),
+            options,
+            options.effective_jobs(),
+            self._warn_once,
+            fallback,
+            fault=self._fault,
+        )
         try:
-            scanner = FileScanner(self.detectors, options, tmpdir, self._warn)
             return run_scan(
                 (str(t) for t in targets),
-                scanner,
+                workers,
                 options,
                 cache=cache,
                 on_report=on_report,
@@ -160,9 +270,10 @@ class Engine:
                 decide=decide,
             )
         finally:
+            workers.close()
+            fallback.close()
             if cache is not None:
                 cache.close()
-            shutil.rmtree(tmpdir, ignore_errors=True)
 
     # -- one file at a time (on-access scanning) -----------------------------------------
     def scan_file(self, path: str | Path) -> FileReport | None:
@@ -183,7 +294,9 @@ class Engine:
             hit = session.cache.get(entry.path, st)
         if hit is not None:
             return hit
-        report = session.scanner.scan_file(entry)
+        report = scan_one(
+            self.worker_pool(), session.options, entry, self._warn_once, session.fallback
+        )
         if report is not None:
             with session.lock:
                 session.cache.put(report, st)
@@ -198,11 +311,19 @@ class Engine:
             return self._single
 
     def close(self) -> None:
-        """Release what scan_file() keeps open (cache connection, temp folder)."""
+        """Stop the worker processes; release what scan_file() keeps open."""
+        with self._lock:
+            pools = list(self._pools.values())
+            self._pools.clear()
+        for pool in pools:
+            pool.shutdown()
         with self._lock:
             if self._single is not None:
                 self._single.close()
                 self._single = None
+            for retired in self._retired:
+                retired.close()
+            self._retired.clear()
             if self._history is not None:
                 self._history.close()
                 self._history = None
@@ -213,14 +334,44 @@ class _SingleFileSession:
 
     def __init__(self, engine: Engine, detectors: Sequence[Detector], options: ScanOptions) -> None:
         self.lock = threading.Lock()
-        self.tmpdir = Path(tempfile.mkdtemp(prefix="aegis-scan-"))
-        self.scanner = FileScanner(detectors, options, self.tmpdir, engine._warn)
-        self.cache = ScanCache(engine.paths.scan_cache_file, _sigver(detectors, options))
+        self.options = options
+        self.fallback = _InProcessScanner(engine, options)
+        self.cache = ScanCache(
+            engine.paths.scan_cache_file, _sigver(detectors, options), engine._warn
+        )
 
     def close(self) -> None:
         with self.lock, contextlib.suppress(Exception):
             self.cache.close()
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
+        self.fallback.close()
+
+
+class _InProcessScanner:
+    """Scans in this process, only when no worker process can be started at all."""
+
+    def __init__(self, engine: Engine, options: ScanOptions) -> None:
+        self._engine = engine
+        self._options = options
+        self._lock = threading.Lock()
+        self._scanner: FileScanner | None = None
+        self._tmpdir: Path | None = None
+
+    def __call__(self, entry: FileEntry) -> FileReport | None:
+        with self._lock:
+            if self._scanner is None:
+                self._tmpdir = Path(tempfile.mkdtemp(prefix="aegis-scan-"))
+                self._scanner = FileScanner(
+                    self._engine.detectors, self._options, self._tmpdir, self._engine._warn
+                )
+            scanner = self._scanner
+        try:
+            return scanner.scan_file(entry)
+        except MemoryError:
+            return incomplete_report(entry, "memory limit: out of memory scanning this file")
+
+    def close(self) -> None:
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
 
 
 def _sigver(detectors: Sequence[Detector], options: ScanOptions) -> str:

@@ -108,3 +108,57 @@ class ConsentRequired(PrivacyError):
             f"'aegis consent grant {purpose}' or in the tray app's Settings > Privacy"
         )
         self.purpose = purpose
+
+
+class LookupFailed(PrivacyError):
+    """A cloud hash look-up could not be made (no consent, no endpoint, server down, pin
+    mismatch, a broken answer); the local verdict stands."""
+
+
+class SendFailed(PrivacyError):
+    """Queued records or a sample could not be sent; nothing was lost from the outbox."""
+
+
+class NetworkError(AegisError):
+    """A network call failed: connection, TLS, timeout, HTTP status, or a limit."""
+
+
+class TLSVerificationError(NetworkError):
+    """The server's certificate chain or host name did not verify."""
+
+
+class PinMismatch(TLSVerificationError):
+    """The server's public key (SPKI SHA-256) matches none of the configured pins."""
+
+
+class ClientCertError(NetworkError):
+    """The client certificate or its key (or the key's passphrase) cannot be used."""
+
+
+class NetTimeout(NetworkError):
+    """The server did not answer (connect or read) in time."""
+
+
+class ResponseTooLarge(NetworkError):
+    """A response was larger than the hard cap for that call."""
+
+
+class HTTPStatusError(NetworkError):
+    """The server answered with an HTTP error status."""
+
+    def __init__(self, status: int, url: str, detail: str = "") -> None:
+        super().__init__(f"HTTP {status} from {url}{': ' + detail if detail else ''}")
+        self.status = status
+        self.url = url
+
+
+class UpdateError(AegisError):
+    """An update could not be checked, downloaded, verified or applied."""
+
+
+class UpdateRefused(UpdateError):
+    """Update content or metadata failed verification (signature, hash, expiry, rollback)."""
+
+
+class UpdateFailed(UpdateError):
+    """An update could not be completed (network, disk, test-load); nothing was switched."""

@@ -1,7 +1,10 @@
 """Detection history: detections, actions and the user's decisions, in SQLite.
 
 A damaged database is moved aside (``history.sqlite3.corrupt-<time>``), a new one is built,
-and ``warn`` says so; the history never stops scanning or quarantine. Events export as JSON
+and ``warn`` says so; the history never stops scanning or quarantine: when it cannot be
+written at all (read-only profile, full disk) ``warn`` says so once and the detection is
+still reported and acted on. Rows that cannot be understood are skipped when reading, with
+one warning. Events export as JSON
 lines with Elastic Common Schema fields, for a SIEM (Elastic, Wazuh, Splunk).
 """
 
@@ -18,8 +21,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+from .bounded_io import loads_bounded
 from .decision import Decision
 from .errors import ConfigError, HistoryError
+from .setaside import move_aside
 
 __all__ = [
     "ECS_VERSION",
@@ -143,6 +148,23 @@ class HistoryEvent:
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> HistoryEvent:
+        """Raises ``ValueError``/``TypeError`` for a row that does not hold what it should."""
+        if not isinstance(row[0], int) or not isinstance(row[1], int):
+            raise TypeError("id and time must be integers")
+        if not isinstance(row[2], str) or not isinstance(row[3], str):
+            raise TypeError("kind and path must be text")
+        for index in (4, 5, 7, 8, 9, 10, 11, 15):
+            if row[index] is not None and not isinstance(row[index], str):
+                raise TypeError(f"column {index} must be text")
+        if row[6] is not None and not isinstance(row[6], int):
+            raise TypeError("size must be an integer")
+        lists = [loads_bounded(row[i]) for i in (12, 13, 14)]
+        if not all(isinstance(v, list) for v in lists):
+            raise TypeError("rules, detections and explanation must be lists")
+        if not all(isinstance(v, str) for v in lists[0] + lists[2]):
+            raise TypeError("rules and explanation must be lists of text")
+        if not all(isinstance(v, dict) for v in lists[1]):
+            raise TypeError("detections must be a list of objects")
         return cls(
             id=row[0],
             time=_EPOCH + timedelta(microseconds=row[1]),
@@ -156,9 +178,9 @@ class HistoryEvent:
             outcome=row[9],
             decision=row[10],
             item_id=row[11],
-            rules=tuple(json.loads(row[12])),
-            detections=tuple(json.loads(row[13])),
-            explanation=tuple(json.loads(row[14])),
+            rules=tuple(lists[0]),
+            detections=tuple(lists[1]),
+            explanation=tuple(lists[2]),
             message=row[15],
         )
 
@@ -295,6 +317,9 @@ class History:
         self._clock = clock
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self.write_error: str | None = None
+        """Why the last record could not be written (None: the last write worked)."""
+        self._write_warned = False
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -321,28 +346,32 @@ class History:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             try:
-                self._conn = self._open()
-            except sqlite3.DatabaseError as exc:
-                if not _is_corruption(exc):
-                    raise HistoryError(f"cannot open history {self.path}: {exc}") from exc
-                self._rebuild(exc)
-                self._conn = self._open()
+                try:
+                    self._conn = self._open()
+                except sqlite3.DatabaseError as exc:
+                    if not _is_corruption(exc):
+                        raise HistoryError(f"cannot open history {self.path}: {exc}") from exc
+                    self._rebuild(exc)
+                    self._conn = self._open()
+            except OSError as exc:
+                raise HistoryError(
+                    f"cannot open history {self.path}: {exc.strerror or exc}"
+                ) from exc
+            except sqlite3.Error as exc:
+                raise HistoryError(f"cannot open history {self.path}: {exc}") from exc
         return self._conn
 
     def _rebuild(self, exc: Exception) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-        stamp = self._clock().strftime("%Y%m%dT%H%M%S")
-        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-        n = 1
-        while aside.exists():
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
-            n += 1
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            src = Path(f"{self.path}{suffix}")
-            if src.exists():
-                os.replace(src, Path(f"{aside}{suffix}"))
+        try:
+            aside = move_aside(self.path, self._clock())
+        except OSError as err:
+            raise HistoryError(
+                f"the history database {self.path} is damaged ({exc}) and cannot be moved "
+                f"aside ({err.strerror or err})"
+            ) from err
         self._warn(
             f"the history database {self.path} was damaged ({exc}); it was moved to {aside} "
             "and a new, empty history was started"
@@ -358,8 +387,10 @@ class History:
                 self._rebuild(exc)
                 try:
                     return work(self._connection())
-                except sqlite3.DatabaseError as again:
+                except sqlite3.Error as again:
                     raise HistoryError(f"history {self.path}: {again}") from again
+            except sqlite3.Error as exc:
+                raise HistoryError(f"history {self.path}: {exc}") from exc
 
     def close(self) -> None:
         with self._lock:
@@ -392,11 +423,24 @@ class History:
                 )
             return int(cur.lastrowid or 0)
 
-        result: int = self._run(work)
+        try:
+            result: int = self._run(work)
+        except HistoryError as exc:
+            # A history that cannot be written never costs a detection: say so (once per
+            # History) and go on; the caller still reports and acts on what was found.
+            self.write_error = str(exc)
+            if not self._write_warned:
+                self._write_warned = True
+                self._warn(f"{exc}; detections are still reported but not recorded")
+            return 0
+        self.write_error = None
         return result
 
-    def record_detection(self, decision: Decision, *, size: int | None = None) -> int:
-        """A non-clean verdict, with the action the policy chose and the explanation."""
+    def record_detection(
+        self, decision: Decision, *, size: int | None = None, action: str | None = None
+    ) -> int:
+        """A non-clean verdict with its explanation, and ``action``: what the command that
+        found it does about it (default: the policy's action)."""
         return self._insert(
             kind=KIND_DETECTION,
             path=decision.object_path,
@@ -404,7 +448,7 @@ class History:
             sha256=decision.sha256,
             size=size,
             verdict=decision.verdict.value,
-            action=decision.action.value,
+            action=action or decision.action.value,
             rules=decision.rules,
             detections=[e.to_dict() for e in decision.evidence],
             explanation=decision.explanation,
@@ -472,7 +516,19 @@ class History:
                 f"SELECT {_COLUMNS} FROM events WHERE time_us >= ? ORDER BY time_us, id",
                 (floor,),
             ).fetchall()
-            return [HistoryEvent.from_row(r) for r in rows]
+            events: list[HistoryEvent] = []
+            bad: list[str] = []
+            for r in rows:
+                try:
+                    events.append(HistoryEvent.from_row(r))
+                except Exception:  # a damaged row is skipped, never the whole history
+                    bad.append(str(r[0]))
+            if bad:
+                shown = ", ".join(bad[:10]) + (", ..." if len(bad) > 10 else "")
+                self._warn(
+                    f"{len(bad)} damaged row(s) of the history {self.path} skipped (id {shown})"
+                )
+            return events
 
         result: list[HistoryEvent] = self._run(work)
         return result

@@ -69,6 +69,12 @@ class AegisPaths:
         """Downloaded signature content (updates) lives here; bundled content is in resources."""
         return self.data_dir / "content"
 
+    @property
+    def user_hashes_dir(self) -> Path:
+        """The user's own hash lists (``.hdb``/``.hsb`` blocklists, ``.fp``/``.sfp`` allowlists),
+        read by every scan, the monitor's and the tray app's included, after the signatures."""
+        return self.config_dir / "hashes"
+
     def ensure(self, path: Path) -> Path:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         return path

@@ -106,6 +106,10 @@ class ObjectResult:
     sha256: str | None = None
     size: int | None = None
     problems: list[str] = field(default_factory=list)
+    format: str | None = None
+    """What the object was sniffed as (``PE``, ``OLE2``, ``PDF``, ... see scanning.sniff)."""
+    container: str | None = None
+    """For a member: the format of the container it was unpacked from."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -113,6 +117,10 @@ class ObjectResult:
             "verdict": self.verdict.value,
             "detections": [f.to_dict() for f in self.findings],
         }
+        if self.format is not None:
+            out["format"] = self.format
+        if self.container is not None:
+            out["container"] = self.container
         if self.sha256 is not None:
             out["sha256"] = self.sha256
         if self.size is not None:
@@ -130,6 +138,8 @@ class ObjectResult:
             sha256=d.get("sha256"),
             size=d.get("size"),
             problems=list(d.get("problems", [])),
+            format=d.get("format"),
+            container=d.get("container"),
         )
 
 

@@ -11,9 +11,8 @@ from PySide6.QtWidgets import QWidget
 
 from aegis_engine import Engine
 
-from . import actions
-from .actions import Detection
 from .alerts import Alert, AlertCenter, AlertResponder
+from .detection import Detection
 from .icons import icon_path
 from .notifications import ALLOW, DETAILS, QUARANTINE, Notifier
 from .ops import OpRunner
@@ -138,7 +137,7 @@ class AlertPresenter(QObject):
     def reload_history(self) -> None:
         w = self._window()
         self._runner.run(
-            lambda: actions.history_events(self._engine),
+            lambda: self._engine.history.events(),
             success=lambda events: w.set_data(self._center.all(), events),
             failure=lambda _exc: w.set_data(self._center.all(), []),
             name="history",

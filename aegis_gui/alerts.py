@@ -1,30 +1,27 @@
 """Alerts: detections waiting for (or past) the user's answer, and carrying the answer out.
 
 :class:`AlertCenter` is the GUI's list of this session's detections and their state.
-:class:`AlertResponder` carries out an answer (quarantine, allow, keep) in a worker op and
-updates the center on the GUI thread.
+:class:`AlertResponder` has the engine's outcome service carry out an answer (quarantine,
+allow, keep) in a worker op and updates the center on the GUI thread.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
 from aegis_engine import Engine
-from aegis_engine.decision import Action, DecisionEngine
+from aegis_engine.decision import Action
+from aegis_engine.errors import QuarantineError
+from aegis_engine.response import Response
 
-from . import actions
-from .actions import Detection
+from .detection import Detection
 from .ops import OpRunner
-from .settings_store import SettingsFile
-
-if TYPE_CHECKING:  # the vault module loads keyring and cryptography: only when used
-    from aegis_engine.quarantine import VaultItem
 
 
 class AlertState(StrEnum):
@@ -117,22 +114,18 @@ class AlertResponder(QObject):
     """Carries out answers to alerts. ``finished(alert_id, ok, text)`` confirms each one."""
 
     finished = Signal(str, bool, str)
-    decisions_changed = Signal(object)
-    """A new DecisionEngine (after Allow changed the allowlist)."""
 
     def __init__(
         self,
         engine: Engine,
         center: AlertCenter,
         runner: OpRunner,
-        settings: SettingsFile,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self._engine = engine
         self._center = center
         self._runner = runner
-        self._settings = settings
 
     def _begin(self, alert_id: str) -> Alert | None:
         alert = self._center.get(alert_id)
@@ -154,14 +147,26 @@ class AlertResponder(QObject):
         if alert is None:
             return False
         detection = alert.detection
+        outcomes = self._engine.outcomes
 
-        def success(item: VaultItem) -> None:
-            text = f"{item.name} was moved to the quarantine. You can restore it from Quarantine."
-            self._center.update(alert_id, AlertState.QUARANTINED, message=text, item_id=item.id)
+        def work() -> Response:
+            response = outcomes.quarantine(
+                detection.report, detection.decision, chosen_by_user=by_user, why=why
+            )
+            if response.error is not None:
+                raise QuarantineError(response.error)
+            return response
+
+        def success(response: Response) -> None:
+            name = os.path.basename(detection.path)
+            text = f"{name} was moved to the quarantine. You can restore it from Quarantine."
+            self._center.update(
+                alert_id, AlertState.QUARANTINED, message=text, item_id=response.item_id
+            )
             self.finished.emit(alert_id, True, text)
 
         self._runner.run(
-            lambda: actions.quarantine(self._engine, detection, chosen_by_user=by_user, why=why),
+            work,
             success=success,
             failure=self._fail(alert_id, "Could not quarantine"),
             name="quarantine",
@@ -174,14 +179,13 @@ class AlertResponder(QObject):
             return False
         detection = alert.detection
 
-        def success(decisions: DecisionEngine) -> None:
+        def success(_: Response) -> None:
             text = "Allowed: this file (by its SHA-256) will not be reported again."
             self._center.update(alert_id, AlertState.ALLOWED, message=text)
-            self.decisions_changed.emit(decisions)
             self.finished.emit(alert_id, True, text)
 
         self._runner.run(
-            lambda: actions.allow(self._engine, detection, self._settings),
+            lambda: self._engine.outcomes.allow(detection.report, detection.decision),
             success=success,
             failure=self._fail(alert_id, "Could not allow it"),
             name="allow",
@@ -204,7 +208,9 @@ class AlertResponder(QObject):
             self.finished.emit(alert_id, True, text)
 
         self._runner.run(
-            lambda: actions.keep(self._engine, detection, why=why),
+            lambda: self._engine.outcomes.keep(
+                detection.report, detection.decision, chosen_by_user=False, why=why
+            ),
             success=success,
             failure=self._fail(alert_id, "Could not record it"),
             name="keep",

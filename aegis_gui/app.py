@@ -80,6 +80,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import multiprocessing
+
+    multiprocessing.freeze_support()  # the engine's scan workers (a frozen build)
     args = _parse(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -108,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setQuitOnLastWindowClosed(False)
 
     paths = AegisPaths.default()
+    from aegis_engine.privacy.crash import install_excepthook
+
+    install_excepthook("tray", paths)  # kept locally; queued only with crash-reports consent
     single = SingleInstance(paths.config_dir, paths.state_dir)
     scan_paths = [os.path.abspath(p) for p in args.scan or []]
     if not single.claim(scan_paths=scan_paths):
@@ -162,12 +168,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     wake.timeout.connect(lambda: None)
     wake.start(250)
 
+    from aegis_engine.privacy.schedule import SendTimer
+
+    sending = SendTimer(paths)  # queued reports of allowed purposes with an endpoint only
     tray_app.start()
+    sending.start()
     if args.show:
         tray_app.show_status()
     if scan_paths:
         tray_app.scan_paths(scan_paths)
     code = app.exec()
+    sending.stop()
     tray_app.shutdown()
     single.release()
     return int(code)

@@ -15,9 +15,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, Signal
 
 from aegis_engine import FileReport, ScanProgress, Verdict
-
-ReportCallback = Callable[[FileReport], None]
-ProgressCallback = Callable[[ScanProgress], None]
+from aegis_engine.scanning.pipeline import ProgressCallback, ReportCallback
 
 
 class EngineBridge(QObject):

@@ -31,7 +31,6 @@ from .preferences import Preferences
 from .protection import MonitorFactory, Protection, Status, default_monitor_factory
 from .scan_view import ScanPresenter, safe_default_folders
 from .scanning import ScanService
-from .settings_store import SettingsFile
 from .state import Situation, describe
 from .tray import Tray
 from .updates import check_for_updates
@@ -74,7 +73,7 @@ class TrayApp(QObject):
     """First time the tray (or status window) showed the protected state."""
 
     def __init__(self, paths: AegisPaths, options: Options | None = None) -> None:
-        """Raises ConfigError when the settings file is invalid."""
+        """Settings that are not valid become warnings (defaults apply), never an error."""
         super().__init__()
         self.options = opts = options or Options()
         self.bridge = EngineBridge(parent=self)
@@ -83,19 +82,18 @@ class TrayApp(QObject):
         self.runner = OpRunner(parent=self)
         self.runner.pool.setMaxThreadCount(max(4, self.runner.pool.maxThreadCount()))
         self.consent = ConsentStore.for_paths(engine.paths, warn=engine_warn)
-        self.settings = SettingsFile(engine.paths.settings_file)
+        self.settings = engine.settings_store
         self.prefs = preferences.load(engine.settings)
         self.alerts = AlertCenter(self)
-        self.responder = AlertResponder(engine, self.alerts, self.runner, self.settings, self)
+        self.responder = AlertResponder(engine, self.alerts, self.runner, self)
         self.protection = Protection(
             engine,
             self.bridge,
             self.runner,
-            self.decisions,
             factory=opts.monitor_factory,
             parent=self,
         )
-        self.scans = ScanService(engine, self.bridge, self.decisions, self)
+        self.scans = ScanService(engine, self.bridge, self)
         use_tray = QSystemTrayIcon.isSystemTrayAvailable() if opts.tray is None else opts.tray
         self.tray: Tray | None = Tray(self) if use_tray else None
         self.notifier = Notifier(
@@ -132,6 +130,9 @@ class TrayApp(QObject):
         self._state_timer.timeout.connect(self.refresh_state)
         self._trim_timer = QTimer(self)
         self._trim_timer.timeout.connect(memory.trim)
+        self._update_timer = QTimer(self)
+        self._update_timer.setSingleShot(True)
+        self._update_timer.timeout.connect(self._background_update)
         self._wire()
 
     # -- wiring --------------------------------------------------------------------------------
@@ -144,7 +145,6 @@ class TrayApp(QObject):
         self.bridge.warning.connect(self._engine_warning)
         self.protection.changed.connect(self.refresh_state)
         self.alerts.open_count_changed.connect(lambda _n: self.refresh_state())
-        self.responder.decisions_changed.connect(self._set_decisions)
         self.scan_view.changed.connect(self.refresh_state)
         self.scan_view.choice.connect(self.answer)
         if self.tray is not None:
@@ -172,6 +172,7 @@ class TrayApp(QObject):
         self.scan_view.start_schedule()
         self._state_timer.start(15_000)
         self._trim_timer.start(300_000)
+        self._update_timer.start(60_000)  # first background update check
         self.refresh_state()
         if self.options.first_run and not self.consent.reviewed:
             QTimer.singleShot(0, self.show_consent)
@@ -279,7 +280,7 @@ class TrayApp(QObject):
         return w
 
     def show_preview(self, purpose_id: str) -> SendPreviewDialog:
-        w = SendPreviewDialog(self.consent, purpose_id)
+        w = SendPreviewDialog(self.consent, purpose_id, paths=self.engine.paths)
         self.windows["preview"] = w
         self._show(w)
         return w
@@ -313,9 +314,6 @@ class TrayApp(QObject):
         if self.vault.window is not None:
             self.vault.reload()
 
-    def _set_decisions(self, decisions: DecisionEngine) -> None:
-        self.engine.decisions = decisions
-
     # -- settings ------------------------------------------------------------------------------
     def _settings_saved(self, prefs: Preferences) -> None:
         if autostart.supported() and prefs.autostart != autostart.is_enabled():
@@ -325,9 +323,7 @@ class TrayApp(QObject):
                 name="autostart",
             )
 
-        def saved(new_settings: dict[str, object]) -> None:
-            self.engine.settings = new_settings
-            self.engine.decisions = DecisionEngine.from_settings(new_settings)
+        def saved(_settings: object) -> None:
             self.apply_preferences(prefs, restart_protection=True)
 
         self.runner.run(
@@ -369,19 +365,46 @@ class TrayApp(QObject):
         self.updating = True
         self.refresh_state()
 
-        def done(exc: BaseException | None) -> None:
+        def done(exc: BaseException | None, message: object = None) -> None:
             self.updating = False
             if isinstance(exc, ConsentRequired):
                 text = "Update checks are off (Settings ▸ Privacy). Nothing was sent."
             else:
-                text = str(exc) if exc else "Aegis is up to date."
+                text = str(exc) if exc else str(message or "Aegis is up to date.")
             self.notifier.inform("Aegis: updates", text)
             self._note(text if exc else "")
 
+        paths = self.engine.paths
         self.runner.run(
-            lambda: check_for_updates(self.consent, self.prefs.update_server),
-            success=lambda _r: done(None),
+            lambda: check_for_updates(self.consent, self.prefs.update_server, paths),
+            success=lambda r: done(None, r),
             failure=done,
+            name="updates",
+        )
+
+    def _background_update(self) -> None:
+        """Every few hours (with jitter): a quiet check; only news and problems are shown."""
+        from aegis_engine.updates.scheduler import UpdateScheduler
+
+        sched = UpdateScheduler(self.engine.paths)
+        self._update_timer.start(int(sched.next_delay() * 1000))
+        if self.updating or self._shut_down:
+            return
+
+        def done(result: object) -> None:
+            outcome = getattr(result, "result", None)
+            if outcome == "updated":
+                self.notifier.inform(
+                    "Aegis: updates",
+                    f"Signatures updated to version {getattr(result, 'version', '?')}.",
+                )
+            elif outcome in ("refused", "failed"):
+                self._note(f"Update {outcome}: {getattr(result, 'reason', '')}")
+
+        self.runner.run(
+            sched.run_once,
+            success=done,
+            failure=lambda exc: log.warning("background update check: %s", exc),
             name="updates",
         )
 
@@ -424,6 +447,7 @@ class TrayApp(QObject):
         self._shut_down = True
         self._state_timer.stop()
         self._trim_timer.stop()
+        self._update_timer.stop()
         self.scan_view.stop()
         self.notifier.stop()
         self.scans.wait()

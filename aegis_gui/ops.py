@@ -3,16 +3,28 @@
 Like Anki's ``QueryOp``/``CollectionOp``: :meth:`OpRunner.run` takes a plain function to run
 in a worker thread and two callbacks, ``success(result)`` and ``failure(exc)``, which always
 run on the GUI thread (the thread that owns the runner). A worker never touches a widget.
+
+Lifetime rules (the cause of a former random segfault in the test suite): no Qt object is
+created or deleted per op, and nothing a worker touches can be deleted under it. Each runner
+owns ONE relay QObject, created on the GUI thread without a Qt parent and referenced by every
+running job, so it outlives them; workers only ``emit`` on it. The work itself is a plain
+Python callable handed to ``QThreadPool.start`` (no Python ``QRunnable`` subclass, whose
+C++ half Qt deletes on the worker thread while Python may still hold its wrapper), and the
+callbacks wait in a plain dict keyed by op id until the queued signal reaches
+:meth:`OpRunner._deliver` on the GUI thread. Per-op ``_Relay`` children connected to
+closures, deleted with ``deleteLater`` and then with the runner, crashed PySide6 6.x at
+random (reproduced by ``bench/gui_ops_lifetime.py``).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import traceback
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThreadPool, Signal, Slot
 
 log = logging.getLogger(__name__)
 
@@ -22,45 +34,29 @@ Failure = Callable[[BaseException], None]
 
 
 class _Relay(QObject):
-    """Lives on the GUI thread; its signals are emitted from the worker (queued delivery)."""
+    """Lives on the GUI thread; workers emit ``done`` on it (queued delivery)."""
 
-    succeeded = Signal(object)
-    failed = Signal(object)
-
-
-class Op(QRunnable, Generic[T]):
-    """One piece of background work. Created and started by :class:`OpRunner`."""
-
-    def __init__(self, name: str, fn: Callable[[], T], relay: _Relay) -> None:
-        super().__init__()
-        self.name = name
-        self._fn = fn
-        self._relay = relay
-        self.setAutoDelete(True)
-
-    def run(self) -> None:  # worker thread
-        try:
-            result = self._fn()
-        except BaseException as exc:  # reported on the GUI thread, never lost
-            exc.__dict__.setdefault("aegis_traceback", traceback.format_exc())
-            self._relay.failed.emit(exc)
-        else:
-            self._relay.succeeded.emit(result)
+    done = Signal(int, bool, object)
+    """(op id, succeeded, result or exception)"""
 
 
 class OpRunner(QObject):
-    """Runs ops on ``pool`` and calls back on the GUI thread. Keeps ops alive until done."""
+    """Runs ops on ``pool`` and calls back on the GUI thread."""
 
     busy_changed = Signal(int)
 
     def __init__(self, pool: QThreadPool | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.pool = pool or QThreadPool(self)
-        self._inflight: set[_Relay] = set()
+        # No Qt parent: the Python wrapper owns it, and running jobs hold a reference.
+        self._relay = _Relay()
+        self._relay.done.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
+        self._ids = itertools.count(1)
+        self._pending: dict[int, tuple[str, Success[Any] | None, Failure | None]] = {}
 
     @property
     def inflight(self) -> int:
-        return len(self._inflight)
+        return len(self._pending)
 
     def run(
         self,
@@ -70,37 +66,41 @@ class OpRunner(QObject):
         failure: Failure | None = None,
         name: str = "op",
     ) -> None:
-        relay = _Relay(self)
-        self._inflight.add(relay)
+        op_id = next(self._ids)
+        self._pending[op_id] = (name, success, failure)
+        relay = self._relay
 
-        @Slot(object)
-        def on_success(result: Any) -> None:
-            self._finish(relay)
-            if success is not None:
-                success(result)
-
-        @Slot(object)
-        def on_failure(exc: BaseException) -> None:
-            self._finish(relay)
-            if failure is not None:
-                failure(exc)
+        def job() -> None:  # worker thread
+            try:
+                result = fn()
+            except BaseException as exc:  # reported on the GUI thread, never lost
+                exc.__dict__.setdefault("aegis_traceback", traceback.format_exc())
+                relay.done.emit(op_id, False, exc)
             else:
-                log.error(
-                    "background op %s failed: %s\n%s",
-                    name,
-                    exc,
-                    getattr(exc, "aegis_traceback", ""),
-                )
+                relay.done.emit(op_id, True, result)
 
-        relay.succeeded.connect(on_success, Qt.ConnectionType.QueuedConnection)
-        relay.failed.connect(on_failure, Qt.ConnectionType.QueuedConnection)
-        self.pool.start(Op(name, fn, relay))
-        self.busy_changed.emit(len(self._inflight))
+        self.pool.start(job)
+        self.busy_changed.emit(len(self._pending))
 
-    def _finish(self, relay: _Relay) -> None:
-        self._inflight.discard(relay)
-        relay.deleteLater()
-        self.busy_changed.emit(len(self._inflight))
+    @Slot(int, bool, object)
+    def _deliver(self, op_id: int, ok: bool, payload: Any) -> None:  # GUI thread
+        entry = self._pending.pop(op_id, None)
+        self.busy_changed.emit(len(self._pending))
+        if entry is None:
+            return
+        name, success, failure = entry
+        if ok:
+            if success is not None:
+                success(payload)
+        elif failure is not None:
+            failure(payload)
+        else:
+            log.error(
+                "background op %s failed: %s\n%s",
+                name,
+                payload,
+                getattr(payload, "aegis_traceback", ""),
+            )
 
     def wait(self, msecs: int = -1) -> bool:
         """Wait for every running op (on quit and in tests)."""

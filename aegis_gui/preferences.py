@@ -1,6 +1,7 @@
-"""What the Settings window edits, read from and written to ``settings.toml``.
+"""What the Settings window edits: a view of the engine's typed settings.
 
-Tables (the engine's own ``[exclusions]`` plus tables the tray app owns)::
+Reading and writing go through the engine's settings module (:mod:`aegis_engine.settings`),
+which validates every value against one schema. Tables the window edits::
 
     [realtime]   enabled = true, folders = [...]   (empty: Downloads, Desktop, Documents, temp)
     [exclusions] paths = [...], sha256 = [...]     (the decision engine's allowlist)
@@ -16,18 +17,14 @@ entry itself is the record (:mod:`aegis_gui.autostart`).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from aegis_engine.errors import ConfigError
+from aegis_engine.settings import Settings, SettingsStore
+from aegis_engine.settings.schema import check
 
-from .schedule import WEEKDAYS, Schedule
-from .settings_store import SettingsFile
-
-_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
-_URL = re.compile(r"^(https?|socks5h?)://[^\s]+$")
+from .schedule import Schedule
 
 
 @dataclass(frozen=True)
@@ -42,73 +39,14 @@ class Preferences:
     prompt_timeout: int = 120
     autostart: bool = False
 
-    def validate(self) -> None:
-        """Raise ConfigError with a sentence a person can act on."""
-        if not _TIME.match(self.schedule.time):
-            raise ConfigError(f"scheduled scan time {self.schedule.time!r}: use HH:MM")
-        for label, url in (("update server", self.update_server), ("proxy", self.proxy)):
-            if url and not _URL.match(url):
-                raise ConfigError(f"{label} {url!r}: use a URL like https://host:port")
-        if self.update_server.startswith("http://"):
-            raise ConfigError("the update server must use https://")
-        for digest in self.exclude_sha256:
-            if not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
-                raise ConfigError(f"{digest!r} is not a SHA-256 (64 hexadecimal characters)")
-        if not 10 <= self.prompt_timeout <= 3600:
-            raise ConfigError("the answer time must be between 10 and 3600 seconds")
-
-
-def _strings(value: object) -> tuple[str, ...]:
-    if isinstance(value, list | tuple):
-        return tuple(str(v) for v in value if isinstance(v, str))
-    return ()
-
-
-def _table(settings: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    value = settings.get(name, {})
-    return value if isinstance(value, Mapping) else {}
-
-
-def load(settings: Mapping[str, Any]) -> Preferences:
-    """Preferences from settings; a value of the wrong type falls back to its default."""
-    d = Preferences()
-    rt, ex = _table(settings, "realtime"), _table(settings, "exclusions")
-    sc, up = _table(settings, "schedule"), _table(settings, "updates")
-    tray = _table(settings, "tray")
-    sched = d.schedule
-    weekday = sc.get("weekday", sched.weekday)
-    timeout = tray.get("prompt_timeout", d.prompt_timeout)
-    return Preferences(
-        realtime=rt["enabled"] is True if isinstance(rt.get("enabled"), bool) else d.realtime,
-        folders=_strings(rt.get("folders", [])),
-        exclude_paths=_strings(ex.get("paths", [])),
-        exclude_sha256=_strings(ex.get("sha256", [])),
-        schedule=replace(
-            sched,
-            enabled=sc.get("enabled") is True,
-            frequency="daily" if sc.get("frequency") == "daily" else "weekly",
-            weekday=weekday if weekday in WEEKDAYS else sched.weekday,
-            time=str(sc.get("time", sched.time)),
-            kind="full" if sc.get("kind") == "full" else "quick",
-        ),
-        update_server=str(up.get("server", "")),
-        proxy=str(up.get("proxy", "")),
-        prompt_timeout=timeout
-        if isinstance(timeout, int) and not isinstance(timeout, bool)
-        else d.prompt_timeout,
-    )
-
-
-def save(store: SettingsFile, prefs: Preferences) -> dict[str, Any]:
-    """Write ``prefs`` into the settings file (other tables and keys are kept)."""
-    prefs.validate()
-    s = prefs.schedule
-    return store.update(
-        {
-            "realtime": {"enabled": prefs.realtime, "folders": list(prefs.folders)},
+    def changes(self) -> dict[str, dict[str, Any]]:
+        """The settings these preferences set (None: the key is removed, default applies)."""
+        s = self.schedule
+        return {
+            "realtime": {"enabled": self.realtime, "folders": list(self.folders)},
             "exclusions": {
-                "paths": list(prefs.exclude_paths) or None,
-                "sha256": [h.lower() for h in prefs.exclude_sha256] or None,
+                "paths": list(self.exclude_paths) or None,
+                "sha256": [h.lower() for h in self.exclude_sha256] or None,
             },
             "schedule": {
                 "enabled": s.enabled,
@@ -117,7 +55,43 @@ def save(store: SettingsFile, prefs: Preferences) -> dict[str, Any]:
                 "time": s.time,
                 "kind": s.kind,
             },
-            "updates": {"server": prefs.update_server or None, "proxy": prefs.proxy or None},
-            "tray": {"prompt_timeout": prefs.prompt_timeout},
+            "updates": {"server": self.update_server or None, "proxy": self.proxy or None},
+            "tray": {"prompt_timeout": self.prompt_timeout},
         }
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first invalid setting (the engine's own checks)."""
+        for table, body in self.changes().items():
+            for key, value in body.items():
+                problem = None if value is None else check(table, key, value)
+                if problem is not None:
+                    raise ConfigError(f"[{table}] {key} = {value!r}: {problem}")
+
+
+def load(settings: Settings) -> Preferences:
+    """Preferences from the engine's validated settings."""
+    rt, ex = settings.table("realtime"), settings.table("exclusions")
+    sc, up = settings.table("schedule"), settings.table("updates")
+    return Preferences(
+        realtime=rt["enabled"],
+        folders=tuple(rt["folders"]),
+        exclude_paths=tuple(ex["paths"]),
+        exclude_sha256=tuple(ex["sha256"]),
+        schedule=Schedule(
+            enabled=sc["enabled"],
+            frequency=sc["frequency"],
+            weekday=sc["weekday"],
+            time=sc["time"],
+            kind=sc["kind"],
+        ),
+        update_server=up["server"],
+        proxy=up["proxy"],
+        prompt_timeout=settings.get("tray", "prompt_timeout"),
     )
+
+
+def save(store: SettingsStore, prefs: Preferences) -> Settings:
+    """Write ``prefs`` through the engine's settings store (other tables and keys are kept);
+    the engine and every listener see the new settings."""
+    prefs.validate()
+    return store.update(prefs.changes())

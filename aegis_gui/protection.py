@@ -1,10 +1,10 @@
 """Real-time protection in the tray app: the engine's Monitor, started, paused and stopped
 in worker ops, with detections handed to the GUI instead of acted on at once.
 
-The monitor's seam to the decision engine is its ``handle(report)`` function (see
-``aegis_engine.monitor.actions``). :class:`PromptingHandler` decides with the decision
-engine, records the detection, and hands it to the GUI, which asks the user (the policy's
-default applies when nobody answers); the event says ``action = ask`` meanwhile.
+The monitor's seam to the outcome service is its ``handle(report)`` function (see
+``aegis_engine.monitor.handlers``). :class:`PromptingHandler` has the engine's outcome
+service decide and record the detection, and hands it to the GUI, which asks the user (the
+policy's default applies when nobody answers); the event says ``action = ask`` meanwhile.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from typing import Any, Protocol
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from aegis_engine import Engine, FileReport
-from aegis_engine.decision import DecisionEngine
+from aegis_engine.monitor.handlers import response_fields
+from aegis_engine.response import Mode
 
-from . import actions
-from .actions import Detection
 from .bridge import EngineBridge
+from .detection import Detection
 from .ops import OpRunner
 
 log = logging.getLogger(__name__)
@@ -65,31 +65,15 @@ def default_folders() -> list[str]:
 class PromptingHandler:
     """The monitor's report handler in the tray app (runs on the monitor's dispatcher)."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        decisions: Callable[[], DecisionEngine],
-        deliver: Callable[[Detection], None],
-    ) -> None:
+    def __init__(self, engine: Engine, deliver: Callable[[Detection], None]) -> None:
         self._engine = engine
-        self._decisions = decisions
         self._deliver = deliver
 
     def __call__(self, report: FileReport) -> Mapping[str, Any]:
-        det = actions.assess(self._decisions(), report, "real-time", self._engine)
-        fd = det.decision
-        out: dict[str, Any] = {
-            "verdict": fd.verdict.value,
-            "action": fd.action.value,
-            "explanation": list(fd.explanation),
-            "detections": det.names,
-        }
-        if fd.verdict.is_threat:
-            out["policy_action"] = fd.action.value
-            out["action"] = "ask"
-            out["outcome"] = "waiting for the user's answer in the tray app"
-            self._deliver(det)
-        return out
+        response = self._engine.outcomes.respond(report, mode=Mode.DEFER, client="tray")
+        if response.decision.verdict.is_threat:
+            self._deliver(Detection(report, response.decision, "real-time"))
+        return response_fields(response)
 
 
 class Status(StrEnum):
@@ -110,7 +94,6 @@ class Protection(QObject):
         engine: Engine,
         bridge: EngineBridge,
         runner: OpRunner,
-        decisions: Callable[[], DecisionEngine],
         *,
         factory: MonitorFactory = default_monitor_factory,
         parent: QObject | None = None,
@@ -119,7 +102,6 @@ class Protection(QObject):
         self._engine = engine
         self._bridge = bridge
         self._runner = runner
-        self._decisions = decisions
         self._factory = factory
         self._monitor: MonitorLike | None = None
         self.status = Status.OFF
@@ -156,7 +138,7 @@ class Protection(QObject):
         self.status = Status.STARTING
         self.error = ""
         self.changed.emit()
-        handler = PromptingHandler(self._engine, self._decisions, self._bridge.on_detection)
+        handler = PromptingHandler(self._engine, self._bridge.on_detection)
         folders = list(self._wanted_folders)
 
         def start() -> tuple[MonitorLike, list[str]]:

@@ -13,8 +13,8 @@ from PySide6.QtWidgets import QFileDialog, QWidget
 from aegis_engine import ScanProgress, ScanSummary
 
 from . import memory
-from .actions import Detection
 from .alerts import Alert, AlertCenter
+from .detection import Detection
 from .notifications import Notifier
 from .preferences import Preferences
 from .protection import default_folders

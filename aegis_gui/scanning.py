@@ -1,7 +1,10 @@
 """On-demand scans from the GUI: one at a time, in a worker op, cancellable.
 
-``Engine.scan`` runs in the op with a ``threading.Event`` for cancel; its callbacks go
-through the bridge (progress thinned out). Each file that is not clean is decided and
+``Engine.scan`` runs in a QThreadPool op with a ``threading.Event`` for cancel. That thread
+only walks the tree, answers unchanged files from the scan cache and hands the rest to the
+engine's worker processes, where files are read, hashed, matched and unpacked: nothing
+CPU-heavy runs on the GUI process's interpreter. Its callbacks go through the bridge
+(progress thinned out). Each file that is not clean is decided and
 recorded in the history on the scanning thread, then arrives here as a Detection. A second
 op counts the files to scan, so the progress bar can show a fraction.
 """
@@ -11,17 +14,17 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
 from aegis_engine import Engine, FileReport, ScanProgress, ScanSummary
-from aegis_engine.decision import DecisionEngine
+from aegis_engine.response import Mode
+from aegis_engine.scanning.walk import count_files
 
-from . import actions
-from .actions import Detection
 from .bridge import EngineBridge
+from .detection import Detection
 from .ops import OpRunner
 
 BACKGROUND_NICE = 10
@@ -42,30 +45,6 @@ def lower_thread_priority(nice: int = BACKGROUND_NICE) -> None:
         pass
 
 
-def count_files(targets: Sequence[str], cancel: threading.Event, limit: int = 2_000_000) -> int:
-    """Regular files under ``targets`` (links not followed); stops early on cancel."""
-    total = 0
-    stack = [t for t in targets]
-    while stack and not cancel.is_set() and total < limit:
-        top = stack.pop()
-        try:
-            if not os.path.isdir(top) or os.path.islink(top):
-                total += os.path.isfile(top)
-                continue
-            with os.scandir(top) as it:
-                for entry in it:
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            stack.append(entry.path)
-                        elif entry.is_file(follow_symlinks=False):
-                            total += 1
-                    except OSError:
-                        continue
-        except OSError:
-            continue
-    return total
-
-
 class ScanService(QObject):
     """Runs one scan at a time. Signals carry the scan id first."""
 
@@ -81,7 +60,6 @@ class ScanService(QObject):
         self,
         engine: Engine,
         bridge: EngineBridge,
-        decisions: Callable[[], DecisionEngine],
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -92,7 +70,6 @@ class ScanService(QObject):
         pool = QThreadPool(self)
         pool.setMaxThreadCount(2)
         self._runner = OpRunner(pool, self)
-        self._decisions = decisions
         self._ids = itertools.count(1)
         self.current: int | None = None
         self.kind = ""
@@ -116,10 +93,16 @@ class ScanService(QObject):
         self.targets = [str(t) for t in targets]
         self._cancel = cancel = threading.Event()
         source = "scheduled" if kind == "scheduled" else "scan"
-        decisions = self._decisions()
+        decided: dict[int, Detection] = {}
+        outcomes = self._engine.outcomes
+
+        def decide(report: FileReport) -> None:  # in the scan, before the report is counted
+            response = outcomes.respond(report, mode=Mode.DEFER, client="tray")
+            decided[id(report)] = Detection(report, response.decision, source)
 
         def transform(report: FileReport) -> Detection:
-            return actions.assess(decisions, report, source, self._engine)
+            found = decided.pop(id(report), None)
+            return found or Detection(report, outcomes.decide(report), source)
 
         on_report, on_progress = self._bridge.scan_callbacks(scan_id, transform)
         targets_now = list(self.targets)
@@ -128,12 +111,16 @@ class ScanService(QObject):
         def scan() -> ScanSummary:
             lower_thread_priority()
             return self._engine.scan(
-                targets_now, on_report=on_report, on_progress=on_progress, cancel=cancel
+                targets_now,
+                on_report=on_report,
+                on_progress=on_progress,
+                cancel=cancel,
+                decide=decide,
             )
 
         def count() -> int:
             lower_thread_priority()
-            return count_files(targets_now, cancel)
+            return count_files(targets_now, stop=cancel.is_set)
 
         self._runner.run(
             scan,

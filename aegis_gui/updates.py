@@ -1,24 +1,32 @@
-"""Check for updates: asks the consent store first; there is no update client yet.
+"""Check for updates from the tray app: the engine's update client, in a worker op.
 
-Signed updates (TUF metadata, pinned HTTPS) are a later issue. Until then this check says so
-honestly, and it sends nothing: no network code exists in the tray app.
+Asks the consent store first (update checks can be turned off in Settings ▸ Privacy); the
+engine then checks the configured server, verifies and installs what is new, and the running
+engine picks the new content up before its next scan.
 """
 
 from __future__ import annotations
 
-from aegis_engine.errors import AegisError
+from aegis_engine.errors import UpdateError
+from aegis_engine.paths import AegisPaths
 from aegis_engine.privacy import ConsentStore
 
 
-class UpdatesUnavailable(AegisError):
-    """This build has no update client."""
+def check_for_updates(
+    consent: ConsentStore, server: str = "", paths: AegisPaths | None = None
+) -> str:
+    """Runs in a worker op. Raises ConsentRequired when update checks are off, UpdateError
+    when the check failed or was refused (the content in use stays in use); returns the line
+    to show otherwise."""
+    from aegis_engine.updates import check_for_updates as engine_check
 
-
-def check_for_updates(consent: ConsentStore, server: str = "") -> str:
-    """Runs in a worker op. Raises ConsentRequired when update checks are off."""
     consent.require("update-checks")
-    where = server or "the built-in update server"
-    raise UpdatesUnavailable(
-        f"This version of Aegis cannot download updates yet (no update client for {where}); "
-        "it uses the signatures it was installed with. Nothing was sent."
+    result = engine_check(paths or AegisPaths.default(), server=server or None, consent=consent)
+    if result.result == "updated":
+        return f"Aegis updated its signatures to version {result.version}."
+    if result.result == "current":
+        return f"Aegis is up to date (signatures version {result.version})."
+    verb = "refused" if result.result == "refused" else "failed"
+    raise UpdateError(
+        f"Update {verb}: {result.reason}. Aegis keeps scanning with version {result.version}."
     )

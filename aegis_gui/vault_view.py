@@ -10,8 +10,9 @@ from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QWidget
 
 from aegis_engine import Engine
+from aegis_engine.display import display_path
+from aegis_engine.response import RestoreResult
 
-from . import actions
 from .ops import OpRunner
 from .windows.quarantine import QuarantineWindow
 
@@ -55,20 +56,27 @@ class VaultPresenter(QObject):
                 then()
 
         self._runner.run(
-            lambda: actions.vault_items(self._engine),
+            lambda: self._engine.quarantine.items(),
             success=loaded,
             failure=lambda exc: w.notice(f"Cannot read the vault: {exc}"),
             name="vault-items",
         )
 
-    def restore(self, item_id: str, to_dir: str) -> None:
+    def restore(self, item_id: str, to_dir: str, *, allow: bool = True) -> None:
+        """Restore an item; a restore is your decision to keep the file, so by default it
+        is also allowed (path and SHA-256): no scan acts on it again unless it changes."""
         w = self._window()
 
-        def done(path: str) -> None:
-            self.reload(lambda: w.notice(f"Restored to {path}"))
+        def done(result: RestoreResult) -> None:
+            text = f"Restored to {display_path(result.path)}."
+            if result.allowed:
+                text += " Aegis will not act on it again unless its content changes."
+            elif result.allow_error:
+                text += f" It could not be marked as kept: {result.allow_error}"
+            self.reload(lambda: w.notice(text))
 
         self._runner.run(
-            lambda: actions.restore(self._engine, item_id, to_dir or None),
+            lambda: self._engine.outcomes.restore(item_id, to_dir=to_dir or None, allow=allow),
             success=done,
             failure=lambda exc: w.notice(f"Not restored: {exc}"),
             name="restore",
@@ -77,7 +85,7 @@ class VaultPresenter(QObject):
     def delete(self, item_id: str) -> None:
         w = self._window()
         self._runner.run(
-            lambda: actions.delete(self._engine, item_id),
+            lambda: self._engine.outcomes.delete(item_id).item,
             success=lambda _item: self.reload(lambda: w.notice("Deleted for good.")),
             failure=lambda exc: w.notice(f"Not deleted: {exc}"),
             name="delete",

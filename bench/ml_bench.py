@@ -3,7 +3,7 @@
     .venv/bin/python bench/ml_bench.py [--model DIR] [FOLDER ...]
 
 Without FOLDER: the benign corpora (.corpus/benign-pe and .corpus/benign-pe-extra, see
-aegis_engine/ml/train.py), reported per source and half. For every PE file (read through
+tools/ml/train.py), reported per source and half. For every PE file (read through
 mmap, as the scanner does) it times the detector's own path, header features plus one ONNX
 run, and reports the median and 95th percentile per file. Also reports the one-time cost of
 the first PE file (importing onnxruntime and creating the session) and the findings of the
@@ -25,15 +25,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aegis_engine.ml.dataset import (  # noqa: E402
+from aegis_engine.ml.detector import MLDetector  # noqa: E402
+from aegis_engine.ml.features import extract  # noqa: E402
+from tools.ml.dataset import (  # noqa: E402
     DEFAULT_CORPUS_DIR,
     DEFAULT_EXTRA_DIR,
     CorpusEntry,
     index_corpora,
     iter_pe_files,
 )
-from aegis_engine.ml.detector import MLDetector  # noqa: E402
-from aegis_engine.ml.features import extract  # noqa: E402
 
 
 def rss_mib() -> float:
@@ -67,7 +67,7 @@ def main(argv: list[str]) -> int:
     else:
         files = [(e.path, f"{e.source}/{e.split}") for e in corpus]
     if not files:
-        print("no PE files found; build the corpora first (see aegis_engine/ml/train.py)")
+        print("no PE files found; build the corpora first (see tools/ml/train.py)")
         return 2
 
     rss0, t0 = rss_mib(), time.perf_counter()

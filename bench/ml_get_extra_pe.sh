@@ -9,7 +9,7 @@
 # is looked up with 'apt-cache show' and skipped (and reported) when the archive lacks it.
 # Files are deduplicated by SHA-256 (the first copy in the order below is kept).
 #
-# Layout, read by aegis_engine/ml/dataset.py (a "source" is one toolchain or kind of file):
+# Layout, read by tools/ml/dataset.py (a "source" is one toolchain or kind of file):
 #   DEST/<source>/<flattened path>          family = the file name less version and variant
 #   DEST/<source>/<group>/<flattened path>  family = <group> (one project: its files, signed
 #                                           and unsigned, 32- and 64-bit, never straddle the

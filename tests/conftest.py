@@ -44,3 +44,55 @@ def run_cli(
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def _helper_processes() -> set[int]:
+    """Our descendant processes, except multiprocessing's long-lived helpers (the fork
+    server and the resource tracker live as long as the test session)."""
+    import psutil
+
+    out = set()
+    for child in psutil.Process().children(recursive=True):
+        try:
+            cmd = " ".join(child.cmdline())
+        except psutil.Error:
+            continue
+        if "forkserver" in cmd and child.ppid() == os.getpid():
+            continue  # the fork server itself; the workers forked from it do count
+        if "resource_tracker" in cmd:
+            continue
+        out.add(child.pid)
+    return out
+
+
+@pytest.fixture
+def no_leaks() -> object:
+    """Fails a test that leaves threads, child processes or file descriptors behind.
+
+    Start the fork server first, so its one pipe is part of the baseline."""
+    import threading
+    import time
+
+    from aegis_engine.scanning.workers import mp_context
+
+    ctx = mp_context()
+    if ctx.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+    threads = set(threading.enumerate())
+    fds = set(os.listdir("/proc/self/fd"))
+    procs = _helper_processes()
+    yield None
+    deadline = time.monotonic() + 15  # reaping takes a moment on a loaded machine
+    while True:
+        new_threads = [t for t in threading.enumerate() if t not in threads and t.is_alive()]
+        new_fds = set(os.listdir("/proc/self/fd")) - fds
+        new_procs = _helper_processes() - procs
+        if not (new_threads or new_fds or new_procs) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert not new_threads, f"leaked threads: {new_threads}"
+    assert not new_procs, f"leaked processes: {sorted(new_procs)}"
+    details = {fd: os.path.realpath(f"/proc/self/fd/{fd}") for fd in new_fds}
+    assert not new_fds, f"leaked file descriptors: {details}"

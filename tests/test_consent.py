@@ -41,7 +41,9 @@ def test_the_purposes_are_data_with_plain_words_and_exact_data() -> None:
             assert f.name and f.description and f.example
         assert not p.identifiers
     assert [p.id for p in PURPOSES if p.default] == ["update-checks"]
-    assert purpose("cloud-lookup").sends[0].name == "sha256"
+    lookup = purpose("cloud-lookup")
+    assert [f.name for f in lookup.sends] == ["prefix"], "a look-up sends a prefix, nothing else"
+    assert len(lookup.sends[0].example) == 5 and "5" in lookup.sends[0].description
 
 
 def test_everything_is_off_by_default_except_update_checks(store: ConsentStore) -> None:
@@ -101,9 +103,9 @@ def test_unknown_purpose_is_a_clear_error(store: ConsentStore) -> None:
 def test_preview_says_exactly_what_would_be_sent(store: ConsentStore) -> None:
     preview = store.preview("cloud-lookup")
     assert preview.allowed is False
-    assert list(preview.example) == ["sha256"]
+    assert list(preview.example) == ["prefix"]
     text = preview.to_text()
-    assert "OFF" in text and "sha256" in text and "Never sends" in text
+    assert "OFF" in text and "prefix" in text and "Never sends" in text
     assert "Nothing is sent for this purpose while it is off." in text
     store.grant("cloud-lookup")
     assert store.preview("cloud-lookup").allowed
@@ -160,7 +162,7 @@ def test_cli_list_grant_revoke_show(aegis_home: Path) -> None:
     assert by_id["usage-stats"]["granted"] is True
     assert by_id["update-checks"]["granted"] is False
     assert by_id["cloud-lookup"]["granted"] is False
-    assert by_id["cloud-lookup"]["sends"][0]["name"] == "sha256"
+    assert by_id["cloud-lookup"]["sends"][0]["name"] == "prefix"
 
     shown = run_cli("consent", "show", "sample-submission")
     assert shown.returncode == 0

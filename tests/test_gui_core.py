@@ -4,6 +4,8 @@ state logic, the schedule, the settings writer, single instance."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import tomllib
 from datetime import datetime
@@ -18,13 +20,13 @@ from PySide6.QtWidgets import QApplication
 
 from aegis_engine import ScanProgress
 from aegis_engine.errors import ConfigError
+from aegis_engine.settings import SettingsStore, dumps
 from aegis_gui import preferences
 from aegis_gui.bridge import EngineBridge
 from aegis_gui.icons import TrayState, icon_path, state_icon
 from aegis_gui.ops import OpRunner
 from aegis_gui.protection import Status
 from aegis_gui.schedule import Schedule, next_run
-from aegis_gui.settings_store import SettingsFile, dumps
 from aegis_gui.single_instance import SingleInstance
 from aegis_gui.state import Situation, describe
 
@@ -54,6 +56,23 @@ def test_op_success_and_failure_run_on_the_gui_thread(qtbot: object) -> None:
     assert seen["failed"] == ("ValueError", "broken", True)
     assert seen["worker"] != threading.current_thread().name
     assert runner.inflight == 0
+
+
+def test_runners_created_and_dropped_with_ops_never_crash() -> None:
+    """Regression: per-op relay QObjects (children of the runner, deleted with deleteLater
+    and then with the runner) crashed PySide6 at random; in the full suite this was a
+    segfault inside pytest-qt's event processing. Run in a child process so a crash is a
+    failure of this test, not of the whole suite."""
+    bench = Path(__file__).resolve().parents[1] / "bench" / "gui_ops_lifetime.py"
+    proc = subprocess.run(
+        [sys.executable, str(bench), "--rounds", "150"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stderr[-2000:]}"
+    assert proc.stdout.strip() == "ok 150"
 
 
 def test_bridge_thins_progress_and_skips_clean_reports(qtbot: object) -> None:
@@ -127,17 +146,19 @@ def test_next_run() -> None:
 def test_settings_writer_round_trips_and_keeps_other_tables(tmp_path: Path) -> None:
     path = tmp_path / "settings.toml"
     path.write_text('[limits]\nmax_files = 5\n\n[decision]\nsuspicious = "report"\n')
-    store = SettingsFile(path)
+    store = SettingsStore(path)
     store.update({"exclusions": {"paths": ['/a "b"/*', "C:\\x"], "sha256": ["ab" * 32]}})
-    store.update({"realtime": {"enabled": False, "folders": ["/ü/ß"]}, "tray": {"x": 1.5}})
+    store.update(
+        {"realtime": {"enabled": False, "folders": ["/ü/ß"]}, "tray": {"prompt_timeout": 15}}
+    )
     data = tomllib.loads(path.read_text())
     assert data["limits"] == {"max_files": 5}
     assert data["decision"] == {"suspicious": "report"}
     assert data["exclusions"]["paths"] == ['/a "b"/*', "C:\\x"]
     assert data["realtime"] == {"enabled": False, "folders": ["/ü/ß"]}
-    assert data["tray"] == {"x": 1.5}
+    assert data["tray"] == {"prompt_timeout": 15}
     store.update({"exclusions": {"paths": None, "sha256": None}})
-    assert "exclusions" not in store.read()
+    assert "exclusions" not in tomllib.loads(path.read_text())
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     nested = {"a": {"b": {"c": [1, True, "x"]}, "d": 2}}
     assert tomllib.loads(dumps(nested)) == nested
@@ -146,8 +167,8 @@ def test_settings_writer_round_trips_and_keeps_other_tables(tmp_path: Path) -> N
 
 
 def test_preferences_load_save_validate(tmp_path: Path) -> None:
-    store = SettingsFile(tmp_path / "settings.toml")
-    prefs = preferences.load({})
+    store = SettingsStore(tmp_path / "settings.toml")
+    prefs = preferences.load(store.current)
     assert prefs.realtime and prefs.folders == () and not prefs.schedule.enabled
     changed = preferences.Preferences(
         realtime=False,
@@ -160,7 +181,7 @@ def test_preferences_load_save_validate(tmp_path: Path) -> None:
         prompt_timeout=30,
     )
     preferences.save(store, changed)
-    again = preferences.load(store.read())
+    again = preferences.load(store.current)
     assert again.realtime is False and again.folders == ("/data",)
     assert again.exclude_sha256 == ("ab" * 32,)
     assert again.schedule == changed.schedule

@@ -59,7 +59,7 @@ def test_eicar_quarantined_from_a_real_desktop_notification(
         ],
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=900,
         env=env,
         cwd=REPO,
     )

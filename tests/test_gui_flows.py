@@ -29,7 +29,7 @@ from aegis_engine import (
     Verdict,
 )
 from aegis_engine.privacy import ConsentStore
-from aegis_gui import actions
+from aegis_gui import detection
 from aegis_gui.alerts import AlertState
 from aegis_gui.controller import Options, TrayApp
 from aegis_gui.icons import TrayState
@@ -99,7 +99,7 @@ def eicar_detection(path: Path, verdict: Verdict = Verdict.MALICIOUS) -> FileRep
 
 def feed(app: TrayApp, report: FileReport) -> None:
     """What the monitor's handler does, from another thread."""
-    det = actions.assess(app.engine.decisions, report, "real-time", app.engine)
+    det = detection.assess(app.engine, report, "real-time")
     t = threading.Thread(target=app.bridge.on_detection, args=(det,))
     t.start()
     t.join()
@@ -429,7 +429,7 @@ def test_pause_and_resume(qtbot: Any, make_app: MakeApp, watched: Path) -> None:
     assert app.state is TrayState.PROTECTED
 
 
-def test_check_for_updates_asks_consent_and_says_it_cannot_yet(
+def test_check_for_updates_asks_consent_and_says_why_it_failed(
     qtbot: Any, make_app: MakeApp, aegis_paths: AegisPaths
 ) -> None:
     fake = FakeNotifications()
@@ -439,7 +439,7 @@ def test_check_for_updates_asks_consent_and_says_it_cannot_yet(
     app.check_updates()
     assert app.updating
     qtbot.waitUntil(lambda: not app.updating, timeout=5000)
-    assert "cannot download updates yet" in fake.sent[-1][2]
+    assert "no update server is configured" in fake.sent[-1][2]  # nothing set up here
     ConsentStore.for_paths(aegis_paths).revoke("update-checks")
     app.check_updates()
     qtbot.waitUntil(lambda: not app.updating, timeout=5000)

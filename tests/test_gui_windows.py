@@ -30,8 +30,8 @@ from aegis_engine.history import HistoryEvent
 from aegis_engine.monitor import ProcessRef, RansomwareEvent
 from aegis_engine.privacy import PURPOSES, ConsentStore
 from aegis_engine.quarantine import VaultItem
-from aegis_gui.actions import Detection
 from aegis_gui.alerts import Alert, AlertCenter, AlertState
+from aegis_gui.detection import Detection
 from aegis_gui.icons import TrayState
 from aegis_gui.preferences import Preferences
 from aegis_gui.tray import Tray
@@ -315,3 +315,28 @@ def test_engine_never_imports_qt(tmp_path: Path) -> None:
         [sys.executable, "-c", code], check=True, timeout=120, cwd=Path(__file__).parents[1]
     )
     assert time.monotonic() - started < 120
+
+
+def test_preview_dialog_shows_next_and_sent(qtbot: Any, aegis_paths: AegisPaths) -> None:
+    from aegis_engine.privacy.outbox import Outbox
+    from aegis_engine.privacy.sentlog import SentLog
+
+    store = ConsentStore.for_paths(aegis_paths)
+    store.grant("crash-reports")
+    Outbox.for_paths(aegis_paths).add("crash-reports", {"error_type": "ValueError"})
+    SentLog.for_paths(aegis_paths).record(
+        "crash-reports", "POST", "https://c.example/v1/logs", 120, 200, {"resourceLogs": []}
+    )
+    d = SendPreviewDialog(store, "crash-reports", paths=aegis_paths)
+    qtbot.addWidget(d)
+    d.show()
+    assert [d.tabs.tabText(i) for i in range(d.tabs.count())] == [
+        "What it sends",
+        "Next to be sent",
+        "Sent",
+    ]
+    assert '"stringValue":"ValueError"' in d.next_text.toPlainText()
+    assert "https://c.example/v1/logs" in d.sent_text.toPlainText()
+    d.purpose.setCurrentIndex(d.purpose.findData("usage-stats"))
+    assert "Nothing is waiting" in d.next_text.toPlainText()
+    assert "Nothing has been sent" in d.sent_text.toPlainText()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from aegis_engine.detectors.base import ScanObject
-from aegis_engine.detectors.hashes import HashDetector, parse_hash_line
+from aegis_engine.detectors.hashes import HashDetector, HashTable, parse_hash_line, read_hash_file
 from aegis_engine.errors import HashListError
 from aegis_engine.scanning.hashing import compute_hashes
 
@@ -81,9 +81,29 @@ def test_version_follows_content(tmp_path: Path) -> None:
     assert HashDetector([f], lambda m: None).version != v1
 
 
-def test_unreadable_list_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(HashListError, match=r"missing\.hsb"):
-        HashDetector([tmp_path / "missing.hsb"], lambda m: None)
+def test_unreadable_list_is_skipped_by_name_and_the_others_detect(tmp_path: Path) -> None:
+    data = b"bad content" * 7
+    good = tmp_path / "good.hsb"
+    good.write_text(f"{hashlib.sha256(data).hexdigest()}:{len(data)}:Good.List\n")
+    warnings: list[str] = []
+    det = HashDetector([tmp_path / "missing.hsb", good, tmp_path], warnings.append)
+    assert len(det.skipped) == 2 and "missing.hsb" in det.skipped[0]
+    assert any("missing.hsb" in w and "skipped" in w for w in warnings)
+    assert det.scan(_obj(data, det.hashes_needed))[0].name == "Good.List"
+
+
+def test_list_vanishing_after_start_is_skipped(tmp_path: Path) -> None:
+    data = b"x" * 50
+    good, gone = tmp_path / "good.hsb", tmp_path / "gone.hdb"
+    good.write_text(f"{hashlib.sha256(data).hexdigest()}:*:Good.List\n")
+    gone.write_text(f"{hashlib.md5(b'y').hexdigest()}:1:Gone\n")
+    faults: list[str] = []
+    det = HashDetector([good, gone], lambda m: None, faults.append)
+    gone.unlink()
+    assert det.scan(_obj(data, det.hashes_needed))[0].name == "Good.List"
+    assert len(faults) == 1 and "gone.hdb" in faults[0]
+    with pytest.raises(HashListError):
+        read_hash_file(gone, HashTable(), lambda m: None)
 
 
 def test_compute_hashes_matches_hashlib() -> None:

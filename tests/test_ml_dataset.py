@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from aegis_engine.ml.dataset import (
+from tools.ml.dataset import (
     assign_splits,
     corpus_layout,
     family_of,

@@ -21,12 +21,6 @@ from aegis_engine.config import ScanLimits
 from aegis_engine.content import ContentSources
 from aegis_engine.detectors.base import Detector, ScanObject
 from aegis_engine.detectors.registry import BUILTIN_FACTORIES, DetectorContext
-from aegis_engine.ml.dataset import (
-    DEFAULT_CORPUS_DIR,
-    DEFAULT_EXTRA_DIR,
-    index_corpora,
-    iter_pe_files,
-)
 from aegis_engine.ml.detector import (
     NAME_MALICIOUS,
     NAME_SUSPICIOUS,
@@ -37,6 +31,12 @@ from aegis_engine.ml.features import FEATURE_NAMES
 from aegis_engine.ml.manifest import MANIFEST_NAME, load_manifest
 from aegis_engine.paths import AegisPaths
 from aegis_engine.results import FindingKind, Severity
+from tools.ml.dataset import (
+    DEFAULT_CORPUS_DIR,
+    DEFAULT_EXTRA_DIR,
+    index_corpora,
+    iter_pe_files,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIR = ROOT / "resources" / "model"

@@ -17,16 +17,16 @@ pytest.importorskip("lightgbm")
 pytest.importorskip("onnxmltools")
 pytest.importorskip("sklearn")
 
-from aegis_engine.ml import train
-from aegis_engine.ml.dataset import (
+from aegis_engine.ml.detector import MLDetector
+from aegis_engine.ml.features import FEATURE_NAMES, FEATURE_VERSION
+from aegis_engine.ml.manifest import MANIFEST_NAME, ModelManifest, Thresholds, load_manifest
+from tools.ml import train
+from tools.ml.dataset import (
     DEFAULT_CORPUS_DIR,
     DEFAULT_EXTRA_DIR,
     DEFAULT_TABLES_DIR,
     load_tables,
 )
-from aegis_engine.ml.detector import MLDetector
-from aegis_engine.ml.features import FEATURE_NAMES, FEATURE_VERSION
-from aegis_engine.ml.manifest import MANIFEST_NAME, ModelManifest, Thresholds, load_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIR = ROOT / "resources" / "model"
@@ -134,7 +134,7 @@ def test_retraining_reproduces_the_shipped_model() -> None:
     if not (
         DEFAULT_TABLES_DIR.is_dir() and DEFAULT_CORPUS_DIR.is_dir() and DEFAULT_EXTRA_DIR.is_dir()
     ):
-        pytest.skip("tables or benign corpora not present (see aegis_engine/ml/train.py)")
+        pytest.skip("tables or benign corpora not present (see tools/ml/train.py)")
     shipped = load_manifest(MODEL_DIR)
     import lightgbm
 

@@ -36,7 +36,7 @@ from aegis_engine.quarantine import (
     Vault,
     safe_fs,
 )
-from aegis_engine.response import Responder, auto_purge
+from aegis_engine.response import Mode, OutcomeService
 from aegis_engine.results import FileReport, Finding, FindingKind, ObjectResult, Severity, Verdict
 
 
@@ -452,8 +452,9 @@ def test_auto_purge_records_history(
     now[0] += timedelta(days=31)
     seen: list[str] = []
     with History(aegis_paths.history_file, warn=seen.append) as history:
-        assert auto_purge(vault, history, 0, seen.append) == []  # 0 = off
-        assert len(auto_purge(vault, history, 30, seen.append)) == 1
+        service = _service(DecisionEngine(), vault, history)
+        assert service.auto_purge(0, seen.append) == []  # 0 = off
+        assert len(service.auto_purge(30, seen.append)) == 1
         events = history.events()
     assert [(e.action, e.outcome) for e in events] == [("purge", "success")]
     assert any("purged 1" in s for s in seen)
@@ -508,11 +509,16 @@ def test_no_usable_keyring_falls_back_to_a_private_key_file_and_says_so(
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert any("no usable OS keyring" in s and str(key_file) in s for s in seen), seen
     assert vault.key_location == f"file:{key_file}"
-    # later runs keep using the file, and keep saying so
+    # later runs keep using the file; the warning was said once, when the file was made,
+    # and stays visible in the key status (``aegis status``), not on every command
     seen2: list[str] = []
     again = Vault.for_paths(aegis_paths, warn=seen2.append)
     assert again.read_content(item.id) == EICAR
-    assert any("kept in a file" in s for s in seen2)
+    assert not any("keyring" in s or "kept in a file" in s for s in seen2), seen2
+    status = Vault.for_paths(aegis_paths, warn=seen2.append).key_status()
+    assert status.where == "file" and status.path == str(key_file)
+    assert status.fallback_reason and "no usable OS keyring" in status.fallback_reason
+    assert status.warning and str(key_file) in status.warning
 
 
 def test_keyring_can_be_turned_off(aegis_paths: AegisPaths, tmp_path: Path) -> None:
@@ -638,6 +644,16 @@ def test_hard_links_are_reported(vault: Vault, tmp_path: Path, warnings_seen: li
 # --- responding to scan reports ---------------------------------------------------------------
 
 
+def _service(
+    decisions: DecisionEngine, vault: Vault | None, history: History | None
+) -> OutcomeService:
+    return OutcomeService(
+        lambda: decisions,
+        vault=(lambda: vault) if vault is not None else None,
+        history=lambda: history,
+    )
+
+
 def _eicar_report(path: Path) -> FileReport:
     finding = Finding("eicar", "EICAR-Test-File", Severity.MALICIOUS, kind=FindingKind.SIGNATURE)
     sha = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"
@@ -656,8 +672,8 @@ def test_responder_quarantines_signature_findings_and_records_history(
 ) -> None:
     target = make(tmp_path / "eicar.com", EICAR)
     with History(aegis_paths.history_file, warn=print) as history:
-        responder = Responder(DecisionEngine(), vault=vault, history=history, apply_actions=True)
-        response = responder.respond(_eicar_report(target))
+        service = _service(DecisionEngine(), vault, history)
+        response = service.respond(_eicar_report(target), mode=Mode.ACT)
         events = history.events()
     assert response.taken is Action.QUARANTINE and response.item_id is not None
     assert not target.exists()
@@ -677,10 +693,12 @@ def test_responder_quarantines_signature_findings_and_records_history(
 
 def test_responder_without_apply_only_reports(vault: Vault, tmp_path: Path) -> None:
     target = make(tmp_path / "eicar.com", EICAR)
-    responder = Responder(DecisionEngine(), vault=vault, history=None, apply_actions=False)
-    response = responder.respond(_eicar_report(target))
+    service = _service(DecisionEngine(), vault, None)
+    response = service.respond(_eicar_report(target), mode=Mode.REPORT)
     assert response.taken is Action.REPORT and target.exists()
     assert "use --quarantine" in response.explanation[-1]
+    # one true sentence about the action: the policy's "will move it" is not left beside it
+    assert not any("will move it" in line for line in response.explanation)
 
 
 def test_responder_asks_on_weak_signals(
@@ -688,8 +706,8 @@ def test_responder_asks_on_weak_signals(
 ) -> None:
     target = make(tmp_path / "tool.exe", b"odd")
     with History(aegis_paths.history_file, warn=print) as history:
-        pending = Responder(DecisionEngine(), vault=vault, history=history, apply_actions=True)
-        r = pending.respond(_ml_report(target))
+        service = _service(DecisionEngine(), vault, history)
+        r = service.respond(_ml_report(target), mode=Mode.ACT)
         assert r.taken is Action.ASK and target.exists()
 
         asked: list[str] = []
@@ -698,17 +716,9 @@ def test_responder_asks_on_weak_signals(
             asked.append("asked")
             return False
 
-        r = Responder(
-            DecisionEngine(), vault=vault, history=history, apply_actions=True, ask=no
-        ).respond(_ml_report(target))
+        r = service.respond(_ml_report(target), mode=Mode.ACT, ask=no)
         assert asked and r.taken is Action.REPORT and target.exists()
-        r = Responder(
-            DecisionEngine(),
-            vault=vault,
-            history=history,
-            apply_actions=True,
-            ask=lambda fd: True,
-        ).respond(_ml_report(target))
+        r = service.respond(_ml_report(target), mode=Mode.ACT, ask=lambda fd: True)
         assert r.taken is Action.QUARANTINE and not target.exists()
         kinds = [(e.kind, e.action or e.decision, e.outcome) for e in history.events()]
     assert ("action", "ask", "unknown") in kinds
@@ -722,9 +732,7 @@ def test_responder_records_a_failed_quarantine(
     report = _eicar_report(target)
     target.write_bytes(EICAR + b"changed")
     with History(aegis_paths.history_file, warn=print) as history:
-        r = Responder(DecisionEngine(), vault=vault, history=history, apply_actions=True).respond(
-            report
-        )
+        r = _service(DecisionEngine(), vault, history).respond(report, mode=Mode.ACT)
         events = history.events()
     assert r.taken is Action.REPORT and r.error and "changed since" in r.error
     assert target.exists()
@@ -734,9 +742,7 @@ def test_responder_records_a_failed_quarantine(
 def test_responder_respects_exclusions_and_policy(vault: Vault, tmp_path: Path) -> None:
     target = make(tmp_path / "eicar.com", EICAR)
     engine = DecisionEngine(Policy(malicious=Action.REPORT))
-    r = Responder(engine, vault=vault, history=None, apply_actions=True).respond(
-        _eicar_report(target)
-    )
+    r = _service(engine, vault, None).respond(_eicar_report(target), mode=Mode.ACT)
     assert r.taken is Action.REPORT and target.exists()
 
 

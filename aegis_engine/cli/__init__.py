@@ -16,6 +16,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "history_cmd",
     "consent_cmd",
     "monitor_cmd",
+    "update_cmd",
+    "lookup_cmd",
+    "privacy_cmd",
 )
 
 
@@ -36,6 +39,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import multiprocessing
+
+    multiprocessing.freeze_support()  # scans run in worker processes (a frozen build)
+
+    from ..privacy.crash import install_excepthook
+
+    install_excepthook("cli")  # threads' uncaught errors too; written locally first
     words = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(words[0] if words else None)
     args = parser.parse_args(words)
@@ -51,7 +61,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aegis: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: one clear line, the traceback in a local crash report
+        return _unexpected(exc, args.command)
     return code
+
+
+def _unexpected(exc: Exception, command: str | None) -> int:
+    from .. import crashlog
+    from ..paths import AegisPaths
+
+    try:
+        where = f"details are in {crashlog.write_report(exc, command=command)}"
+    except Exception as err:  # the crash log is best effort: the one line is what counts
+        where = f"no crash report could be written ({err})"
+    from ..privacy.crash import queue_report
+
+    queue_report(AegisPaths.default(), exc, "cli")  # sent later, only with consent
+    print(
+        f"aegis: error: unexpected {type(exc).__name__}: {exc}; {where}. Please report it.",
+        file=sys.stderr,
+    )
+    return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -77,7 +77,10 @@ def run_grant(args: argparse.Namespace) -> int:
     store = _store()
     store.grant(args.purpose)
     state = store.state(args.purpose)
-    print(f"Allowed: {state.purpose.title}. It may send: {state.purpose.describe_data()}.")
+    where = f" to {state.endpoint}" if state.endpoint else ""
+    print(f"Allowed: {state.purpose.title}. It may send{where}: {state.purpose.describe_data()}.")
+    if state.endpoint:
+        print("If that endpoint changes in settings, you will be asked again.")
     return 0
 
 

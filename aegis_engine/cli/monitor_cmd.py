@@ -257,6 +257,9 @@ def run(args: argparse.Namespace) -> int:
     for p in [*args.paths, *args.protect]:
         if not Path(p).is_dir():
             raise ConfigError(f"not a folder: {p}")
+    from ..privacy.crash import install_excepthook
+
+    install_excepthook("monitor")
     printer = _Printer(sys.stdout, sys.stderr, as_json=args.json)
 
     def warn(message: str) -> None:
@@ -292,14 +295,28 @@ def run(args: argparse.Namespace) -> int:
         except AegisError as exc:
             printer.line(f"aegis: {exc}")
 
+    from ..updates.scheduler import UpdateScheduler
+
+    def update_done(result: Any) -> None:
+        if result.result != "current":
+            printer.line(f"aegis: update {result.result}: {result.reason}")
+
+    updates = UpdateScheduler(engine.paths, on_result=update_done)
     reader: threading.Thread | None = None
+    from ..privacy.schedule import SendTimer
+
+    sending = SendTimer(engine.paths, warn)  # only allowed purposes with an endpoint
     try:
         monitor.start()
+        updates.start()
+        sending.start()
         reader = _command_reader(sys.stdin, stop, act)
         while not stop.wait(0.5):
             pass
     finally:
         stop.set()
+        updates.stop()
+        sending.stop()
         monitor.stop()
         if reader is not None:
             reader.join(2.0)

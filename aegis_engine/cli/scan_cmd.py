@@ -18,8 +18,8 @@ from ..config import ScanOptions
 from ..decision import FileDecision
 from ..engine import Engine
 from ..errors import ConfigError
-from ..response import Responder, Response
-from ..results import FileReport, ObjectResult, ScanSummary, Severity, worst
+from ..response import Mode, Response
+from ..results import FileReport, ObjectResult, ScanSummary, Severity
 from ..scanning.pipeline import ScanProgress
 from .output import ProgressLine, display_path, human_bytes, parse_size
 
@@ -169,7 +169,8 @@ def _decision_fields(obj: ObjectResult, response: Response) -> dict[str, Any]:
     fields = response.to_dict()
     for d in response.decision.decisions:
         if d.object_path == obj.path:
-            fields["explanation"] = [*d.explanation, *([response.note] if response.note else [])]
+            note = [response.note] if response.note else []
+            fields["explanation"] = [*response.decision_lines(d), *note]
     return fields
 
 
@@ -177,20 +178,10 @@ def _print_explanation(report: FileReport, response: Response, out: Any) -> None
     """For people: why (verdict, action lines; the findings are printed above) and outcome."""
     for d in response.decision.decisions:
         if d.verdict.is_threat:
-            for line in d.explanation[len(d.evidence) :]:
+            for line in response.decision_lines(d)[len(d.evidence) :]:
                 out.write(f"{'':12}{line}\n")
     if response.note:
         out.write(f"{'':12}{response.note}\n")
-
-
-def _apply_verdicts(report: FileReport, response: Response) -> None:
-    """Give threat objects their final verdict (the decision's: exclusions, corroboration)."""
-    decided = {d.object_path: d.verdict for d in response.decision.decisions}
-    for obj in report.objects:
-        final = decided.get(obj.path, obj.verdict)
-        if obj.verdict.is_threat or final.is_threat:
-            obj.verdict = final
-    report.verdict = worst(o.verdict for o in report.objects)
 
 
 def _ask_on_terminal(fd: FileDecision) -> bool:
@@ -228,21 +219,19 @@ def run(args: argparse.Namespace) -> int:
     )
     options = _options(engine, args)
     interactive = args.quarantine and not args.json and sys.stdin.isatty()
-    responders: list[Responder] = []  # built on the first finding: a clean scan never
-    # pays for opening the vault (keyring, cryptography) or the history database
-
-    def responder() -> Responder:
-        if not responders:
-            ask = _ask_on_terminal if interactive else None
-            responders.append(engine.responder(apply_actions=args.quarantine, ask=ask))
-        return responders[0]
-
+    ask = _ask_on_terminal if interactive else None
+    mode = Mode.ACT if args.quarantine else Mode.REPORT
     responses: dict[int, Response] = {}
 
+    from ..privacy.hooks import ScanPrivacy
+
+    privacy = ScanPrivacy(engine.paths, warn)  # look-ups and statistics only if allowed
+
     def decide(report: FileReport) -> None:
-        response = responder().respond(report)
-        _apply_verdicts(report, response)
-        responses[id(report)] = response
+        privacy.before_decision(report)
+        # The vault and the history open at the first threat: a clean scan never pays for
+        # them (keyring, cryptography, the database).
+        responses[id(report)] = engine.outcomes.respond(report, mode=mode, client="scan", ask=ask)
 
     def on_report(report: FileReport) -> None:
         response = responses.pop(id(report), None)
@@ -282,9 +271,19 @@ def run(args: argparse.Namespace) -> int:
         if progress:
             progress.clear()
         engine.close()
+    privacy.after_scan(summary)
     if args.json:
         out.write(json.dumps({"summary": summary.to_dict()}) + "\n")
     elif not args.quiet:
         _print_summary(summary, out)
     out.flush()
-    return summary.exit_code
+    code = summary.exit_code
+    problems = engine.content_problems()
+    if code == 0 and problems:  # a skipped list or rule file: never a silent "clean"
+        print(
+            f"aegis: error: {len(problems)} signature file(s) could not be used (see the "
+            "warnings above); nothing was found with the others",
+            file=sys.stderr,
+        )
+        code = 2
+    return code

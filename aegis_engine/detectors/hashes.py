@@ -4,16 +4,22 @@ Blocklists: ``.hdb`` (``MD5:SIZE:NAME``), ``.hsb`` (``HASH:SIZE:NAME`` with SHA-
 the algorithm follows from the hash length), and their ``.hdu``/``.hsu`` variants.
 Allowlists: ``.fp`` (MD5) and ``.sfp`` (SHA-1/SHA-256), same line format. SIZE may be ``*``.
 An allowlisted object is never reported, whatever other detectors say.
+
+One list that cannot be read (missing, unreadable, a folder, a FIFO or device) is skipped
+with a warning naming it (``fault``); every other list, the bundled ones included, keeps
+detecting, and the skipped file is in :attr:`HashDetector.skipped`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import stat
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..bounded_io import read_regular_file
 from ..errors import HashListError
 from ..results import Finding, FindingKind, Severity
 from .base import ScanObject
@@ -68,12 +74,19 @@ def parse_hash_line(line: str) -> tuple[str, bytes, int | None, str]:
     return algo, bytes.fromhex(digest_hex), size, name
 
 
+def _read_list(path: Path) -> bytes:
+    """The bytes of a hash list: a regular file (never a FIFO or device, which could block or
+    never end); raises HashListError naming the file."""
+    try:
+        return read_regular_file(path, None)
+    except OSError as exc:
+        reason = exc.strerror if exc.strerror and exc.filename else str(exc)
+        raise HashListError(f"cannot read hash list {path}: {reason}") from exc
+
+
 def read_hash_file(path: Path, table: HashTable, warn: Callable[[str], None]) -> None:
     """Add the lines of one hash file to ``table``; bad lines are warned about and skipped."""
-    try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
-    except OSError as exc:
-        raise HashListError(f"cannot read hash list {path}: {exc.strerror or exc}") from exc
+    text = _read_list(path).decode("utf-8", errors="replace")
     bad = 0
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
@@ -98,19 +111,30 @@ class HashDetector:
 
     name = "hashes"
 
-    def __init__(self, files: Iterable[Path], warn: Callable[[str], None]) -> None:
-        self._block_files = [p for p in files if p.suffix.lower() in BLOCK_SUFFIXES]
-        self._allow_files = [p for p in files if p.suffix.lower() in ALLOW_SUFFIXES]
+    def __init__(
+        self,
+        files: Iterable[Path],
+        warn: Callable[[str], None],
+        fault: Callable[[str], None] | None = None,
+    ) -> None:
         self._warn = warn
+        self._fault = fault or warn
+        self.skipped: list[str] = []
+        """One line per list that could not be read (and is not used)."""
+        digest = hashlib.sha256(b"hashes-1")
+        usable: list[Path] = []
+        for p in files:
+            try:
+                digest.update(p.suffix.encode() + b"\0" + _read_list(p))
+            except HashListError as exc:
+                self._skip(str(exc))
+                continue
+            usable.append(p)
+        self._block_files = [p for p in usable if p.suffix.lower() in BLOCK_SUFFIXES]
+        self._allow_files = [p for p in usable if p.suffix.lower() in ALLOW_SUFFIXES]
         self._lock = threading.Lock()
         self._block: HashTable | None = None
         self._allow: HashTable | None = None
-        digest = hashlib.sha256(b"hashes-1")
-        for p in (*self._block_files, *self._allow_files):
-            try:
-                digest.update(p.suffix.encode() + b"\0" + p.read_bytes())
-            except OSError as exc:
-                raise HashListError(f"cannot read hash list {p}: {exc.strerror or exc}") from exc
         self.version = digest.hexdigest()[:16]
         self.hashes_needed = self._algos_in_files()
 
@@ -121,23 +145,32 @@ class HashDetector:
         for p in (*self._block_files, *self._allow_files):
             if p.suffix.lower() in (".hdb", ".hdu", ".fp"):
                 algos.add("md5")
-            with p.open("rb") as fh:
-                for raw in fh:
-                    token = raw.split(b":", 1)[0].strip()
-                    if token and not token.startswith(b"#"):
-                        algo = _ALGO_BY_LEN.get(len(token))
-                        if algo:
-                            algos.add(algo)
+            try:
+                data = _read_list(p)
+            except HashListError:
+                continue  # load() says so
+            for raw in data.splitlines():
+                token = raw.split(b":", 1)[0].strip()
+                if token and not token.startswith(b"#"):
+                    algo = _ALGO_BY_LEN.get(len(token))
+                    if algo:
+                        algos.add(algo)
         return frozenset(algos)
+
+    def _skip(self, message: str) -> None:
+        self.skipped.append(message)
+        self._fault(f"{message}; skipped, the other hash lists are still used")
 
     def load(self) -> tuple[HashTable, HashTable]:
         with self._lock:
             if self._block is None or self._allow is None:
                 block, allow = HashTable(), HashTable()
-                for p in self._block_files:
-                    read_hash_file(p, block, self._warn)
-                for p in self._allow_files:
-                    read_hash_file(p, allow, self._warn)
+                for files, table in ((self._block_files, block), (self._allow_files, allow)):
+                    for p in files:
+                        try:
+                            read_hash_file(p, table, self._warn)
+                        except HashListError as exc:  # vanished or replaced since start-up
+                            self._skip(str(exc))
                 missing = (set(block.by_algo) | set(allow.by_algo)) - self.hashes_needed
                 if missing:  # a file mixing algorithms past its first line
                     self.hashes_needed = self.hashes_needed | missing
@@ -176,12 +209,21 @@ def make_detector(ctx: object) -> HashDetector | None:
     from .registry import DetectorContext
 
     assert isinstance(ctx, DetectorContext)
-    files = [
-        p for p in ctx.content.hash_files if p.suffix.lower() in BLOCK_SUFFIXES | ALLOW_SUFFIXES
-    ]
-    unknown = [p for p in ctx.content.hash_files if p not in files]
-    for p in unknown:
-        ctx.warn(f"{p}: not a hash list this engine reads (.hdb .hsb .hdu .hsu .fp .sfp); skipped")
+    files: list[Path] = []
+    for p in ctx.content.hash_files:
+        try:
+            mode = p.stat().st_mode
+        except OSError as exc:
+            ctx.report_fault(f"cannot read hash list {p}: {exc.strerror or exc}; skipped")
+            continue
+        if not stat.S_ISREG(mode):
+            ctx.report_fault(f"hash list {p} is not a regular file; skipped")
+        elif p.suffix.lower() in BLOCK_SUFFIXES | ALLOW_SUFFIXES:
+            files.append(p)
+        else:
+            ctx.warn(
+                f"{p}: not a hash list this engine reads (.hdb .hsb .hdu .hsu .fp .sfp); skipped"
+            )
     if not files:
         return None
-    return HashDetector(files, ctx.warn)
+    return HashDetector(files, ctx.warn, ctx.fault)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
@@ -14,6 +15,9 @@ from ..paths import AegisPaths
 from .base import Detector
 
 ENTRY_POINT_GROUP = "aegis.detectors"
+TEST_FACTORIES_ENV = "AEGIS_TEST_DETECTORS"
+"""For tests only: comma-separated ``module:callable`` factories added after the others
+(read only when set; lets a test register a detector without an installed entry point)."""
 
 # "module:function" of each built-in factory, in the order detectors run.
 BUILTIN_FACTORIES: tuple[str, ...] = (
@@ -21,6 +25,7 @@ BUILTIN_FACTORIES: tuple[str, ...] = (
     "aegis_engine.detectors.hashes:make_detector",
     "aegis_engine.detectors.yara_rules:make_detector",
     "aegis_engine.ml.detector:make_detector",
+    "aegis_engine.detectors.cloud:make_detector",  # None unless cloud-lookup is allowed
 )
 
 
@@ -32,6 +37,12 @@ class DetectorContext:
     content: ContentSources
     limits: ScanLimits
     warn: Callable[[str], None]
+    fault: Callable[[str], None] | None = None
+    """Told about content that could not be used (a list or rule file skipped, a detector
+    disabled): a warning that also makes a scan that found nothing end with exit 2."""
+
+    def report_fault(self, message: str) -> None:
+        (self.fault or self.warn)(message)
 
 
 DetectorFactory = Callable[[DetectorContext], Detector | None]
@@ -43,10 +54,24 @@ def _resolve(spec: str) -> DetectorFactory:
     return factory
 
 
-def load_detectors(ctx: DetectorContext, *, plugins: bool = True) -> list[Detector]:
+def factories_from_env() -> tuple[str, ...]:
+    """The test-only factories named in ``$AEGIS_TEST_DETECTORS`` (empty when unset)."""
+    value = os.environ.get(TEST_FACTORIES_ENV, "")
+    return tuple(s.strip() for s in value.split(",") if s.strip())
+
+
+def load_detectors(
+    ctx: DetectorContext, *, plugins: bool = True, extra: Sequence[str] = ()
+) -> list[Detector]:
     """Instantiate every detector. A factory returning None opts out (e.g. nothing to load);
-    a factory raising ContentError is reported through ``ctx.warn`` and skipped."""
+    a factory raising ContentError is reported through ``ctx.warn`` and skipped.
+    ``extra`` names further ``module:callable`` factories (see :func:`factories_from_env`)."""
     factories: list[tuple[str, DetectorFactory]] = [(s, _resolve(s)) for s in BUILTIN_FACTORIES]
+    for spec in extra:
+        try:
+            factories.append((spec, _resolve(spec)))
+        except Exception as exc:
+            ctx.warn(f"detector {spec!r} could not be loaded: {exc}")
     if plugins:
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             try:
@@ -58,7 +83,7 @@ def load_detectors(ctx: DetectorContext, *, plugins: bool = True) -> list[Detect
         try:
             det = factory(ctx)
         except ContentError as exc:
-            ctx.warn(f"detector {spec} disabled: {exc}")
+            ctx.report_fault(f"detector {spec} disabled: {exc}")
             continue
         if det is not None:
             detectors.append(det)

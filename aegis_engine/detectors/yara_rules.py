@@ -356,7 +356,7 @@ class YaraDetector:
         self.rule_count = sum(1 for _ in rules) if rules is not None else 0
         self.broken = broken
         for path, message in broken:
-            self._ctx.warn(_message_for(path, message))
+            self._ctx.report_fault(_message_for(path, message))
 
     def _compile(self) -> tuple[Any, list[tuple[str, str]]]:
         broken: list[tuple[str, str]] = []

@@ -4,7 +4,6 @@
 (:mod:`.events`), each with a JSON form. See :mod:`.service` for the threads.
 """
 
-from .actions import ReportHandler, ResponderHandler, report_only
 from .behaviour import BehaviourRules, ProcessFacts
 from .events import (
     DetectionEvent,
@@ -16,6 +15,7 @@ from .events import (
     RuleHit,
     StatusEvent,
 )
+from .handlers import OutcomeHandler, ReportHandler, report_only
 from .options import MonitorOptions, default_protected_folders, default_watch_folders
 from .service import Monitor, Subscriber
 
@@ -26,12 +26,12 @@ __all__ = [
     "Monitor",
     "MonitorEvent",
     "MonitorOptions",
+    "OutcomeHandler",
     "ProcessEvent",
     "ProcessFacts",
     "ProcessRef",
     "RansomwareEvent",
     "ReportHandler",
-    "ResponderHandler",
     "RuleHit",
     "StatusEvent",
     "Subscriber",

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from ..atomic import atomic_write
+from ..bounded_io import load_json_file
 
 __all__ = ["CanarySet"]
 
@@ -130,7 +131,7 @@ class CanarySet:
     def remove_stale(self) -> None:
         """Remove canaries a previous run left behind (it did not stop cleanly)."""
         try:
-            old = json.loads(self._state_file.read_text())
+            old = load_json_file(self._state_file)
         except (OSError, ValueError):
             return
         if not isinstance(old, dict):

@@ -16,97 +16,39 @@ Every monitor thread feeds the one bounded event queue; the dispatcher drains it
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import logging
 import os
-import queue
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..engine import Engine
 from ..errors import MonitorError
-from ..results import FileReport, Verdict
-from .actions import ReportHandler, ResponderHandler
-from .behaviour import BehaviourRules
+from .behaviour import BehaviourRules, LiveBehaviourRules
 from .canary import CanarySet
+from .dispatch import Dispatcher, ScannedFile, Subscriber
 from .events import (
-    DetectionEvent,
     ErrorEvent,
     MonitorEvent,
-    ProcessEvent,
     RansomwareEvent,
     StatusEvent,
 )
 from .fsevents import FsEvent, FsKind
+from .handlers import OutcomeHandler, ReportHandler
 from .inotify import AddResult, available, max_user_watches
 from .onaccess import OnAccessScanner
 from .options import FolderKinds, MonitorOptions, default_protected_folders, default_watch_folders
-from .processes import ProcessFinding, ProcessMonitor
+from .processes import ProcessMonitor
 from .ransomware import RansomwareShield
+from .scope import Skipper, normalize, outermost
 from .watching import EventSource, InotifySource, WatchdogSource
 
 __all__ = ["Monitor", "Subscriber"]
 
 log = logging.getLogger(__name__)
-
-Subscriber = Callable[[MonitorEvent], None]
-
-
-@dataclass(frozen=True)
-class _Report:
-    report: FileReport
-    source: str
-
-
-class _Stop:
-    pass
-
-
-_Item = MonitorEvent | _Report | ProcessFinding | _Stop
-
-
-def _norm(paths: Iterable[str | Path]) -> list[str]:
-    out: list[str] = []
-    for p in paths:
-        real = os.path.realpath(os.path.expanduser(os.fspath(p)))
-        if real not in out:
-            out.append(real)
-    return out
-
-
-def _outermost(paths: Sequence[str]) -> list[str]:
-    """Drop paths that lie inside another one (one inotify watch per folder)."""
-    out: list[str] = []
-    for p in sorted(paths, key=len):
-        if not any(p == q or p.startswith(q.rstrip(os.sep) + os.sep) for q in out):
-            out.append(p)
-    return out
-
-
-class _Skipper:
-    """Paths the monitor never looks at: Aegis's own folders, its scan temp folders,
-    exclusions, and canaries (for on-access scanning)."""
-
-    def __init__(self, own: Sequence[str], globs: Sequence[str]) -> None:
-        self._own = tuple(p.rstrip(os.sep) for p in own)
-        self._own_below = tuple(p + os.sep for p in self._own)
-        self._tmp = os.path.realpath(tempfile.gettempdir()).rstrip(os.sep) + os.sep
-        self._globs = tuple(globs)
-
-    def __call__(self, path: str) -> bool:
-        if path in self._own or path.startswith(self._own_below):
-            return True
-        if path.startswith(self._tmp) and path[len(self._tmp) :].startswith("aegis-scan-"):
-            return True
-        if self._globs:
-            name = os.path.basename(path)
-            return any(fnmatch.fnmatch(path, g) or fnmatch.fnmatch(name, g) for g in self._globs)
-        return False
 
 
 class Monitor:
@@ -118,8 +60,8 @@ class Monitor:
     when neither is given, Documents, Desktop and Pictures are protected.
 
     ``handle`` is the seam to the decision engine: it gets every non-clean report and returns
-    the action taken (see :mod:`.actions`); by default :class:`ResponderHandler` over
-    ``engine.responder()``, which quarantines per policy unless ``apply_actions`` is false.
+    the action taken (see :mod:`.handlers`); by default :class:`OutcomeHandler` over
+    ``engine.outcomes``, which quarantines per policy unless ``apply_actions`` is false.
     ``guard`` may refuse to suspend a pid (tests use it as a safety net).
     """
 
@@ -143,11 +85,11 @@ class Monitor:
         self.engine = engine
         self.options = options or MonitorOptions()
         if watch is None:
-            self.watch = _norm(default_watch_folders())
-            self.protect = _norm(default_protected_folders() if protect is None else protect)
+            self.watch = normalize(default_watch_folders())
+            self.protect = normalize(default_protected_folders() if protect is None else protect)
         else:
-            self.watch = _norm(watch)
-            self.protect = _norm(self.watch if protect is None else protect)
+            self.watch = normalize(watch)
+            self.protect = normalize(self.watch if protect is None else protect)
         if not shield:
             self.protect = []
         self._enable_on_access = on_access
@@ -159,14 +101,14 @@ class Monitor:
         self._handle: ReportHandler = handle or self._default_handler(apply_actions)
         p = engine.paths
         own = [str(d) for d in (p.config_dir, p.data_dir, p.cache_dir, p.state_dir)]
-        self._skip = _Skipper(_norm(own), self.options.exclude + self._exclusion_globs())
-        self._queue: queue.Queue[_Item] = queue.Queue(maxsize=self.options.event_queue_size)
-        self._subscribers: list[Subscriber] = []
-        self._sub_lock = threading.Lock()
-        self._dropped = 0
+        self._skip = Skipper(normalize(own), self.options.exclude + self._exclusion_globs())
+        self._events = Dispatcher(
+            self._handle,
+            queue_size=self.options.event_queue_size,
+            put_timeout=self.options.event_put_timeout,
+        )
         self._state = "new"
         self._state_lock = threading.Lock()
-        self._dispatcher: threading.Thread | None = None
         self._sources: list[EventSource] = []
         self.on_access: OnAccessScanner | None = None
         self.shield: RansomwareShield | None = None
@@ -177,29 +119,18 @@ class Monitor:
 
     # -- configuration -------------------------------------------------------------------------
     def _default_handler(self, apply_actions: bool) -> ReportHandler:
-        """The engine's responder, built at the first non-clean file: the quarantine and
-        the history (about 10 MB of imports) cost nothing while all is clean."""
-        handler: ResponderHandler | None = None
+        """The engine's outcome service; the quarantine and the history (about 10 MB of
+        imports) are opened at the first non-clean file."""
+        from ..response import Mode
 
-        def handle(report: FileReport) -> Mapping[str, Any]:
-            nonlocal handler
-            if handler is None:
-                responder = self.engine.responder(apply_actions=apply_actions, ask=None)
-                handler = ResponderHandler(
-                    responder,
-                    before_action=self._before_action,
-                    report_only_note=None
-                    if apply_actions
-                    else "Not quarantined: the monitor only reports (actions are off).",
-                )
-            return handler(report)
-
-        return handle
+        return OutcomeHandler(
+            self.engine.outcomes,
+            mode=Mode.ACT if apply_actions else Mode.REPORT,
+            before_action=self._before_action,
+        )
 
     def _exclusion_globs(self) -> tuple[str, ...]:
-        table = self.engine.settings.get("exclusions", {})
-        paths = table.get("paths", []) if isinstance(table, Mapping) else []
-        return tuple(os.path.expanduser(p) for p in paths if isinstance(p, str))
+        return self.engine.settings.exclusions.paths
 
     def _before_action(self, path: str) -> None:
         if self.shield is not None:
@@ -207,35 +138,17 @@ class Monitor:
 
     @property
     def roots(self) -> list[str]:
-        return _outermost(self.watch + self.protect)
+        return outermost(self.watch + self.protect)
 
     # -- subscribers ---------------------------------------------------------------------------
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Call ``callback(event)`` for every event, on the dispatcher thread. Returns a
         function that unsubscribes."""
-        with self._sub_lock:
-            self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with self._sub_lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
-
-        return unsubscribe
-
-    def _put(self, item: _Item) -> None:
-        if self._state == "stopped":
-            return
-        try:
-            self._queue.put(item, timeout=self.options.event_put_timeout)
-        except queue.Full:
-            with self._state_lock:
-                self._dropped += 1
-            log.warning("monitor: event queue full, an event was dropped")
+        return self._events.subscribe(callback)
 
     def emit(self, event: MonitorEvent) -> None:
         """Queue an event for the subscribers (any thread)."""
-        self._put(event)
+        self._events.put(event)
 
     # -- lifecycle -----------------------------------------------------------------------------
     @property
@@ -258,10 +171,7 @@ class Monitor:
     def _start(self) -> None:
         opt = self.options
         self._warm_up()
-        self._dispatcher = threading.Thread(
-            target=self._dispatch, name="aegis-dispatch", daemon=False
-        )
-        self._dispatcher.start()
+        self._events.start()
         skip = self._skip
         if self.protect:
             self.canaries = CanarySet(self.engine.paths.state_dir / "canaries.json")
@@ -287,7 +197,7 @@ class Monitor:
             self.on_access = OnAccessScanner(
                 self.engine.scan_file,
                 options=opt,
-                on_report=lambda r, s: self._put(_Report(r, s)),
+                on_report=lambda r, s: self._events.put(ScannedFile(r, s)),
                 emit=self.emit,
                 skip=skip_scan,
             )
@@ -295,13 +205,13 @@ class Monitor:
         if self.roots and (self.on_access is not None or self.shield is not None):
             self._start_sources()
         if self._enable_processes:
-            rules = self._rules or BehaviourRules.default(self.engine.paths)
+            rules = self._rules or LiveBehaviourRules(self.engine.paths)
             self.processes = ProcessMonitor(
                 self.engine.scan_file,
                 rules,
                 self._folders,
                 opt,
-                on_finding=self._put,
+                on_finding=self._events.put,
                 scan_existing=self._scan_existing,
             )
             self.processes.start()
@@ -435,7 +345,7 @@ class Monitor:
         kept: list[str] = []
         if self.canaries is not None:
             kept = self.canaries.remove_all()
-        if self._dispatcher is not None and was != "new":
+        if self._events.thread is not None and was != "new":
             details: dict[str, Any] = self.stats()
             if kept:
                 details["canaries_changed"] = kept
@@ -444,9 +354,9 @@ class Monitor:
                     p.pid for i in self.shield.pending() for p in i.processes
                     if p.outcome == "suspended"
                 ]  # fmt: skip
-            self._queue.put(StatusEvent(state="stopped", message="stopped", details=details))
-            self._queue.put(_Stop())
-            self._dispatcher.join(left())
+            last = StatusEvent(state="stopped", message="stopped", details=details)
+            self._events.finish(last, left())
+        self._events.close()
         with self._state_lock:
             self._state = "stopped"
 
@@ -465,8 +375,8 @@ class Monitor:
         for part in (self.processes, self.on_access, self.shield):
             if part is not None:
                 out.extend(part.threads)
-        if self._dispatcher is not None:
-            out.append(self._dispatcher)
+        if self._events.thread is not None:
+            out.append(self._events.thread)
         return out
 
     # -- routing (source threads) --------------------------------------------------------------
@@ -496,99 +406,6 @@ class Monitor:
 
     def _problem(self, code: str, message: str, path: str | None) -> None:
         self.emit(ErrorEvent(code=code, message=message, path=path))
-
-    # -- dispatcher ----------------------------------------------------------------------------
-    def _dispatch(self) -> None:
-        while True:
-            item = self._queue.get()
-            if isinstance(item, _Stop):
-                return
-            try:
-                event = self._to_event(item)
-            except Exception as exc:  # the handler failed: say so, go on
-                log.exception("monitor: handling an event failed")
-                event = ErrorEvent(code="action-failed", message=f"handling failed: {exc}")
-            if event is None:
-                continue
-            self._deliver(event)
-            if self._dropped:
-                with self._state_lock:
-                    n, self._dropped = self._dropped, 0
-                self._deliver(
-                    ErrorEvent(
-                        code="events-dropped",
-                        message=f"{n} event(s) were dropped: the event queue stayed full "
-                        "(a subscriber is too slow)",
-                    )
-                )
-
-    def _deliver(self, event: MonitorEvent) -> None:
-        with self._sub_lock:
-            subscribers = list(self._subscribers)
-        for cb in subscribers:
-            try:
-                cb(event)
-            except Exception:
-                log.exception("monitor: a subscriber failed")
-
-    def _to_event(self, item: _Item) -> MonitorEvent | None:
-        if isinstance(item, MonitorEvent):
-            return item
-        if isinstance(item, _Report):
-            return self._detection(item.report, item.source)
-        if isinstance(item, ProcessFinding):
-            return self._process_event(item)
-        return None
-
-    def _detection(self, report: FileReport, source: str) -> DetectionEvent | None:
-        result = dict(self._handle(report))
-        verdict = str(result.pop("verdict", report.verdict.value))
-        if verdict == Verdict.CLEAN.value:
-            return None  # e.g. excluded by the allowlist
-        return DetectionEvent(
-            path=report.path,
-            verdict=verdict,
-            action=str(result.pop("action", "report")),
-            source=source,
-            detections=tuple(result.pop("detections", ())),
-            sha256=report.sha256,
-            explanation=tuple(result.pop("explanation", ())),
-            outcome=result.pop("outcome", None),
-            details=result,
-        )
-
-    def _process_event(self, f: ProcessFinding) -> ProcessEvent:
-        facts = f.facts
-        verdict = "suspicious"
-        action = "report"
-        explanation: list[str] = [h.explanation for h in f.hits]
-        detections: tuple[str, ...] = ()
-        if any(h.severity == "malicious" for h in f.hits):
-            verdict = "malicious"
-        if f.report is not None and f.report.verdict.is_threat:
-            result = dict(self._handle(f.report))
-            file_verdict = str(result.get("verdict", f.report.verdict.value))
-            if file_verdict == "malicious" or (file_verdict == "suspicious" and not f.hits):
-                verdict = file_verdict if file_verdict != "clean" else verdict
-            action = str(result.get("action", action))
-            detections = tuple(result.get("detections", ()))
-            explanation.extend(result.get("explanation", ()))
-            if result.get("outcome"):
-                explanation.append(f"Outcome: {result['outcome']}")
-        return ProcessEvent(
-            pid=facts.pid,
-            name=facts.name,
-            exe=facts.exe,
-            verdict=verdict,
-            action=action,
-            rules=f.hits,
-            ppid=facts.ppid,
-            parent=facts.parent_name,
-            user=facts.user,
-            sha256=facts.sha256,
-            detections=detections,
-            explanation=tuple(explanation),
-        )
 
     # -- the user's choices and numbers ----------------------------------------------------------
     def resolve(self, incident: str, choice: str) -> RansomwareEvent:

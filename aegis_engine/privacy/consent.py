@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write
-from ..errors import ConsentRequired, ConsentStoreError, UnknownPurpose
+from ..bounded_io import load_json_file
+from ..errors import AegisError, ConsentRequired, ConsentStoreError, UnknownPurpose
 from ..paths import AegisPaths
 
 try:  # POSIX: serialize read-modify-write between processes (CLI and tray app)
@@ -51,6 +52,7 @@ __all__ = [
 
 CONSENT_FILE = "consent.json"
 FORMAT = 1
+_MAX_CONSENT = 256 * 1024
 Warn = Callable[[str], None]
 
 
@@ -101,23 +103,28 @@ PURPOSES: tuple[Purpose, ...] = (
     Purpose(
         id="cloud-lookup",
         title="Cloud hash lookups",
-        summary="When a file is detected, or cannot be judged locally, ask the Aegis "
-        "reputation service whether its fingerprint is known good or bad.",
+        summary="When a file is detected, or is a program, script or document with macros, "
+        "ask the reputation service you configured for every known fingerprint that starts "
+        "like this file's (k-anonymity: the service never learns which file you have), and "
+        "decide here whether it is known good or bad.",
         sends=(
             DataField(
-                "sha256",
-                "the SHA-256 fingerprint (64 hexadecimal characters) of that one file",
-                "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f",
+                "prefix",
+                "the first 5 of the 64 hexadecimal characters of the file's SHA-256 "
+                "fingerprint, shared by about one in a million files; never the whole "
+                "fingerprint",
+                "275a0",
             ),
         ),
-        never_sends="the file itself, its name or folder, your user name, any machine id",
+        never_sends="the whole fingerprint, the file itself, its name or folder, your user "
+        "name, any machine id",
         identifiers=False,
     ),
     Purpose(
         id="sample-submission",
         title="Send detected samples for analysis",
-        summary="When a file is detected, upload a copy so that analysts can improve the "
-        "signatures and fix false alarms.",
+        summary="Only when you confirm it for one detected file, every time: upload a copy "
+        "so that analysts can improve the signatures and fix false alarms. Never automatic.",
         sends=(
             DataField(
                 "file",
@@ -136,7 +143,8 @@ PURPOSES: tuple[Purpose, ...] = (
         id="crash-reports",
         title="Anonymous crash reports",
         summary="When Aegis itself fails with an internal error, report where in the code "
-        "it failed.",
+        "it failed (the crash is always written locally; it is queued for sending only "
+        "while this is on).",
         sends=(
             DataField("aegis_version", "the Aegis version", _aegis_version()),
             DataField("os", "the operating system family", _os_family()),
@@ -145,7 +153,7 @@ PURPOSES: tuple[Purpose, ...] = (
                 "traceback",
                 "the error type and the stack of Aegis functions that failed, with every "
                 "file path and message replaced by a placeholder",
-                "ValueError at aegis_engine/scanning/walk.py:120 <- pipeline.py:88",
+                "ValueError at aegis_engine/scanning/walk.py:120 in walk",
             ),
         ),
         never_sends="file contents, file names or paths, your user name, any machine id",
@@ -154,14 +162,15 @@ PURPOSES: tuple[Purpose, ...] = (
     Purpose(
         id="usage-stats",
         title="Anonymous usage statistics",
-        summary="Once a week, counts that show how Aegis is used, to decide what to improve.",
+        summary="Counts that show how Aegis is used, to decide what to improve, sent in a "
+        "batch at most once a day.",
         sends=(
             DataField("aegis_version", "the Aegis version", _aegis_version()),
             DataField("os", "the operating system family", _os_family()),
             DataField(
                 "counts",
-                "numbers for the week: files scanned, detections, items quarantined, "
-                "scans started, windows opened",
+                "numbers since the last report: files scanned, detections, items "
+                "quarantined, scans started, windows opened",
                 "files_scanned=51230 detections=1 quarantined=1 scans=3",
             ),
         ),
@@ -204,12 +213,19 @@ class ConsentState:
     chosen: bool
     """False while the default applies."""
     changed_at: datetime | None = None
+    endpoint: str = ""
+    """Where this purpose sends to now (settings); empty when none is configured."""
+    endpoint_changed: bool = False
+    """Granted for another endpoint than the one configured now: counts as off until the
+    user allows it again."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.purpose.id,
             "title": self.purpose.title,
             "granted": self.granted,
+            "endpoint": self.endpoint,
+            "endpoint_changed": self.endpoint_changed,
             "default": self.purpose.default,
             "chosen": self.chosen,
             "changed_at": _iso(self.changed_at) if self.changed_at else None,
@@ -273,6 +289,7 @@ def _utcnow() -> datetime:
 class _Snapshot:
     stamp: tuple[int, int, int] | None
     choices: Mapping[str, tuple[bool, datetime | None]]
+    endpoints: Mapping[str, str]
     reviewed_at: datetime | None
     damaged: bool
 
@@ -288,16 +305,45 @@ class ConsentStore:
         *,
         warn: Warn | None = None,
         clock: Callable[[], datetime] = _utcnow,
+        endpoints: Callable[[], Mapping[str, str]] | None = None,
+        on_revoke: Callable[[str], None] | None = None,
     ) -> None:
         self.path = path
         self._warn = warn
         self._clock = clock
+        self._endpoints = endpoints
+        """Purpose -> the endpoint it would send to now; a grant holds for that endpoint only."""
+        self._on_revoke = on_revoke
+        """Called with each purpose that was on and is now off (drops its queued records)."""
         self._lock = threading.Lock()
         self._snapshot: _Snapshot | None = None
 
     @classmethod
     def for_paths(cls, paths: AegisPaths, *, warn: Warn | None = None) -> ConsentStore:
-        return cls(paths.config_dir / CONSENT_FILE, warn=warn)
+        """The profile's store: grants hold for the endpoints in settings ``[cloud]``, and a
+        revoke drops the purpose's queued records at once."""
+        from .endpoints import endpoints_for
+        from .outbox import Outbox
+
+        def on_revoke(purpose_id: str) -> None:
+            Outbox.for_paths(paths, warn=warn).drop_purpose(purpose_id)
+
+        return cls(
+            paths.config_dir / CONSENT_FILE,
+            warn=warn,
+            endpoints=lambda: endpoints_for(paths),
+            on_revoke=on_revoke,
+        )
+
+    def _current_endpoints(self) -> Mapping[str, str]:
+        if self._endpoints is None:
+            return {}
+        try:
+            return self._endpoints()
+        except AegisError as exc:  # broken settings: no endpoint counts as configured
+            if self._warn is not None:
+                self._warn(str(exc))
+            return {}
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -315,13 +361,13 @@ class ConsentStore:
         stamp = self._stamp()
         if self._snapshot is not None and self._snapshot.stamp == stamp:
             return self._snapshot
-        snap = _Snapshot(None, {}, None, damaged=False) if stamp is None else self._parse(stamp)
+        snap = _Snapshot(None, {}, {}, None, damaged=False) if stamp is None else self._parse(stamp)
         self._snapshot = snap
         return snap
 
     def _parse(self, stamp: tuple[int, int, int]) -> _Snapshot:
         try:
-            raw = json.loads(self.path.read_bytes())
+            raw = load_json_file(self.path, max_bytes=_MAX_CONSENT)
             if not isinstance(raw, dict) or not isinstance(raw.get("purposes", {}), dict):
                 raise ValueError("not a consent file")
         except (OSError, ValueError) as exc:
@@ -330,30 +376,46 @@ class ConsentStore:
                     f"the consent file {self.path} is damaged ({exc}); every purpose counts "
                     "as off (update checks too) until you choose again"
                 )
-            return _Snapshot(stamp, {}, None, damaged=True)
+            return _Snapshot(stamp, {}, {}, None, damaged=True)
         choices: dict[str, tuple[bool, datetime | None]] = {}
+        endpoints: dict[str, str] = {}
         for pid, entry in raw.get("purposes", {}).items():
             if isinstance(entry, dict) and isinstance(entry.get("granted"), bool):
                 choices[str(pid)] = (entry["granted"], _parse_time(entry.get("changed_at")))
-        return _Snapshot(stamp, choices, _parse_time(raw.get("reviewed_at")), damaged=False)
+                if isinstance(entry.get("endpoint"), str):
+                    endpoints[str(pid)] = entry["endpoint"]
+        return _Snapshot(
+            stamp, choices, endpoints, _parse_time(raw.get("reviewed_at")), damaged=False
+        )
 
-    def _state(self, snap: _Snapshot, p: Purpose) -> ConsentState:
+    def _state(self, snap: _Snapshot, p: Purpose, current: Mapping[str, str]) -> ConsentState:
+        endpoint = current.get(p.id, "")
         choice = snap.choices.get(p.id)
         if choice is not None:
-            return ConsentState(p, choice[0], chosen=True, changed_at=choice[1])
+            changed = choice[0] and snap.endpoints.get(p.id, "") != endpoint
+            return ConsentState(
+                p,
+                choice[0] and not changed,
+                chosen=True,
+                changed_at=choice[1],
+                endpoint=endpoint,
+                endpoint_changed=changed,
+            )
         granted = p.default and not snap.damaged
-        return ConsentState(p, granted, chosen=False)
+        return ConsentState(p, granted, chosen=False, endpoint=endpoint)
 
     def state(self, purpose_id: str) -> ConsentState:
         p = purpose(purpose_id)
+        current = self._current_endpoints()
         with self._lock:
-            return self._state(self._read(), p)
+            return self._state(self._read(), p, current)
 
     def states(self) -> list[ConsentState]:
         """Every purpose, in the order of :data:`PURPOSES`."""
+        current = self._current_endpoints()
         with self._lock:
             snap = self._read()
-            return [self._state(snap, p) for p in PURPOSES]
+            return [self._state(snap, p, current) for p in PURPOSES]
 
     def is_granted(self, purpose_id: str) -> bool:
         return self.state(purpose_id).granted
@@ -363,6 +425,12 @@ class ConsentStore:
         Call it right before sending anything, every time."""
         state = self.state(purpose_id)
         if not state.granted:
+            if state.endpoint_changed:
+                raise ConsentRequired(
+                    state.purpose.id,
+                    f"{state.purpose.title} was allowed for another endpoint than "
+                    f"{state.endpoint or 'none'}, so it",
+                )
             raise ConsentRequired(state.purpose.id, state.purpose.title)
 
     def preview(self, purpose_id: str) -> SendPreview:
@@ -400,7 +468,11 @@ class ConsentStore:
             "format": FORMAT,
             "reviewed_at": _iso(reviewed_at) if reviewed_at else None,
             "purposes": {
-                pid: {"granted": granted, "changed_at": _iso(when) if when else None}
+                pid: {
+                    "granted": granted,
+                    "changed_at": _iso(when) if when else None,
+                    **({"endpoint": snap.endpoints[pid]} if pid in snap.endpoints else {}),
+                }
                 for pid, (granted, when) in sorted(snap.choices.items())
             },
         }
@@ -415,18 +487,29 @@ class ConsentStore:
         for pid in choices:
             purpose(pid)
         now = self._clock()
+        current = self._current_endpoints()
+        revoked: list[str] = []
         with self._lock, self._process_lock():
             self._snapshot = None
             snap = self._read()
             merged = {} if snap.damaged else dict(snap.choices)
+            endpoints = {} if snap.damaged else dict(snap.endpoints)
             for pid, granted in choices.items():
                 old = merged.get(pid)
-                if old is None or old[0] != granted:
+                was_on = self._state(snap, purpose(pid), current).granted
+                if granted:  # a grant holds for the endpoint the user sees now
+                    endpoints[pid] = current.get(pid, "")
+                elif was_on or (old is not None and old[0]):
+                    revoked.append(pid)
+                if old is None or old[0] != granted or (granted and not was_on):
                     merged[pid] = (bool(granted), now)
             reviewed_at = now if reviewed else snap.reviewed_at
             if snap.damaged and not reviewed:
                 reviewed_at = None
-            self._write(_Snapshot(None, merged, reviewed_at, False), reviewed_at)
+            self._write(_Snapshot(None, merged, endpoints, reviewed_at, False), reviewed_at)
+        if self._on_revoke is not None:
+            for pid in revoked:
+                self._on_revoke(pid)
 
     def set(self, purpose_id: str, granted: bool) -> None:
         self.set_many({purpose_id: granted})

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .keys import KeyStore
-from .metadata import VaultItem
+from .keys import KeyStatus, KeyStore
+from .metadata import UnreadableItem, VaultItem, VaultListing
 from .safe_fs import FileIdentity
 from .vault import (
     DEFAULT_PURGE_DAYS,
@@ -18,8 +18,11 @@ __all__ = [
     "QUARANTINE_STEPS",
     "RESTORE_STEPS",
     "FileIdentity",
+    "KeyStatus",
     "KeyStore",
     "QuarantineSettings",
+    "UnreadableItem",
     "Vault",
     "VaultItem",
+    "VaultListing",
 ]

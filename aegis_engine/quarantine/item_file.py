@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from ..bounded_io import loads_bounded
 from ..errors import VaultIntegrityError
 
 MAGIC = b"AEGISQV1"
@@ -177,7 +178,7 @@ def read_metadata(fh: BinaryIO, master_key: bytes) -> tuple[Header, dict[str, An
             "vault item metadata failed authentication (damaged, altered, or a different key)"
         ) from None
     try:
-        meta = json.loads(raw)
+        meta = loads_bounded(raw, max_bytes=len(raw) + 1)
     except ValueError as exc:
         raise VaultIntegrityError(f"vault item metadata is not valid JSON: {exc}") from exc
     if not isinstance(meta, dict):

@@ -30,12 +30,16 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write, fsync_dir
+from ..bounded_io import loads_bounded, read_regular_file
 from ..errors import QuarantineError, VaultIntegrityError
 from . import item_file, safe_fs
 from .metadata import decode_path, encode_path
 from .safe_fs import printable
 
 Warn = Callable[[str], None]
+
+
+_MAX_RECORD = 256 * 1024  # one record is a few hundred bytes
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ class JournalRecord:
 
     @classmethod
     def from_json(cls, raw: bytes) -> JournalRecord:
-        data = json.loads(raw)
+        data = loads_bounded(raw, max_bytes=_MAX_RECORD)
         if not isinstance(data, dict) or data.get("op") not in ("quarantine", "restore"):
             raise ValueError("not a journal record")
         for key in ("temp_name", "final_name"):
@@ -105,7 +109,7 @@ class Journal:
             if not entry.endswith(".json"):
                 continue  # e.g. a damaged entry moved aside earlier
             try:
-                records.append(JournalRecord.from_json(path.read_bytes()))
+                records.append(JournalRecord.from_json(read_regular_file(path, _MAX_RECORD)))
             except (OSError, ValueError, TypeError, KeyError) as exc:
                 aside = path.with_name(path.name + ".damaged")
                 os.replace(path, aside)

@@ -17,6 +17,7 @@ import secrets
 import stat
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ import keyring.backends.null
 from keyring.backend import KeyringBackend
 
 from ..atomic import atomic_write, fsync_dir
+from ..bounded_io import load_json_file
 from ..errors import KeyStoreError
 from .item_file import key_check
 from .safe_fs import printable
@@ -33,12 +35,45 @@ from .safe_fs import printable
 SERVICE = "aegis"
 KEY_BYTES = 32
 INFO_FILE = "vault.json"
+_MAX_INFO = 64 * 1024
 
 Warn = Callable[[str], None]
 
 
 def _describe(backend: KeyringBackend) -> str:
     return f"{type(backend).__module__}.{type(backend).__name__}"
+
+
+@dataclass(frozen=True)
+class KeyStatus:
+    """Where the vault key lives: ``keyring``, ``file`` (then ``path`` and the
+    ``fallback_reason``), ``none`` (no key made yet) or ``unknown`` (``problem`` says why)."""
+
+    where: str
+    path: str | None
+    fallback_reason: str | None
+    problem: str | None = None
+
+    @property
+    def warning(self) -> str | None:
+        """The line a status view shows, or None when all is well."""
+        if self.where == "file":
+            return (
+                f"the quarantine vault key is kept in a file, {self.path} (readable only by "
+                f"you): {self.fallback_reason}"
+            )
+        if self.where == "unknown":
+            return self.problem
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "where": self.where,
+            "path": self.path,
+            "fallback_reason": self.fallback_reason,
+            "problem": self.problem,
+            "warning": self.warning,
+        }
 
 
 class KeyStore:
@@ -66,6 +101,7 @@ class KeyStore:
         self._key: bytes | None = None
         self.location = ""
         """Where the loaded key lives, e.g. ``keyring:...SecretService.Keyring``."""
+        self._fallback_reason: str | None = None
 
     # -- vault.json ---------------------------------------------------------------------------
 
@@ -75,7 +111,7 @@ class KeyStore:
 
     def _read_info(self) -> dict[str, Any]:
         try:
-            info = json.loads(self.info_file.read_bytes())
+            info = load_json_file(self.info_file, max_bytes=_MAX_INFO)
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
@@ -106,12 +142,8 @@ class KeyStore:
         info = self._info_with_id()
         source = info.get("key_source")
         if source == "file" or (source is None and self.key_file.exists()):
+            # Said once, when the key file was made; `aegis status` keeps showing it.
             key = self._read_key_file()
-            self._warn(
-                f"the quarantine vault key is kept in a file, {printable(self.key_file)} "
-                "(readable only by you), because no OS keyring was usable when the vault was "
-                "created"
-            )
         elif source == "keyring":
             key = self._keyring_get_existing(info)
         else:
@@ -125,14 +157,41 @@ class KeyStore:
         if expected is None or info.get("key_source") is None:
             info["key_check"] = key_check(key)
             info["key_source"] = self.location.split(":", 1)[0]
+            if self._fallback_reason is not None:
+                info["key_fallback_reason"] = self._fallback_reason
             self._write_info(info)
         return key
+
+    def status(self) -> KeyStatus:
+        """Where the vault key lives and why, from ``vault.json`` alone: never creates a key,
+        never asks the keyring (for ``aegis status`` and the status window)."""
+        try:
+            info = self._read_info()
+        except KeyStoreError as exc:
+            return KeyStatus("unknown", None, None, problem=str(exc))
+        source = info.get("key_source")
+        reason = info.get("key_fallback_reason")
+        reason = reason if isinstance(reason, str) else None
+        if source == "keyring":
+            return KeyStatus("keyring", None, None)
+        if source == "file" or (source is None and self.key_file.exists()):
+            return KeyStatus(
+                "file",
+                str(self.key_file),
+                reason or "no OS keyring was usable when the vault was created",
+            )
+        return KeyStatus("none", None, None)
 
     def _username(self, info: dict[str, Any]) -> str:
         return f"quarantine-key-{info['install_id']}"
 
     def _backend_or_default(self) -> KeyringBackend:
-        return self._backend if self._backend is not None else keyring.get_keyring()
+        if self._backend is not None:
+            return self._backend
+        try:
+            return keyring.get_keyring()
+        except Exception:  # a broken keyring configuration is no keyring, never a crash
+            return keyring.backends.fail.Keyring()  # type: ignore[no-untyped-call]
 
     def _keyring_get_existing(self, info: dict[str, Any]) -> bytes:
         backend = self._backend_or_default()
@@ -155,6 +214,7 @@ class KeyStore:
 
     def _create(self, info: dict[str, Any]) -> bytes:
         if not self._use_keyring:
+            self._fallback_reason = "keyring use is turned off in the settings"
             self._warn(
                 "the quarantine vault key will be kept in a file, "
                 f"{printable(self.key_file)} (readable only by you): keyring use is turned off"
@@ -178,6 +238,7 @@ class KeyStore:
                 return key
             except Exception as exc:
                 reason = f"{_describe(backend)} failed: {exc}"
+        self._fallback_reason = f"no usable OS keyring ({reason})"
         self._warn(
             f"no usable OS keyring ({reason}); the quarantine vault key will be kept in a "
             f"file, {printable(self.key_file)}, readable only by you. Install and unlock a "

@@ -136,3 +136,19 @@ class VaultItem:
             "quarantined_at": utc_iso(self.quarantined_at),
             "modified_at": utc_iso(datetime.fromtimestamp(self.mtime_ns / 1e9, UTC)),
         }
+
+
+@dataclass(frozen=True)
+class UnreadableItem:
+    """A vault item file that could not be read (truncated, damaged, another key)."""
+
+    id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class VaultListing:
+    """What ``quarantine list`` shows: readable items, oldest first, and the unreadable ones."""
+
+    items: list[VaultItem]
+    unreadable: list[UnreadableItem]

@@ -39,8 +39,8 @@ from ..errors import (
 from ..paths import AegisPaths
 from . import item_file, safe_fs
 from .journal import Journal, JournalRecord, item_path, part_path, recover
-from .keys import KeyStore
-from .metadata import VaultItem, owner_name
+from .keys import KeyStatus, KeyStore
+from .metadata import UnreadableItem, VaultItem, VaultListing, owner_name
 from .safe_fs import FileIdentity, printable
 
 Warn = Callable[[str], None]
@@ -173,6 +173,7 @@ class Vault:
         self._lock = _ProcessLock(root / ".lock")
         self._ready = False
         self._recovery_notes: list[str] = []
+        self._warned_items: set[str] = set()
 
     @classmethod
     def for_paths(
@@ -230,6 +231,10 @@ class Vault:
     def key_location(self) -> str:
         return self._keys.location
 
+    def key_status(self) -> KeyStatus:
+        """Where the key lives and, when in a file, why (reads ``vault.json`` only)."""
+        return self._keys.status()
+
     # -- reading -------------------------------------------------------------------------------
 
     def _load(self, path: Path, key: bytes) -> VaultItem:
@@ -246,21 +251,33 @@ class Vault:
         return sorted(p for p in self.items_dir.iterdir() if p.name.endswith(".aqv"))
 
     def _list(self, key: bytes) -> list[VaultItem]:
+        return self._listing(key).items
+
+    def _listing(self, key: bytes) -> VaultListing:
         items = []
+        unreadable = []
         for path in self._item_files():
             try:
                 items.append(self._load(path, key))
-            except (VaultIntegrityError, OSError) as exc:
-                self._warn(f"vault item {path.name} cannot be read: {exc}")
+            except Exception as exc:  # one damaged item never hides the others
+                reason = str(exc) or type(exc).__name__
+                unreadable.append(UnreadableItem(path.name.removesuffix(".aqv"), reason))
+                if path.name not in self._warned_items:
+                    self._warned_items.add(path.name)
+                    self._warn(f"vault item {path.name} cannot be read: {reason}")
         items.sort(key=lambda it: (it.quarantined_at, it.id))
-        return items
+        return VaultListing(items, unreadable)
 
     def items(self) -> list[VaultItem]:
         """Every readable item, oldest first; damaged items are reported through ``warn``."""
+        return self.listing().items
+
+    def listing(self) -> VaultListing:
+        """Every readable item, oldest first, and the id and reason of each unreadable one."""
         if not self.exists():
-            return []
+            return VaultListing([], [])
         with self._session() as key:
-            return self._list(key)
+            return self._listing(key)
 
     def _resolve(self, item_id: str) -> Path:
         wanted = item_id.strip().lower()

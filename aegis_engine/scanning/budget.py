@@ -45,6 +45,12 @@ class ExtractionBudget:
             )
         self.check_time()
 
+    def time_left(self) -> float | None:
+        """Seconds left of max-scan-time (None when there is no time limit)."""
+        if not self.limits.max_scan_time:
+            return None
+        return self.limits.max_scan_time - (self._clock() - self.started)
+
     @property
     def remaining_bytes(self) -> int:
         return max(0, self.limits.max_scan_size - self.bytes_extracted)

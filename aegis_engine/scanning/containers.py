@@ -34,6 +34,63 @@ _LIBARCHIVE_TYPES = frozenset({"7Z", "CAB", "RAR", "ISO", "CPIO", "AR"})
 """Types unpack_libarchive.FORMATS reads (kept here so that importing this costs nothing)."""
 
 
+def _tool_opener(kind: str, label: str) -> _Opener:
+    """An opener that reads the object with 7zz as 7-Zip type ``kind``."""
+
+    def open_with_7zz(obj: ScanObject, budget: ExtractionBudget, tmpdir: Path) -> Iterator[Member]:
+        from .unpack_7zz import iter_7zz
+
+        for member in iter_7zz(obj.data, kind, budget, tmpdir, label=label):
+            if kind == "mslz" and member.name.startswith("input"):
+                member.name = f"{obj.name or 'szdd'}:expanded"  # SZDD stores no name
+            yield member
+
+    return open_with_7zz
+
+
+def _document_opener(filetype: str) -> _Opener | None:
+    """Documents, mail and installers (each module imports its library only when used)."""
+    if filetype == "OLE2":
+        from .unpack_ole2 import iter_ole2
+
+        return iter_ole2
+    if filetype == "PDF":
+        from .unpack_pdf import iter_pdf
+
+        return iter_pdf
+    if filetype == "MAIL":
+        from .unpack_mail import iter_mail
+
+        return iter_mail
+    if filetype == "RTF":
+        from .unpack_rtf import iter_rtf
+
+        return iter_rtf
+    if filetype == "TNEF":
+        from .unpack_tnef import iter_tnef
+
+        return iter_tnef
+    if filetype in ("HTML", "BINHEX"):
+        from .unpack_text import iter_binhex, iter_html
+
+        return iter_html if filetype == "HTML" else iter_binhex
+    if filetype == "PE":
+        from .unpack_pe import iter_pe
+
+        return iter_pe
+    if filetype == "SIS":
+        from .unpack_sis import iter_sis
+
+        return iter_sis
+    if filetype in ("ARJ", "CHM", "SZDD"):
+        return _tool_opener(TOOL_KINDS[filetype], filetype.lower())
+    return None
+
+
+TOOL_KINDS = {"ARJ": "arj", "CHM": "chm", "SZDD": "mslz"}
+"""Container labels read by the 7zz program (7-Zip type names)."""
+
+
 def _opener(filetype: str) -> _Opener | None:
     if filetype == "ZIP":
         return iter_zip
@@ -51,7 +108,7 @@ def _opener(filetype: str) -> _Opener | None:
 
         if unpack_7z.HAVE_PY7ZR:
             return unpack_7z.iter_py7zr
-    return None
+    return _document_opener(filetype)
 
 
 def unpackable(filetype: str) -> bool:

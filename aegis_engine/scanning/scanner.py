@@ -3,8 +3,6 @@ unpack containers within the limits, and report each object that is not clean.""
 
 from __future__ import annotations
 
-import contextlib
-import mmap
 import os
 import stat
 from collections.abc import Callable, Sequence
@@ -31,6 +29,33 @@ _OPEN_FLAGS = (
     | getattr(os, "O_BINARY", 0)
 )
 _NOATIME = getattr(os, "O_NOATIME", 0)
+CHANGED_WHILE_SCANNED = "file changed while scanned"
+
+
+def _read_whole(fd: int, size: int) -> bytes | None:
+    """The file's ``size`` bytes, or None when it is shorter or longer than that now."""
+    if size == 0:
+        data = b""
+    else:
+        data = os.read(fd, size)
+        if 0 < len(data) < size:  # short read: keep reading until the end or the size
+            chunks = [data]
+            got = len(data)
+            while got < size:
+                chunk = os.read(fd, min(size - got, 1 << 24))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
+            data = b"".join(chunks)
+    if len(data) != size or (size and os.read(fd, 1)):
+        return None
+    return data
+
+
+def _changed(fd: int, before: os.stat_result) -> bool:
+    after = os.fstat(fd)
+    return (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns)
 
 
 @runtime_checkable
@@ -113,13 +138,24 @@ class FileScanner:
                 return None
             if st.st_size > self.limits.max_file_size:
                 return self._incomplete(path, st.st_size, "max-file-size: grew over the limit")
-            data = self._map(fd, st.st_size)
-            try:
-                return self._scan_top(path, data, st)
-            finally:
-                if isinstance(data, mmap.mmap):
-                    with contextlib.suppress(BufferError):
-                        data.close()
+            # Read, never map: a mapped file that shrinks under us raises SIGBUS (issue 12).
+            data = _read_whole(fd, st.st_size)
+            if data is None:
+                return self._incomplete(path, st.st_size, CHANGED_WHILE_SCANNED)
+            report = self._scan_top(path, data, st)
+            if _changed(fd, st):
+                report.objects.insert(
+                    0,
+                    ObjectResult(
+                        path,
+                        Verdict.INCOMPLETE,
+                        sha256=report.sha256,
+                        size=report.size,
+                        problems=[CHANGED_WHILE_SCANNED],
+                    ),
+                )
+                report.verdict = worst(o.verdict for o in report.objects)
+            return report
         except OSError as exc:
             return FileReport(
                 path,
@@ -132,23 +168,6 @@ class FileScanner:
             )
         finally:
             os.close(fd)
-
-    def _map(self, fd: int, size: int) -> Buffer:
-        if size == 0:
-            return b""
-        try:
-            return mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):
-            # Some file systems cannot be mapped: read it (bounded by max_file_size).
-            chunks = []
-            remaining = self.limits.max_file_size + 1
-            while remaining > 0:
-                chunk = os.read(fd, min(remaining, 1 << 20))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                remaining -= len(chunk)
-            return b"".join(chunks)
 
     def _scan_top(self, path: str, data: Buffer, st: os.stat_result) -> FileReport:
         size = len(data)
@@ -213,6 +232,8 @@ class FileScanner:
                 problems.append(str(exc))
             except AegisError as exc:
                 problems.append(f"{det.name}: {exc}")
+            except MemoryError:
+                raise  # the worker reports the file and retires (scanning/worker_main.py)
             except Exception as exc:  # a detector bug must not stop the scan
                 problems.append(f"{det.name}: internal error: {exc!r}")
         if self.options.scan_archives and is_container(obj.filetype):
@@ -228,7 +249,13 @@ class FileScanner:
             out.insert(
                 slot,
                 ObjectResult(
-                    obj.path, verdict, findings, obj.hashes.get("sha256"), obj.size, problems
+                    obj.path,
+                    verdict,
+                    findings,
+                    obj.hashes.get("sha256"),
+                    obj.size,
+                    problems,
+                    format=obj.filetype,
                 ),
             )
 
@@ -253,6 +280,7 @@ class FileScanner:
                                 Verdict.INCOMPLETE,
                                 size=member.size,
                                 problems=[member.problem],
+                                container=obj.filetype,
                             )
                         )
                         continue
@@ -264,7 +292,11 @@ class FileScanner:
                         filetype=sniff(bytes(member.data[:SNIFF_BYTES]), member.name),
                         depth=obj.depth + 1,
                     )
+                    first = len(out)
                     self._scan_object(child, budget, out)
+                    for result in out[first:]:
+                        if result.path == child_path:
+                            result.container = obj.filetype
                 finally:
                     member.close()
         except LimitExceeded as exc:

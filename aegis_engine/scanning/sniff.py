@@ -9,9 +9,13 @@ from __future__ import annotations
 import struct
 
 CONTAINER_TYPES: frozenset[str] = frozenset(
-    {"ZIP", "GZIP", "BZIP2", "XZ", "LZMA", "7Z", "TAR", "RAR", "CAB", "CPIO", "ISO", "ARJ", "AR"}
-)
-"""Labels of formats that hold members (``ARJ`` is recognised but has no unpacker yet)."""
+    {
+        "ZIP", "GZIP", "BZIP2", "XZ", "LZMA", "7Z", "TAR", "RAR", "CAB", "CPIO", "ISO", "ARJ",
+        "AR", "CHM", "SZDD", "OLE2", "RTF", "PDF", "MAIL", "TNEF", "BINHEX", "HTML", "PE", "SIS",
+    }
+)  # fmt: skip
+"""Labels of formats that hold members. ``PE`` is opened for what installers and
+self-extractors keep after the last section (the overlay); most PE files hold nothing."""
 
 _ISO_OFFSET = 0x8001
 _TEXT_SAMPLE = 4096
@@ -80,6 +84,14 @@ def _sniff_magic(head: bytes, name: str) -> str:
         return "ARJ"
     if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
         return "OLE2"
+    if head.startswith(b"ITSF\x03\x00\x00\x00"):
+        return "CHM"
+    if head.startswith(b"SZDD\x88\xf0\x27\x33"):
+        return "SZDD"
+    if head.startswith(b"\x78\x9f\x3e\x22"):
+        return "TNEF"
+    if _is_sis(head):
+        return "SIS"
     if head.startswith(b"{\\rtf"):
         return "RTF"
     if is_tar_header(head):
@@ -92,7 +104,54 @@ def _sniff_magic(head: bytes, name: str) -> str:
         return "LZMA"
     if head.startswith(b"#!"):
         return "SCRIPT"
+    return _sniff_text_container(head)
+
+
+_MAIL_HEADERS = (
+    b"from:", b"to:", b"subject:", b"date:", b"received:", b"message-id:", b"mime-version:",
+    b"content-type:", b"return-path:", b"delivered-to:", b"reply-to:", b"x-mailer:",
+    b"content-transfer-encoding:",
+)  # fmt: skip
+_HTML_STARTS = (
+    b"<!doctype html", b"<html", b"<head", b"<body", b"<script", b"<a ", b"<a\n", b"<iframe",
+    b"<meta", b"<div", b"<p>", b"<table", b"<img", b"<form", b"<title", b"<style", b"<!--",
+)  # fmt: skip
+_BINHEX_MARK = b"(This file must be converted with BinHex"
+
+
+def _sniff_text_container(head: bytes) -> str:
+    """Mail, HTML and BinHex: text formats recognised by how they start (first 1 KiB)."""
+    start = head[:1024].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not start or b"\x00" in start[:256]:
+        return ""
+    lower = start[:1024].lower()
+    if lower.startswith(_HTML_STARTS):
+        return "HTML"
+    if lower.startswith(_BINHEX_MARK.lower()):
+        return "BINHEX"
+    if _is_mail(lower):
+        return "MAIL"
     return ""
+
+
+def _is_mail(lower: bytes) -> bool:
+    """An RFC 5322 message or an mbox: header lines first, at least two well-known ones."""
+    lines = lower.split(b"\n", 24)[:24]
+    first = lines[0]
+    if (first.startswith(b"from ") and b"@" in first) or first.startswith(b"from - "):
+        lines = lines[1:]  # mbox separator line
+    known = 0
+    for line in lines:
+        if not line.strip(b"\r"):
+            break
+        if line[:1] in (b" ", b"\t"):
+            continue  # folded header
+        name, colon, _ = line.partition(b":")
+        if not colon or not name or any(c <= 32 or c > 126 for c in name):
+            return False
+        if line.startswith(_MAIL_HEADERS):
+            known += 1
+    return known >= 2
 
 
 def _sniff_mz(head: bytes) -> str:
@@ -110,6 +169,14 @@ def _is_macho_fat(head: bytes) -> bool:
         return False
     nfat = int(struct.unpack_from(">I", head, 4)[0])
     return 0 < nfat < 20
+
+
+def _is_sis(head: bytes) -> bool:
+    """An EPOC-era Symbian installer: UID2 0x10003A12 (or 0x1000006D), UID3 0x10000419."""
+    return len(head) >= 12 and head[4:12] in (
+        b"\x12\x3a\x00\x10\x19\x04\x00\x10",
+        b"\x6d\x00\x00\x10\x19\x04\x00\x10",
+    )
 
 
 def _is_bzip2(head: bytes) -> bool:

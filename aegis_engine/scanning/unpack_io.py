@@ -13,6 +13,7 @@ import mmap
 import os
 import tempfile
 import unicodedata
+import zlib
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -144,7 +145,7 @@ class MemberSink:
     ) -> None:
         self.discard()
 
-    def write(self, chunk: bytes) -> bool:
+    def write(self, chunk: bytes | memoryview) -> bool:
         n = len(chunk)
         if self._charge:
             self._budget.add_bytes(n)
@@ -202,7 +203,7 @@ class MemberSink:
             _unlink(path)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | memoryview) -> None:
     with memoryview(data) as view:
         while view:
             written = os.write(fd, view)
@@ -244,3 +245,28 @@ def single_member_name(outer: str, suffixes: tuple[str, ...]) -> str:
         if lower.endswith(suffix) and len(outer) > len(suffix):
             return outer[: -len(suffix)]
     return f"{outer or 'stream'}.out"
+
+
+def member_from_bytes(name: str, data: bytes, budget: ExtractionBudget, tmpdir: Path) -> Member:
+    """A member made of bytes a decoder produced in one piece, charged to the budget."""
+    with MemberSink(name, budget, tmpdir, charge=True) as sink, memoryview(data) as view:
+        for start in range(0, len(view), CHUNK):
+            if not sink.write(view[start : start + CHUNK]):
+                break
+        return sink.member()
+
+
+def inflate_into(data: bytes, sink: MemberSink, wbits: int = 15) -> None:
+    """Inflate zlib/deflate ``data`` into ``sink`` in bounded steps; damage ends it quietly
+    (what was inflated so far stays in the sink)."""
+    d = zlib.decompressobj(wbits)
+    try:
+        while not d.eof:
+            out = d.decompress(data, CHUNK)
+            data = d.unconsumed_tail
+            if out and not sink.write(out):
+                return
+            if not out and not data:
+                return
+    except zlib.error:
+        return

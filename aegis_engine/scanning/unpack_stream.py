@@ -244,3 +244,40 @@ class DecompressStream(io.RawIOBase):
         if close is not None:
             close()
         super().close()
+
+
+class Deflate64Decompressor:
+    """Deflate64 (zip method 9) through ``inflate64``, with the bounded-output interface:
+    input is fed in 1 KiB steps, so one step produces about 1 MiB at most (deflate64's
+    largest ratio is about 1:1032)."""
+
+    _STEP = 1024
+
+    def __init__(self) -> None:
+        import inflate64  # only for a deflate64 member
+
+        self._d = inflate64.Inflater()
+        self._input = b""
+        self._out = bytearray()
+
+    @property
+    def eof(self) -> bool:
+        return bool(self._d.eof) and not self._out
+
+    @property
+    def needs_input(self) -> bool:
+        return not self._input and not self._out and not self._d.eof
+
+    @property
+    def unused_data(self) -> bytes:
+        return b""
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes:
+        self._input += data
+        limit = max_length if max_length > 0 else 1 << 62
+        while len(self._out) < limit and self._input and not self._d.eof:
+            step, self._input = self._input[: self._STEP], self._input[self._STEP :]
+            self._out += self._d.inflate(step)
+        out = bytes(self._out[:limit])
+        del self._out[:limit]
+        return out

@@ -18,7 +18,7 @@ from ..errors import ContainerError, LimitExceeded
 from ..results import Finding, FindingKind, Severity
 from .budget import ExtractionBudget, Member
 from .unpack_io import CHUNK, INPUT_CHUNK, BufferReader, MemberSink, member_label
-from .unpack_stream import Decompressor, ZlibDecompressor, inflate
+from .unpack_stream import Decompressor, Deflate64Decompressor, ZlibDecompressor, inflate
 from .unpack_zipdir import ZipEntry, iter_entries
 
 _METHOD_NAMES = {
@@ -39,7 +39,9 @@ _METHOD_NAMES = {
     98: "ppmd",
     99: "aes",
 }
-_SUPPORTED_METHODS = (0, 8, 12, 14, 95)
+_SUPPORTED_METHODS = (0, 8, 9, 12, 14, 95)
+_TOOL_METHODS = (1, 2, 3, 4, 5, 6, 98)
+"""Methods 7zz reads when it is installed (see _through_7zz)."""
 RATIO_MIN_SIZE = 100 * 1024 * 1024
 RATIO_MIN = 1000
 FINDINGS_MAX_ENTRIES = 100_000
@@ -155,6 +157,7 @@ def iter_zip(obj: ScanObject, budget: ExtractionBudget, tmpdir: Path) -> Iterato
         entries, more = _read_entries(reader, cap)
         overlapping = _overlapping(entries)
         errors: list[str] = []
+        deferred: list[tuple[str, ZipEntry, str]] = []
         for entry in entries:
             budget.check_time()
             if entry.index in overlapping or not _is_regular(entry):
@@ -162,6 +165,9 @@ def iter_zip(obj: ScanObject, budget: ExtractionBudget, tmpdir: Path) -> Iterato
             name = member_label(entry.name)
             budget.add_file()
             problem = _problem(entry, budget)
+            if problem and entry.method in _TOOL_METHODS and not problem.startswith("encrypted"):
+                deferred.append((name, entry, problem))
+                continue
             if problem:
                 yield Member(name, b"", entry.file_size, problem=problem)
                 continue
@@ -172,6 +178,8 @@ def iter_zip(obj: ScanObject, budget: ExtractionBudget, tmpdir: Path) -> Iterato
             if error:
                 errors.append(error)
             yield member
+        if deferred:
+            yield from _through_7zz(obj, deferred, budget, tmpdir)
         if more:
             raise LimitExceeded("max-files", f"zip central directory holds more than {cap} entries")
         if overlapping:
@@ -185,6 +193,30 @@ def iter_zip(obj: ScanObject, budget: ExtractionBudget, tmpdir: Path) -> Iterato
             raise ContainerError("zip: damaged member " + "; ".join(errors[:3]) + others)
     finally:
         reader.close()
+
+
+def _through_7zz(
+    obj: ScanObject,
+    deferred: list[tuple[str, ZipEntry, str]],
+    budget: ExtractionBudget,
+    tmpdir: Path,
+) -> Iterator[Member]:
+    """Members in the old PKWARE methods (implode, shrink, reduce) and PPMd, read by 7zz."""
+    from .unpack_7zz import iter_7zz, tool_path
+
+    if tool_path() is None:
+        for name, entry, problem in deferred:
+            yield Member(name, b"", entry.file_size, problem=f"{problem}: 7zz is not installed")
+        return
+    wanted = {name: (entry, problem) for name, entry, problem in deferred}
+    names = [entry.name for _, entry, _ in deferred]
+    for member in iter_7zz(obj.data, "zip", budget, tmpdir, label="zip", names=names):
+        if wanted.pop(member.name, None) is not None:
+            yield member
+        else:
+            member.close()
+    for name, (entry, problem) in wanted.items():
+        yield Member(name, b"", entry.file_size, problem=problem)
 
 
 def _extract(
@@ -231,6 +263,8 @@ def _member_chunks(
     make: Callable[[], Decompressor]
     if method == 8:
         make = lambda: ZlibDecompressor(-15)  # noqa: E731
+    elif method == 9:
+        make = Deflate64Decompressor
     elif method == 12:
         make = bz2.BZ2Decompressor
     elif method == 95:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -105,6 +105,23 @@ def walk(
         else:
             kind = _special_kind(st.st_mode) or "special file"
             yield WalkProblem(root, Verdict.INCOMPLETE, f"not scanned: {kind}")
+
+
+def count_files(
+    roots: Iterable[str],
+    *,
+    stop: Callable[[], bool] = lambda: False,
+    limit: int = 2_000_000,
+) -> int:
+    """How many regular files a scan of ``roots`` would look at (for a progress fraction);
+    gives up at ``limit`` or when ``stop()`` says so."""
+    total = 0
+    for item in walk(roots):
+        if isinstance(item, FileEntry):
+            total += 1
+            if total >= limit or (total % 256 == 0 and stop()):
+                break
+    return total
 
 
 def _walk_dir(

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..actions import detection_names
+from ..detection import detection_names
 from ..format import human_bytes, local_time
 from .common import Confirm, ask_yes_no, muted, setup_table, setup_window
 

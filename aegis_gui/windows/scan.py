@@ -21,8 +21,8 @@ from PySide6.QtWidgets import (
 
 from aegis_engine import ScanProgress, ScanSummary
 
-from ..actions import Detection
 from ..alerts import Alert
+from ..detection import Detection
 from ..format import duration, human_bytes, show_path
 from .common import ElidedLabel, heading, muted, setup_table, setup_window
 

@@ -238,7 +238,10 @@ class SettingsDialog(QDialog):
             show.clicked.connect(lambda _=False, pid=p.id: self.preview_requested.emit(pid))
             row.addWidget(show)
             lay.addLayout(row)
-            sends = muted("Sends: " + ", ".join(f.name for f in p.sends))
+            where = f" to {state.endpoint}" if state.endpoint else ""
+            if state.endpoint_changed:
+                where += " (changed since you allowed it: allow it again)"
+            sends = muted("Sends: " + ", ".join(f.name for f in p.sends) + where)
             sends.setContentsMargins(22, 0, 0, 6)
             lay.addWidget(sends)
         lay.addStretch(1)

@@ -27,6 +27,11 @@ from tests.e2e_gui.helpers import EICAR, start_tray_host
 REPO = Path(__file__).resolve().parents[2]
 
 
+# Waits for behaviour, not for a duration: generous enough for a loaded 2-core CI machine
+# (the durations are reported in the result; bench/ and measure.py hold the timings).
+SLOW = 120.0
+
+
 def wait_for(what: str, check: Callable[[], bool], timeout: float) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
@@ -110,7 +115,7 @@ def main(work: Path) -> int:
         )
         protected_line = ""
         assert app.stderr is not None
-        while time.monotonic() - started < 30:
+        while time.monotonic() - started < SLOW:
             line = app.stderr.readline()
             if not line:
                 break
@@ -135,7 +140,7 @@ def main(work: Path) -> int:
         result["notification_s"] = wait_for(
             "the detection notification",
             lambda: log.exists() and "eicar.com" in log.read_text(),
-            30,
+            SLOW,
         )
         prompt = log.read_text().splitlines()[0]
         result["prompt"] = prompt
@@ -146,18 +151,18 @@ def main(work: Path) -> int:
         def gone() -> bool:
             return not target.exists()
 
-        result["quarantine_s"] = wait_for("the file to leave the folder", gone, 30)
+        result["quarantine_s"] = wait_for("the file to leave the folder", gone, SLOW)
         wait_for(
             "the confirmation notification",
             lambda: "moved to the quarantine" in log.read_text(),
-            15,
+            SLOW,
         )
         result["confirmation"] = log.read_text().splitlines()[-1]
         result["drop_to_quarantined_s"] = round(time.monotonic() - dropped, 3)
         result["click_to_quarantined_s"] = round(time.monotonic() - clicked, 3)
 
         app.send_signal(signal.SIGTERM)
-        result["app_exit"] = app.wait(30)
+        result["app_exit"] = app.wait(SLOW)
         reader.join(5)
         result["app_stderr"] = "".join(app_lines)[-2000:]
 

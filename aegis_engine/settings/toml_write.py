@@ -1,9 +1,6 @@
-"""Reads and writes ``settings.toml`` (the engine's settings file) for the Settings window.
-
-The engine only reads settings (``tomllib``); the GUI must also write them, and the standard
-library has no TOML writer. This adapter writes the subset the settings use (tables of
-strings, numbers, booleans and lists of those) atomically through
-:func:`aegis_engine.atomic.atomic_write`. Comments in a hand-edited file are not kept.
+"""TOML text for the settings file: the standard library reads TOML (``tomllib``) but has no
+writer. This writes the subset the settings use: tables of strings, numbers, booleans, lists
+of those and lists of inline tables. Comments in a hand-edited file are not kept.
 """
 
 from __future__ import annotations
@@ -11,12 +8,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from aegis_engine.atomic import atomic_write
-from aegis_engine.config import load_settings
-from aegis_engine.errors import ConfigError
+from ..errors import ConfigError
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -59,6 +53,8 @@ def _value(value: Any) -> str:
         return _string(value)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + " }"
     raise ConfigError(f"cannot store a {type(value).__name__} in settings")
 
 
@@ -80,36 +76,3 @@ def dumps(settings: Mapping[str, Any]) -> str:
 
     table([], settings)
     return "\n".join(lines) + "\n"
-
-
-class SettingsFile:
-    """The settings file of a profile, read fresh and updated one table at a time."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def read(self) -> dict[str, Any]:
-        return load_settings(self.path)
-
-    def table(self, name: str) -> dict[str, Any]:
-        value = self.read().get(name, {})
-        return dict(value) if isinstance(value, Mapping) else {}
-
-    def update(self, changes: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-        """Merge ``{table: {key: value}}`` into the file (a None value removes the key) and
-        return the new settings."""
-        settings = self.read()
-        for name, values in changes.items():
-            current = settings.get(name, {})
-            merged = dict(current) if isinstance(current, Mapping) else {}
-            for key, value in values.items():
-                if value is None:
-                    merged.pop(key, None)
-                else:
-                    merged[key] = value
-            if merged:
-                settings[name] = merged
-            else:
-                settings.pop(name, None)
-        atomic_write(self.path, dumps(settings).encode("utf-8"))
-        return settings

@@ -1,9 +1,9 @@
 """Trains the PE header model, converts it to ONNX, checks it and writes resources/model.
 
-    python -m aegis_engine.ml.train             # retrain and write resources/model/
-    python -m aegis_engine.ml.train --check     # retrain and compare with the shipped model
-    python -m aegis_engine.ml.train --explore   # the alternatives tried, figures only
-    python -m aegis_engine.ml.train --evaluate DIR   # an existing model's figures on today's data
+    python -m tools.ml.train             # retrain and write resources/model/
+    python -m tools.ml.train --check     # retrain and compare with the shipped model
+    python -m tools.ml.train --explore   # the alternatives tried, figures only
+    python -m tools.ml.train --evaluate DIR   # an existing model's figures on today's data
 
 Needs the ``dev`` extra (lightgbm, onnx, onnxmltools, scikit-learn), the shared tables
 (``../shared/datasets/pe-headers``) and both benign corpora (Debian packages only):
@@ -48,7 +48,22 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .dataset import (
+from aegis_engine.ml.features import (
+    DERIVED_FIELDS,
+    FEATURE_NAMES,
+    FEATURE_VERSION,
+    HEADER_FIELDS,
+    FeatureStatus,
+    columns_for,
+)
+from aegis_engine.ml.manifest import (
+    MANIFEST_NAME,
+    ModelManifest,
+    Thresholds,
+    load_manifest,
+    load_verified_model,
+)
+from tools.ml.dataset import (
     DEFAULT_CORPUS_DIR,
     DEFAULT_EXTRA_DIR,
     DEFAULT_TABLES_DIR,
@@ -58,21 +73,6 @@ from .dataset import (
     TableStats,
     load_corpora,
     load_tables,
-)
-from .features import (
-    DERIVED_FIELDS,
-    FEATURE_NAMES,
-    FEATURE_VERSION,
-    HEADER_FIELDS,
-    FeatureStatus,
-    columns_for,
-)
-from .manifest import (
-    MANIFEST_NAME,
-    ModelManifest,
-    Thresholds,
-    load_manifest,
-    load_verified_model,
 )
 
 F32 = npt.NDArray[np.float32]
@@ -302,7 +302,7 @@ def to_onnx(model: Any, n_features: int) -> bytes:
 
 def onnx_scores(blob: bytes, x: F32) -> F32:
     """Scores of the ONNX model for rows of its own inputs."""
-    from .runtime import inference_session
+    from aegis_engine.ml.runtime import inference_session
 
     sess = inference_session(blob)
     out = sess.run(["probabilities"], {"input": x})[0]
@@ -522,7 +522,7 @@ def train_all(
 
 
 def _data_facts(data: Data, tables_dir: Path, corpus_train_rows: int) -> dict[str, Any]:
-    from .dataset import TABLES
+    from tools.ml.dataset import TABLES
 
     splits: dict[str, dict[str, int]] = {}
     for r in data.rows:
@@ -600,7 +600,7 @@ def build_manifest(report: dict[str, Any], blob: bytes, naive: dict[str, Any]) -
         extra={
             "threshold_targets": {"suspicious_fpr": SUSPICIOUS_FPR, "malicious_fpr": MALICIOUS_FPR},
             "training": {
-                "command": "python -m aegis_engine.ml.train",
+                "command": "python -m tools.ml.train",
                 "seed": SEED,
                 "lightgbm_params": LGBM_PARAMS,
                 "max_rounds": MAX_ROUNDS,
@@ -718,7 +718,7 @@ def explore(data: Data, recipes: Sequence[Recipe] = EXPLORE, seed: int | None = 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m aegis_engine.ml.train",
+        prog="python -m tools.ml.train",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .features import HEADER_FIELDS, FeatureStatus, extract, vector_from_header
+from aegis_engine.ml.features import HEADER_FIELDS, FeatureStatus, extract, vector_from_header
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TABLES_DIR = REPO_ROOT.parent / "shared" / "datasets" / "pe-headers"

@@ -1,0 +1,89 @@
+"""``aegis update [--server URL] [--root ROOT_JSON] [--from DIR] [--json] [--rollback]``.
+
+Exit status: 0 updated or already current, 1 refused (verification failed: nothing changed),
+2 failed (network, disk, configuration: nothing changed). Scanning goes on with the content
+in use whatever happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..paths import AegisPaths
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "update",
+        help="check for signed signature/rule/model updates and install them",
+        description="Download the latest signed content (deltas when smaller), verify it, "
+        "test-load it and switch to it atomically; the previous version is kept.",
+    )
+    p.add_argument("--server", metavar="URL", help="update repository (default: settings)")
+    p.add_argument("--root", type=Path, metavar="ROOT_JSON", help="trusted root metadata")
+    p.add_argument("--from", dest="source", type=Path, metavar="DIR", help="a copied repository")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--rollback", action="store_true", help="go back to the previous version")
+    p.add_argument(
+        "--status", action="store_true", help="show the content version, its age, the last check"
+    )
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(run=run_update)
+
+
+def run_update(args: argparse.Namespace) -> int:
+    from ..updates import check_for_updates, rollback
+
+    paths = AegisPaths.default()
+    if args.status:
+        return _status(paths, as_json=args.json)
+
+    def progress(message: str) -> None:
+        if not args.json and not args.quiet:
+            print(f"aegis: {message}", file=sys.stderr)
+
+    if args.rollback:
+        result = rollback(paths)
+    else:
+        result = check_for_updates(
+            paths,
+            server=args.server,
+            root_file=args.root,
+            source_dir=args.source,
+            progress=progress,
+        )
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        line = {
+            "updated": f"Updated: content version {result.version}",
+            "current": f"Up to date: content version {result.version}",
+            "refused": "Update REFUSED (nothing changed, scanning continues with version "
+            f"{result.version})",
+            "failed": "Update failed (nothing changed, scanning continues with version "
+            f"{result.version})",
+        }[result.result]
+        print(f"{line}: {result.reason} [{result.bytes_downloaded} bytes downloaded]")
+    return {"updated": 0, "current": 0, "refused": 1}.get(result.result, 2)
+
+
+def _status(paths: AegisPaths, *, as_json: bool) -> int:
+    from ..updates import content_status
+
+    st = content_status(paths)
+    if as_json:
+        print(json.dumps(st.to_dict()))
+        return 0
+    age = f"{st.age_days:g} days old" if st.age_days is not None else "age unknown"
+    kind = "updated" if st.content_version else "bundled"
+    print(f"Content version {st.content_version} ({kind}), {age}")
+    if st.stale:
+        print("Warning: the signatures are more than 7 days old; run 'aegis update'.")
+    if st.last_check:
+        print(f"Last check {st.last_check}: {st.last_result} ({st.last_reason})")
+    else:
+        print("Never checked for updates.")
+    return 0

@@ -1,0 +1,25 @@
+"""Typed settings: one module reads, validates and writes ``settings.toml``.
+
+:class:`SettingsStore` is the file (read, validate, write, reload, change notification);
+:class:`Settings` is one validated state of it with typed views per part of Aegis;
+:data:`~.schema.SCHEMA` lists every key with its default.
+"""
+
+from __future__ import annotations
+
+from .schema import SCHEMA, WEEKDAYS
+from .store import SettingsProblem, SettingsStore
+from .toml_write import dumps
+from .typed import CloudSettings, RealtimeSettings, Settings, UpdateSettings
+
+__all__ = [
+    "SCHEMA",
+    "WEEKDAYS",
+    "CloudSettings",
+    "RealtimeSettings",
+    "Settings",
+    "SettingsProblem",
+    "SettingsStore",
+    "UpdateSettings",
+    "dumps",
+]

@@ -1,0 +1,118 @@
+"""The validated settings, as typed objects for each part of Aegis that uses them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..config import ScanLimits
+
+if TYPE_CHECKING:
+    from ..decision import DecisionEngine, Exclusions, Policy
+    from ..quarantine.vault import QuarantineSettings
+
+__all__ = ["CloudSettings", "RealtimeSettings", "Settings", "UpdateSettings"]
+
+
+@dataclass(frozen=True)
+class UpdateSettings:
+    """``[updates]``: where signature updates come from and how to reach it."""
+
+    server: str = ""
+    """Empty: the built-in server."""
+    root: str = ""
+    """A TUF root.json to trust instead of the shipped one (empty: the shipped one)."""
+    ca_file: str = ""
+    pins: tuple[str, ...] = ()
+    client_cert: str = ""
+    client_key: str = ""
+    proxy: str = ""
+    """Empty: no proxy."""
+
+
+@dataclass(frozen=True)
+class CloudSettings:
+    """``[cloud]``: the hash-lookup service (used only with consent)."""
+
+    lookup_url: str = ""
+    usage_stats_url: str = ""
+    crash_reports_url: str = ""
+    sample_submission_url: str = ""
+    lookup_cache_hours: float = 24.0
+
+
+@dataclass(frozen=True)
+class RealtimeSettings:
+    """``[realtime]``: on-access scanning."""
+
+    enabled: bool = True
+    folders: tuple[str, ...] = ()
+    """Empty: Downloads, Desktop, Documents and the temp folder."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every table of ``settings.toml`` after validation, defaults filled in.
+
+    ``values`` holds only valid values; ``problems`` says what in the file was not used.
+    """
+
+    values: Mapping[str, Mapping[str, Any]]
+    problems: tuple[str, ...] = ()
+
+    @classmethod
+    def defaults(cls) -> Settings:
+        from .schema import SCHEMA
+
+        return cls({t: {k: s.default for k, s in keys.items()} for t, keys in SCHEMA.items()})
+
+    def table(self, name: str) -> Mapping[str, Any]:
+        return self.values.get(name, {})
+
+    def get(self, table: str, key: str) -> Any:
+        return self.values[table][key]
+
+    @property
+    def limits(self) -> ScanLimits:
+        return ScanLimits(**self.table("limits"))
+
+    @property
+    def policy(self) -> Policy:
+        from ..decision import Policy
+
+        return Policy.from_settings(self.values)
+
+    @property
+    def exclusions(self) -> Exclusions:
+        from ..decision import Exclusions
+
+        return Exclusions.from_settings(self.values)
+
+    def decision_engine(self) -> DecisionEngine:
+        from ..decision import DecisionEngine
+
+        return DecisionEngine(self.policy, self.exclusions)
+
+    @property
+    def quarantine(self) -> QuarantineSettings:
+        from ..quarantine.vault import QuarantineSettings
+
+        return QuarantineSettings.from_settings(self.values)
+
+    @property
+    def realtime(self) -> RealtimeSettings:
+        t = self.table("realtime")
+        folders = tuple(os.path.expanduser(f) for f in t["folders"])
+        return RealtimeSettings(enabled=t["enabled"], folders=folders)
+
+    @property
+    def updates(self) -> UpdateSettings:
+        t = dict(self.table("updates"))
+        t["pins"] = tuple(t["pins"])
+        return UpdateSettings(**t)
+
+    @property
+    def cloud(self) -> CloudSettings:
+        return CloudSettings(**self.table("cloud"))

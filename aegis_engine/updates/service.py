@@ -1,0 +1,137 @@
+"""Engine-level entry points of updates: check (server or folder), roll back, status.
+
+The CLI (``aegis update``), the monitor's background check and the tray app's "Check for
+updates" all call :func:`check_for_updates`; ``aegis status`` and the tray show
+:func:`content_status`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..content import bundled_resources
+from ..errors import AegisError, ContentError
+from ..net import ConsentGate, NetClient, update_settings_from
+from ..paths import AegisPaths
+from ..settings import SettingsStore
+from .client import Progress, UpdateClient, UpdateResult, rollback, shipped_root
+from .fetcher import NetFetcher
+from .index import content_files
+from .store import ContentStore
+
+__all__ = ["ContentStatus", "check_for_updates", "content_status", "rollback"]
+
+STALE_DAYS = 7
+
+
+def _failed(paths: AegisPaths, reason: str) -> UpdateResult:
+    store = ContentStore(paths)
+    try:
+        cur = store.current()
+    except ContentError:
+        cur = None
+    version = cur.version if cur else 0
+    store.record_check("failed", reason, version)
+    return UpdateResult("failed", version, version, 0, reason)
+
+
+def check_for_updates(
+    paths: AegisPaths,
+    *,
+    server: str | None = None,
+    root_file: Path | None = None,
+    source_dir: Path | None = None,
+    consent: ConsentGate | None = None,
+    progress: Progress | None = None,
+) -> UpdateResult:
+    """One check (and install when there is something new). Never raises for an update
+    problem: the result says ``refused`` or ``failed`` and why."""
+    try:
+        settings = update_settings_from(SettingsStore(paths.settings_file).current.values)
+    except AegisError as exc:
+        return _failed(paths, f"update settings: {exc}")
+    root_path = root_file or settings.root
+    if root_path is not None:
+        try:
+            root = root_path.read_bytes()
+        except OSError as exc:
+            return _failed(paths, f"cannot read the trusted root {root_path}: {exc}")
+    else:
+        shipped = shipped_root()
+        if shipped is None:
+            return _failed(paths, "no trusted root: Aegis ships none and --root was not given")
+        root = shipped
+    if source_dir is not None:
+        client = UpdateClient.from_dir(paths, source_dir, root)
+        client._progress = progress or client._progress
+        return client.run()
+    url = server or settings.server
+    if not url:
+        return _failed(paths, "no update server is configured ([updates] server in settings)")
+    if consent is None:
+        from ..privacy import ConsentStore
+
+        consent = ConsentStore.for_paths(paths)
+    with NetClient(settings.net, consent) as net:
+        client = UpdateClient(paths, NetFetcher(net), base_url=url, root=root, progress=progress)
+        return client.run()
+
+
+@dataclass(frozen=True)
+class ContentStatus:
+    content_version: int
+    content_date: str | None
+    age_days: float | None
+    stale: bool
+    last_check: str | None
+    last_result: str | None
+    last_reason: str | None
+    previous_version: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _parse(ts: str | None) -> datetime | None:
+    if not ts:
+        return None
+    try:
+        return datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def content_status(paths: AegisPaths) -> ContentStatus:
+    """The content version in force, its age (a warning past 7 days), the last check."""
+    store = ContentStore(paths)
+    version, created, previous = 0, None, None
+    try:
+        inst = store.current()
+        if inst is not None:
+            version = inst.version
+            created = store.index_of(inst).created or inst.activated
+            prev = store.previous()
+            previous = prev.version if prev else 0
+    except (ContentError, OSError):
+        pass
+    if created is None:  # the bundled content: the date of its newest file
+        stamps = [os.stat(p).st_mtime for _, p in content_files(bundled_resources())]
+        if stamps:
+            created = datetime.fromtimestamp(max(stamps), UTC).isoformat(timespec="seconds")
+    when = _parse(created)
+    age = (datetime.now(UTC) - when).total_seconds() / 86400 if when else None
+    last = store.last_check()
+    return ContentStatus(
+        content_version=version,
+        content_date=created,
+        age_days=round(age, 1) if age is not None else None,
+        stale=age is not None and age > STALE_DAYS,
+        last_check=last.get("last_check"),
+        last_result=last.get("result"),
+        last_reason=last.get("reason"),
+        previous_version=previous,
+    )

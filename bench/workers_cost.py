@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""The cost of isolation: scanning many small files in worker processes (what ``Engine.scan``
+does) against the same scanner run on threads in one process (the design before workers).
+
+    .venv/bin/python bench/workers_cost.py [--files 50000] [--rounds 3] [--jobs 2]
+
+Both modes use the bundled defaults, no scan cache, the same walk, the same FileScanner and
+the same chunks (32 files); only the hand-off differs (pickled batches over a pipe to worker
+processes, against futures on a thread pool). Rounds are interleaved; medians are reported.
+Each run is a fresh process (``--mode``); the parent samples the PSS of that process and all
+its descendants (``/proc/PID/smaps_rollup``) every 50 ms and reports the peak of the sum.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def make_tree(root: Path, files: int) -> None:
+    rng = random.Random(13)
+    words = [b"alpha", b"beta", b"gamma", b"delta", b"import", b"return", b"class", b"data"]
+    for i in range(files):
+        folder = root / f"d{i // 500:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        size = rng.randint(200, 4000)
+        if i % 3:
+            body = b" ".join(rng.choice(words) for _ in range(size // 6))
+        else:
+            body = rng.randbytes(size)
+        (folder / f"f{i:06d}.{'txt' if i % 3 else 'bin'}").write_bytes(body)
+
+
+def run_pool(tree: str, jobs: int) -> dict[str, float]:
+    from aegis_engine import Engine
+
+    engine = Engine()
+    try:
+        started = time.perf_counter()
+        summary = engine.scan([tree], engine.default_options(jobs=jobs, use_cache=False))
+        took = time.perf_counter() - started
+    finally:
+        engine.close()
+    return {"seconds": took, "files": summary.files}
+
+
+def run_threads(tree: str, jobs: int) -> dict[str, float]:
+    """The pre-worker design: one FileScanner shared by a thread pool, chunks of 32."""
+    import itertools
+    import shutil
+    from concurrent.futures import ThreadPoolExecutor
+
+    from aegis_engine import Engine
+    from aegis_engine.scanning.scanner import FileScanner
+    from aegis_engine.scanning.walk import FileEntry, walk
+
+    engine = Engine()
+    tmp = Path(tempfile.mkdtemp(prefix="aegis-bench-"))
+    try:
+        options = engine.default_options(jobs=jobs, use_cache=False)
+        started = time.perf_counter()
+        scanner = FileScanner(engine.detectors, options, tmp)
+        files = (i for i in walk([tree]) if isinstance(i, FileEntry))
+        count = 0
+
+        def chunk_scan(entries: list[FileEntry]) -> int:
+            for e in entries:
+                scanner.scan_file(e)
+            return len(entries)
+
+        with ThreadPoolExecutor(jobs) as pool:
+            futures = []
+            while chunk := list(itertools.islice(files, 32)):
+                futures.append(pool.submit(chunk_scan, chunk))
+            for f in futures:
+                count += f.result()
+        took = time.perf_counter() - started
+    finally:
+        engine.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"seconds": took, "files": count}
+
+
+def tree_pss_kib(pid: int) -> int:
+    try:
+        import psutil
+    except ImportError:
+        return 0
+    total = 0
+    try:
+        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return 0
+    for p in procs:
+        try:
+            with open(f"/proc/{p.pid}/smaps_rollup") as fh:
+                for line in fh:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            continue
+    return total
+
+
+def measure(mode: str, tree: str, jobs: int, home: str) -> dict[str, float]:
+    env = {**os.environ, "AEGIS_HOME": home}
+    cmd = [sys.executable, __file__, "--mode", mode, "--jobs", str(jobs), tree]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, tree_pss_kib(proc.pid))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, _ = proc.communicate()
+    done.set()
+    sampler.join()
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    result["peak_pss_mib"] = peak / 1024
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("tree", nargs="?")
+    parser.add_argument("--mode", choices=["pool", "threads"])
+    parser.add_argument("--files", type=int, default=50_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args()
+    if args.mode:
+        run = run_pool if args.mode == "pool" else run_threads
+        print(json.dumps(run(args.tree, args.jobs)))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="aegis-bench-") as tmp:
+        tree = Path(args.tree) if args.tree else Path(tmp) / "tree"
+        if not args.tree:
+            make_tree(tree, args.files)
+        home = str(Path(tmp) / "home")
+        measure("pool", str(tree), args.jobs, home)  # untimed warm-up: rules compiled, cached
+        results: dict[str, list[dict[str, float]]] = {"threads": [], "pool": []}
+        for _ in range(args.rounds):
+            for mode in ("threads", "pool"):
+                results[mode].append(measure(mode, str(tree), args.jobs, home))
+        med = {
+            m: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for m, rs in results.items()
+        }
+        print(f"files: {int(med['pool']['files'])}, jobs: {args.jobs}, rounds: {args.rounds}")
+        for mode, figures in med.items():
+            rate = figures["files"] / figures["seconds"]
+            print(
+                f"{mode:8s} {figures['seconds']:7.2f} s  {rate:8.0f} files/s  "
+                f"peak PSS (all processes) {figures['peak_pss_mib']:6.1f} MiB"
+            )
+        ratio = med["pool"]["seconds"] / med["threads"]["seconds"]
+        print(f"workers / threads wall time: {ratio:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
