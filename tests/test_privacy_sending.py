@@ -335,3 +335,25 @@ def test_a_monitor_session_with_default_settings_opens_no_connection(tmp_path: P
             proc.communicate()
     assert proc.returncode == 0, err
     assert not log.exists(), log.read_text()
+
+
+def test_excepthook_writes_locally_and_does_not_chain(
+    aegis_paths: AegisPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    import threading
+
+    from aegis_engine.privacy.crash import install_excepthook
+
+    printed: list[object] = []
+    monkeypatch.setattr(sys, "excepthook", lambda *a: printed.append(a[0]))
+    monkeypatch.setattr(threading, "excepthook", lambda args: None)
+    seen: list[object] = []
+    install_excepthook("cli", aegis_paths)
+    install_excepthook("monitor", aegis_paths, on_written=seen.append)
+    try:
+        raise ValueError("/home/someone/x")
+    except ValueError as exc:
+        sys.excepthook(ValueError, exc, exc.__traceback__)
+    assert len(crashlog.list_reports(aegis_paths)) == 1, "one hook, not two chained"
+    assert len(seen) == 1 and printed == [ValueError], "then the previous hook prints it"
