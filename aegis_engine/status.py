@@ -36,13 +36,15 @@ class StatusReport:
     signatures: str
     """Fingerprint of the signature content in use (rules, hash lists, model)."""
     content: str
-    """``bundled`` or ``bundled + updates``."""
+    """``bundled`` or ``update N`` (the installed content version replaces the bundled)."""
     model: str | None
     """Version of the ML model in use, if any."""
     locations: dict[str, str]
     vault_key: str
     """``keyring``, ``file`` or ``not created yet``."""
     vault_key_file: str | None
+    updates: dict[str, Any] = field(default_factory=dict)
+    """Content version in force, its date and age, the last update check and its result."""
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,10 +98,18 @@ def collect_status(paths: AegisPaths | None = None) -> StatusReport:
     try:
         signatures = engine.signature_version()[:12]
         warnings = list(engine.warnings)
-        content_updated = paths.content_dir.is_dir()
+        content_version = engine.content_version
         model = _model_version(engine.content.model_dir)
     finally:
         engine.close()
+    from .updates import content_status
+
+    updates = content_status(paths)
+    if updates.stale:
+        warnings.append(
+            f"the signatures are {updates.age_days:.0f} days old: run 'aegis update' "
+            "(or check the update settings)"
+        )
     key, key_file, key_warnings = _vault_key(paths)
     locations = {
         "settings": str(paths.settings_file),
@@ -114,10 +124,11 @@ def collect_status(paths: AegisPaths | None = None) -> StatusReport:
     return StatusReport(
         version=aegis_version(),
         signatures=signatures,
-        content="bundled + updates" if content_updated else "bundled",
+        content=f"update {content_version}" if content_version else "bundled",
         model=model,
         locations=locations,
         vault_key=key,
         vault_key_file=key_file,
+        updates=updates.to_dict(),
         warnings=[*warnings, *key_warnings],
     )

@@ -36,6 +36,15 @@ def run(args: argparse.Namespace) -> int:
     if report.vault_key_file:
         key = f"{key} ({report.vault_key_file})"
     out.write(f"\nquarantine key: {key}\n")
+    up = report.updates
+    if up:
+        age = f", {up['age_days']} days old" if up.get("age_days") is not None else ""
+        out.write(f"content:        version {up.get('content_version', 0)}{age}\n")
+        last = up.get("last_check")
+        result = up.get("last_result") or ""
+        reason = f" ({up['last_reason']})" if up.get("last_reason") else ""
+        outcome = f": {result}{reason}" if last else ""
+        out.write(f"last update check: {last or 'never'}{outcome}\n")
     if report.warnings:
         out.write("\nwarnings:\n")
         for w in report.warnings:
