@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon, QWidget
@@ -19,7 +19,7 @@ from aegis_engine.decision import DecisionEngine
 from aegis_engine.errors import ConsentRequired
 from aegis_engine.privacy import ConsentStore
 
-from . import memory, preferences
+from . import autostart, memory, preferences
 from .alert_view import AlertPresenter
 from .alerts import AlertCenter, AlertResponder
 from .bridge import EngineBridge
@@ -130,6 +130,9 @@ class TrayApp(QObject):
         self._state_timer.timeout.connect(self.refresh_state)
         self._trim_timer = QTimer(self)
         self._trim_timer.timeout.connect(memory.trim)
+        self._update_timer = QTimer(self)
+        self._update_timer.setSingleShot(True)
+        self._update_timer.timeout.connect(self._background_update)
         self._wire()
 
     # -- wiring --------------------------------------------------------------------------------
@@ -169,6 +172,7 @@ class TrayApp(QObject):
         self.scan_view.start_schedule()
         self._state_timer.start(15_000)
         self._trim_timer.start(300_000)
+        self._update_timer.start(60_000)  # first background update check
         self.refresh_state()
         if self.options.first_run and not self.consent.reviewed:
             QTimer.singleShot(0, self.show_consent)
@@ -255,15 +259,20 @@ class TrayApp(QObject):
         if isinstance(w, SettingsDialog) and w.isVisible():
             self._show(w)
             return w
+        can_autostart = autostart.supported()
+        prefs = replace(self.prefs, autostart=can_autostart and autostart.is_enabled())
         if self.options.pick_folder is not None:
             w = SettingsDialog(
-                self.prefs,
+                prefs,
                 self.consent,
                 safe_default_folders(),
                 pick_folder=self.options.pick_folder,
+                can_autostart=can_autostart,
             )
         else:
-            w = SettingsDialog(self.prefs, self.consent, safe_default_folders())
+            w = SettingsDialog(
+                prefs, self.consent, safe_default_folders(), can_autostart=can_autostart
+            )
         w.saved.connect(self._settings_saved)
         w.preview_requested.connect(self.show_preview)
         self.windows["settings"] = w
@@ -297,12 +306,23 @@ class TrayApp(QObject):
     def scan_folder(self) -> None:
         self.scan_view.scan_folder()
 
+    def scan_paths(self, paths: list[str]) -> None:
+        """Scan chosen files or folders (``aegis-tray --scan``), after a running scan."""
+        self.scan_view.scan_paths(paths)
+
     def _vault_changed(self) -> None:
         if self.vault.window is not None:
             self.vault.reload()
 
     # -- settings ------------------------------------------------------------------------------
     def _settings_saved(self, prefs: Preferences) -> None:
+        if autostart.supported() and prefs.autostart != autostart.is_enabled():
+            self.runner.run(
+                lambda: autostart.set_enabled(prefs.autostart),
+                failure=lambda exc: self._note(f"Start at login not changed: {exc}"),
+                name="autostart",
+            )
+
         def saved(_settings: object) -> None:
             self.apply_preferences(prefs, restart_protection=True)
 
@@ -362,6 +382,32 @@ class TrayApp(QObject):
             name="updates",
         )
 
+    def _background_update(self) -> None:
+        """Every few hours (with jitter): a quiet check; only news and problems are shown."""
+        from aegis_engine.updates.scheduler import UpdateScheduler
+
+        sched = UpdateScheduler(self.engine.paths)
+        self._update_timer.start(int(sched.next_delay() * 1000))
+        if self.updating or self._shut_down:
+            return
+
+        def done(result: object) -> None:
+            outcome = getattr(result, "result", None)
+            if outcome == "updated":
+                self.notifier.inform(
+                    "Aegis: updates",
+                    f"Signatures updated to version {getattr(result, 'version', '?')}.",
+                )
+            elif outcome in ("refused", "failed"):
+                self._note(f"Update {outcome}: {getattr(result, 'reason', '')}")
+
+        self.runner.run(
+            sched.run_once,
+            success=done,
+            failure=lambda exc: log.warning("background update check: %s", exc),
+            name="updates",
+        )
+
     def _on_monitor_event(self, event: object) -> None:
         kind = getattr(event, "kind", "")
         if kind == "ransomware" and getattr(event, "action", "") == "suspended":
@@ -401,6 +447,7 @@ class TrayApp(QObject):
         self._shut_down = True
         self._state_timer.stop()
         self._trim_timer.stop()
+        self._update_timer.stop()
         self.scan_view.stop()
         self.notifier.stop()
         self.scans.wait()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import http.server
+import select
+import socket
+import socketserver
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -335,3 +338,88 @@ def test_settings_adapter() -> None:
     with pytest.raises(ConfigError, match="pin"):
         update_settings_from({"updates": {"pins": ["nope"]}})
     assert update_settings_from({}).server is None
+
+
+# -- proxies --------------------------------------------------------------------------------
+
+
+class _ConnectProxy(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    tunnels: list[str]
+
+
+class _ConnectHandler(socketserver.BaseRequestHandler):
+    server: _ConnectProxy
+
+    def handle(self) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.request.recv(4096)
+            if not chunk:
+                return
+            head += chunk
+        method, target = head.split(b" ", 2)[:2]
+        if method != b"CONNECT":
+            self.request.sendall(b"HTTP/1.1 405 No\r\nContent-Length: 0\r\n\r\n")
+            return
+        self.server.tunnels.append(target.decode())
+        host, port = target.decode().rsplit(":", 1)
+        assert host == "127.0.0.1"  # loopback only
+        upstream = socket.create_connection((host, int(port)), timeout=30)
+        self.request.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        socks = [self.request, upstream]
+        try:
+            while True:
+                ready, _, _ = select.select(socks, [], [], 30)
+                if not ready:
+                    return
+                for s in ready:
+                    try:
+                        data = s.recv(65536)
+                    except OSError:  # the client hung up (e.g. after a pin mismatch)
+                        return
+                    if not data:
+                        return
+                    (upstream if s is self.request else self.request).sendall(data)
+        finally:
+            upstream.close()
+
+
+@pytest.fixture
+def proxy() -> Iterator[_ConnectProxy]:
+    srv = _ConnectProxy(("127.0.0.1", 0), _ConnectHandler)
+    srv.tunnels = []
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    t.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_proxy_from_settings_tunnels_and_still_pins(
+    server: HTTPSServer, proxy: _ConnectProxy
+) -> None:
+    url = f"http://127.0.0.1:{proxy.server_address[1]}"
+    with client(server, proxy=url, trust_env=False) as c:
+        assert c.get(server.url + "/hello", purpose=PURPOSE).content == b"hello"
+    assert proxy.tunnels == [f"127.0.0.1:{server.port}"]
+    with (
+        client(server, proxy=url, trust_env=False, pins=("ef" * 32,)) as c,
+        pytest.raises(PinMismatch),
+    ):
+        c.get(server.url + "/hello", purpose=PURPOSE)
+    assert server.stats.requests == ["/hello"]  # the pinned try sent nothing
+
+
+def test_proxy_from_environment(
+    server: HTTPSServer, proxy: _ConnectProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with client(server) as c:
+        assert c.get(server.url + "/hello", purpose=PURPOSE).content == b"hello"
+    assert len(proxy.tunnels) == 1

@@ -126,6 +126,9 @@ def test_rollback_then_update_again(
     out = json.loads(proc.stdout)
     assert out["result"] == "updated" and out["version"] == 0 and out["previous_version"] == 1
     assert not detects(aegis_paths, sample[0])
+    status = json.loads(run_cli("update", "--status", "--json").stdout)
+    assert status["content_version"] == 0 and status["last_result"] == "updated"
+    assert "rolled back" in status["last_reason"]
 
 
 def test_update_from_folder_cli(
@@ -483,3 +486,20 @@ def test_shipped_root_is_valid_root_metadata() -> None:
     md = Metadata.from_bytes(data)
     assert md.signed.type == "root"
     md.signed.verify_delegate("root", md.signed_bytes, md.signatures)
+
+
+def test_behaviour_rules_follow_the_content_in_force(repo: Repo, aegis_paths: AegisPaths) -> None:
+    from aegis_engine.monitor.behaviour import LiveBehaviourRules
+
+    live = LiveBehaviourRules(aegis_paths)
+    before = {r.id for r in live.current.rules}
+    c2 = repo.content("v2-behaviour")
+    with (c2 / "behaviour_rules.toml").open("a") as fh:
+        fh.write(
+            '\n[[rule]]\nid = "AEGIS-B999"\ntitle = "Update test"\nseverity = "suspicious"\n'
+            'explanation = "{exe}"\n[rule.when]\nname = ["aegis-update-test"]\n'
+        )
+    repo.release(c2)
+    result = UpdateClient.from_dir(aegis_paths, repo.root, repo.root_json.read_bytes()).run()
+    assert result.result == "updated", result.reason
+    assert {r.id for r in live.current.rules} == before | {"AEGIS-B999"}

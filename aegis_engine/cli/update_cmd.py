@@ -27,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--from", dest="source", type=Path, metavar="DIR", help="a copied repository")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--rollback", action="store_true", help="go back to the previous version")
+    p.add_argument(
+        "--status", action="store_true", help="show the content version, its age, the last check"
+    )
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(run=run_update)
 
@@ -35,6 +38,8 @@ def run_update(args: argparse.Namespace) -> int:
     from ..updates import check_for_updates, rollback
 
     paths = AegisPaths.default()
+    if args.status:
+        return _status(paths, as_json=args.json)
 
     def progress(message: str) -> None:
         if not args.json and not args.quiet:
@@ -63,3 +68,22 @@ def run_update(args: argparse.Namespace) -> int:
         }[result.result]
         print(f"{line}: {result.reason} [{result.bytes_downloaded} bytes downloaded]")
     return {"updated": 0, "current": 0, "refused": 1}.get(result.result, 2)
+
+
+def _status(paths: AegisPaths, *, as_json: bool) -> int:
+    from ..updates import content_status
+
+    st = content_status(paths)
+    if as_json:
+        print(json.dumps(st.to_dict()))
+        return 0
+    age = f"{st.age_days:g} days old" if st.age_days is not None else "age unknown"
+    kind = "updated" if st.content_version else "bundled"
+    print(f"Content version {st.content_version} ({kind}), {age}")
+    if st.stale:
+        print("Warning: the signatures are more than 7 days old; run 'aegis update'.")
+    if st.last_check:
+        print(f"Last check {st.last_check}: {st.last_result} ({st.last_reason})")
+    else:
+        print("Never checked for updates.")
+    return 0

@@ -6,6 +6,7 @@ an updated copy in ``<data_dir>/content/behaviour_rules.toml`` takes precedence.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import re
@@ -21,7 +22,7 @@ from ..paths import AegisPaths
 from .events import RuleHit
 from .options import FolderKinds
 
-__all__ = ["RULES_FILE", "BehaviourRule", "BehaviourRules", "ProcessFacts"]
+__all__ = ["RULES_FILE", "BehaviourRule", "BehaviourRules", "LiveBehaviourRules", "ProcessFacts"]
 
 RULES_FILE = "behaviour_rules.toml"
 _CONDITIONS = frozenset(
@@ -214,3 +215,35 @@ class BehaviourRules:
                 r = BehaviourRule(r.id, r.title, r.severity, r.explanation, when)
             out.append(r)
         return BehaviourRules(tuple(out), self.source)
+
+
+class LiveBehaviourRules(BehaviourRules):
+    """The behaviour rules of the content in force, re-read when another content version is
+    switched in (one ``stat`` per evaluation). A new version whose rules do not load leaves
+    the old rules in use."""
+
+    _live: dict[str, Any]
+
+    def __init__(self, paths: AegisPaths) -> None:
+        from ..content import content_stamp
+
+        first = BehaviourRules.default(paths)
+        super().__init__(first.rules, first.source)
+        object.__setattr__(self, "_live", {"paths": paths, "stamp": content_stamp(paths)})
+        self._live["rules"] = first
+
+    @property
+    def current(self) -> BehaviourRules:
+        from ..content import content_stamp
+
+        live: dict[str, Any] = self._live
+        stamp = content_stamp(live["paths"])
+        if stamp != live["stamp"]:
+            live["stamp"] = stamp
+            with contextlib.suppress(BehaviourRulesError):
+                live["rules"] = BehaviourRules.default(live["paths"])
+        rules: BehaviourRules = live["rules"]
+        return rules
+
+    def evaluate(self, p: ProcessFacts, folders: FolderKinds) -> list[RuleHit]:
+        return self.current.evaluate(p, folders)

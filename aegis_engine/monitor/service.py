@@ -27,7 +27,7 @@ from typing import Any
 
 from ..engine import Engine
 from ..errors import MonitorError
-from .behaviour import BehaviourRules
+from .behaviour import BehaviourRules, LiveBehaviourRules
 from .canary import CanarySet
 from .dispatch import Dispatcher, ScannedFile, Subscriber
 from .events import (
@@ -187,12 +187,22 @@ class Monitor:
         if self._enable_on_access and self.watch:
             canaries = self.canaries
 
+            journal = self.engine.paths.quarantine_dir / "journal"
+
             def skip_scan(path: str) -> bool:
                 if canaries is not None and (
                     canaries.is_canary(path) or canaries.is_own_temp(path)
                 ):
                     return True
-                return skip(path)
+                if skip(path):
+                    return True
+                if os.path.basename(path).startswith(".aegis-restore-"):
+                    # the vault's temp file of a restore in flight? (imports the vault: only
+                    # for this name)
+                    from ..quarantine.journal import restore_in_flight
+
+                    return restore_in_flight(journal, path)
+                return False
 
             self.on_access = OnAccessScanner(
                 self.engine.scan_file,
@@ -205,7 +215,7 @@ class Monitor:
         if self.roots and (self.on_access is not None or self.shield is not None):
             self._start_sources()
         if self._enable_processes:
-            rules = self._rules or BehaviourRules.default(self.engine.paths)
+            rules = self._rules or LiveBehaviourRules(self.engine.paths)
             self.processes = ProcessMonitor(
                 self.engine.scan_file,
                 rules,

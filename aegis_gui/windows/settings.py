@@ -113,6 +113,7 @@ class SettingsDialog(QDialog):
         *,
         pick_folder: PickFolder = _pick_folder,
         ask_text: AskText = _ask_text,
+        can_autostart: bool = False,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -120,6 +121,7 @@ class SettingsDialog(QDialog):
         self.setObjectName("settings-dialog")
         self._prefs = prefs
         self._consent = consent
+        self._can_autostart = can_autostart
         self.tabs = QTabWidget()
         self.tabs.addTab(self._protection_tab(default_folders, pick_folder), "Protection")
         self.tabs.addTab(self._exclusions_tab(pick_folder, ask_text), "Exclusions")
@@ -141,6 +143,10 @@ class SettingsDialog(QDialog):
     def _protection_tab(self, defaults: list[str], pick: PickFolder) -> QWidget:
         tab = QWidget()
         lay = QVBoxLayout(tab)
+        self.autostart = QCheckBox("Start Aegis when I log in")
+        self.autostart.setObjectName("autostart")
+        self.autostart.setVisible(self._can_autostart)
+        lay.addWidget(self.autostart)
         self.realtime = QCheckBox("Real-time protection: scan files as they are written")
         lay.addWidget(self.realtime)
         lay.addWidget(
@@ -271,6 +277,7 @@ class SettingsDialog(QDialog):
         self.weekday.setEnabled(on and self.frequency.currentData() == "weekly")
 
     def load(self, prefs: Preferences) -> None:
+        self.autostart.setChecked(prefs.autostart)
         self.realtime.setChecked(prefs.realtime)
         self.folders.set_items(prefs.folders)
         self.exclude_paths.set_items(prefs.exclude_paths)
@@ -292,6 +299,7 @@ class SettingsDialog(QDialog):
     def preferences(self) -> Preferences:
         return replace(
             self._prefs,
+            autostart=self.autostart.isChecked() if self._can_autostart else self._prefs.autostart,
             realtime=self.realtime.isChecked(),
             folders=self.folders.items(),
             exclude_paths=self.exclude_paths.items(),
