@@ -105,4 +105,8 @@ def no_leaks() -> object:
     assert not new_threads, f"leaked threads: {new_threads}"
     assert not new_procs, f"leaked processes: {sorted(new_procs)}"
     details = {fd: os.path.realpath(f"/proc/self/fd/{fd}") for fd in new_fds}
-    assert not new_fds, f"leaked file descriptors: {details}"
+    if "PySide6.QtCore" in sys.modules:
+        # Earlier GUI tests in this process leave Qt's own (non-Python) threads, which make
+        # an eventfd for their event dispatcher when they wake: not ours to account for.
+        details = {fd: t for fd, t in details.items() if not t.endswith("[eventfd]")}
+    assert not details, f"leaked file descriptors: {details}"
