@@ -316,8 +316,11 @@ def test_restore_from_the_quarantine_window(qtbot: Any, make_app: MakeApp, tmp_p
     assert window.restore_button.isEnabled()
     qtbot.mouseClick(window.restore_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "Restored to" in window.status.text(), timeout=5000)
-    assert asked == ["Restore this file?"]
+    assert asked == ["Restore and allow this file?"]
     assert original.read_bytes() == EICAR
+    report = app.engine.scan_file(str(original))
+    assert report is not None
+    assert not app.engine.outcomes.decide(report).verdict.is_threat, "restored and allowed"
     assert oct(original.stat().st_mode & 0o777) == "0o640"
     qtbot.waitUntil(lambda: window.items == [], timeout=5000)
     assert window.empty.isVisible() or not window.isVisible()
@@ -328,6 +331,26 @@ def test_restore_from_the_quarantine_window(qtbot: Any, make_app: MakeApp, tmp_p
         ("decision", "restore"),
         ("action", "success"),
     ]
+
+
+def test_restore_only_leaves_the_file_flagged(
+    qtbot: Any, make_app: MakeApp, tmp_path: Path
+) -> None:
+    app = make_app(protection=False)
+    app.start()
+    original = tmp_path / "keep-checking.com"
+    item_id = _quarantined(app, original)
+    window = app.show_quarantine()
+    qtbot.waitUntil(lambda: len(window.items) == 1, timeout=5000)
+    window.confirm = lambda *_a: True
+    window.select(item_id)
+    qtbot.mouseClick(window.restore_only_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "Restored to" in window.status.text(), timeout=5000)
+    assert "not allowed" in window.status.text()
+    assert original.read_bytes() == EICAR
+    report = app.engine.scan_file(str(original))
+    assert report is not None
+    assert app.engine.outcomes.decide(report).verdict.is_threat, "restore only: still flagged"
 
 
 def test_restore_never_overwrites_and_delete_asks_first(

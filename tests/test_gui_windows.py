@@ -211,12 +211,21 @@ def test_quarantine_window(qtbot: Any) -> None:
     w.set_items([vault_item(), vault_item("aa00aa00aa00aa00", "other.bin")])
     assert w.table.rowCount() == 2 and not w.empty.isVisible()
     w.select("3f2a9c0d11223344")
-    assert "Original path: /home/u/Downloads/eicar.com" in w.details.toPlainText()
-    requests: list[tuple[str, str]] = []
-    w.restore_requested.connect(lambda i, d: requests.append((i, d)))
+    assert "Was at: /home/u/Downloads/eicar.com" in w.details.toPlainText()
+    details = w.details.toPlainText()
+    assert "mode 0o" not in details and "Item 3f2a" not in details, "plain words first"
+    assert "Permissions:" in details and "Quarantine ID: 3f2a9c0d11223344" in details
+    requests: list[tuple[str, str, bool]] = []
+    w.restore_requested.connect(lambda i, d, a: requests.append((i, d, a)))
     qtbot.mouseClick(w.restore_button, Qt.MouseButton.LeftButton)  # declined
     qtbot.mouseClick(w.restore_to_button, Qt.MouseButton.LeftButton)  # accepted
-    assert requests == [("3f2a9c0d11223344", "/restore/here")]
+    assert requests == [("3f2a9c0d11223344", "/restore/here", True)]
+    answers.append(True)
+    qtbot.mouseClick(w.restore_only_button, Qt.MouseButton.LeftButton)
+    assert requests[-1] == ("3f2a9c0d11223344", "", False), "Restore only does not allow"
+    w.notice("Restored to /home/u/Downloads/eicar.com.")
+    w.set_items([vault_item(), vault_item("bb00bb00bb00bb00", "new.bin")])
+    assert w.status.text() == "", "a new item clears the last notice"
 
 
 def test_scan_window_progress_and_results(qtbot: Any) -> None:
