@@ -432,6 +432,7 @@ class TrayApp(QObject):
         self._state_timer.stop()
         self._trim_timer.stop()
         self._update_timer.stop()
+        self.responder.stop()
         self.scan_view.stop()
         self.notifier.stop()
         self.scans.wait()

@@ -34,6 +34,7 @@ from aegis_gui.alerts import AlertState
 from aegis_gui.controller import Options, TrayApp
 from aegis_gui.icons import TrayState
 from aegis_gui.protection import Status
+from aegis_gui.state import describe
 from aegis_gui.windows.alert_dialog import AlertDialog
 from aegis_gui.windows.consent import ConsentDialog
 from aegis_gui.windows.settings import SettingsDialog
@@ -231,6 +232,38 @@ def test_quarantine_from_the_alert_window(qtbot: Any, make_app: MakeApp, watched
     assert not target.exists()
     assert not dialog.quarantine_button.isEnabled()
     assert "Quarantined" in dialog.state.text()
+
+
+def test_alert_for_a_file_gone_or_changed_resolves_itself(
+    qtbot: Any, make_app: MakeApp, tmp_path: Path
+) -> None:
+    fake = FakeNotifications()
+    app = make_app(notifications=fake, protection=False)
+    app.start()
+    app.notifier.prompt_timeout = 600
+    gone = tmp_path / "gone.com"
+    feed(app, eicar_detection(gone))
+    changed = tmp_path / "changed.com"
+    feed(app, eicar_detection(changed))
+    qtbot.waitUntil(lambda: app.alerts.open_count == 2, timeout=5000)
+    assert app.situation().open_alerts == 2
+    first, second = app.alerts.all()
+    gone.unlink()
+    app.answer(first.id, "quarantine")  # fails: the file does not exist
+    qtbot.waitUntil(lambda: first.state is AlertState.RESOLVED, timeout=15_000)
+    assert "no longer exists" in first.message
+    changed.write_bytes(b"the user replaced it with a harmless text of the same size" + b"." * 9)
+    qtbot.waitUntil(lambda: second.state is AlertState.RESOLVED, timeout=20_000)  # by the timer
+    assert "changed" in second.message
+    assert app.alerts.open_count == 0
+    state, detail = describe(app.situation())
+    assert state is not TrayState.THREAT and "decision" not in detail
+    qtbot.waitUntil(
+        lambda: len([e for e in app.engine.history.events() if e.action == "resolve"]) == 2,
+        timeout=10_000,
+    )
+    lines = [e.message for e in app.engine.history.events() if e.action == "resolve"]
+    assert sorted(lines) == ["the file no longer exists", "the file was changed since it was found"]
 
 
 def test_unanswered_prompt_gets_the_policy_default(
