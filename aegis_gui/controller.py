@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon, QWidget
@@ -249,7 +249,8 @@ class TrayApp(QObject):
     def show_consent(self) -> ConsentDialog:
         w = self.windows.get("consent")
         if not isinstance(w, ConsentDialog):
-            w = ConsentDialog(self.consent)
+            w = ConsentDialog(self.consent, decoys=self.prefs.decoys)
+            w.decoys_chosen.connect(self._decoys_chosen)
             self.windows["consent"] = w
         self._show(w)
         return w
@@ -317,16 +318,21 @@ class TrayApp(QObject):
             name="save-settings",
         )
 
+    def _decoys_chosen(self, on: bool) -> None:
+        if on != self.prefs.decoys:
+            self._settings_saved(replace(self.prefs, decoys=on))
+
     def apply_preferences(self, prefs: Preferences, *, restart_protection: bool) -> None:
         old = self.prefs
         self.prefs = prefs
         self.notifier.prompt_timeout = prefs.prompt_timeout
         self.scan_view.set_preferences(prefs)
         if restart_protection:
-            changed = (old.realtime, old.folders, old.exclude_paths) != (
+            changed = (old.realtime, old.folders, old.exclude_paths, old.decoys) != (
                 prefs.realtime,
                 prefs.folders,
                 prefs.exclude_paths,
+                prefs.decoys,
             )
             if changed or self.protection.status in (Status.OFF, Status.ERROR):
                 self.protection.configure(prefs.realtime, prefs.folders)

@@ -126,7 +126,12 @@ def test_first_run_consent_dialog_is_all_off_and_saves(
         "update-checks": True,
     }
     dialog.boxes["crash-reports"].setChecked(True)
+    assert dialog.decoys is not None and dialog.decoys.isChecked(), "decoys are told, on"
+    dialog.decoys.setChecked(False)
     qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: app.prefs.decoys is False, timeout=5000)
+    saved = tomllib.loads(aegis_paths.settings_file.read_text())
+    assert saved["realtime"]["decoys"] is False
     assert not dialog.isVisible()
     store = ConsentStore.for_paths(aegis_paths)
     assert store.reviewed and store.is_granted("crash-reports")
