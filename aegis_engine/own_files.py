@@ -4,7 +4,8 @@ restore temp file and the ransomware shield's decoy documents.
 A decoy is recognised by identity, not by name alone: its name has the decoy pattern AND its
 bytes are exactly those Aegis writes for that name, so a file that merely borrows the name is
 scanned like any other. A restore temp file lives for the length of one restore and is then
-renamed to the restored name (which is what gets checked).
+renamed to the restored name (which is what gets checked); the monitor recognises one in
+flight by the vault's journal, not by its name.
 """
 
 from __future__ import annotations
@@ -17,22 +18,16 @@ __all__ = [
     "decoy_bytes",
     "decoy_name",
     "is_decoy",
-    "is_restore_temp",
     "restore_temp_name",
 ]
 
 DECOY_STEMS = ("invoice", "passwords", "budget", "contract", "tax-return", "salary")
 _DECOY = re.compile(r"^\.~(" + "|".join(DECOY_STEMS) + r")-[0-9a-f]{6}\.pdf$")
-_RESTORE_TEMP = re.compile(r"^\.aegis-restore-[0-9a-f]{16}\.tmp$")
 
 
 def restore_temp_name(item_id: str) -> str:
     """The temp name the vault writes a restored file under before renaming it."""
     return f".aegis-restore-{item_id}.tmp"
-
-
-def is_restore_temp(path: str) -> bool:
-    return _RESTORE_TEMP.match(os.path.basename(path)) is not None
 
 
 def decoy_name(stem: str, token: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aegis_engine.monitor.canary import CanarySet
-from aegis_engine.own_files import decoy_bytes, is_decoy, is_restore_temp, restore_temp_name
+from aegis_engine.own_files import decoy_bytes, is_decoy
 from aegis_engine.scanning.walk import FileEntry, walk
 
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
@@ -36,10 +36,3 @@ def test_a_file_borrowing_a_decoy_name_is_scanned(tmp_path: Path) -> None:
     changed.write_bytes(decoy_bytes("budget") + b"more")
     assert not is_decoy(str(changed))
     assert _files(tmp_path) == [".~budget-123456.pdf", ".~invoice-abcdef.pdf"]
-
-
-def test_restore_temp_name_is_recognised() -> None:
-    name = restore_temp_name("0724b460eb7e6d19")
-    assert is_restore_temp(f"/home/u/Downloads/{name}")
-    assert not is_restore_temp("/home/u/Downloads/.aegis-restore-x.tmp.exe")
-    assert not is_restore_temp("/home/u/Downloads/eicar.com")

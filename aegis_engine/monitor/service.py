@@ -27,7 +27,6 @@ from typing import Any
 
 from ..engine import Engine
 from ..errors import MonitorError
-from ..own_files import is_restore_temp
 from .behaviour import BehaviourRules, LiveBehaviourRules
 from .canary import CanarySet
 from .dispatch import Dispatcher, ScannedFile, Subscriber
@@ -197,8 +196,6 @@ class Monitor:
                     canaries.is_canary(path) or canaries.is_own_temp(path)
                 ):
                     return True
-                if is_restore_temp(path):
-                    return True  # the vault's restore, renamed at once; the final name is checked
                 return skip(path)
 
             self.on_access = OnAccessScanner(
