@@ -8,18 +8,30 @@ name (not its arguments: they name the user's files) and the traceback. The newe
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import platform
 import sys
+import threading
 import traceback
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 from .paths import AegisPaths
 
-__all__ = ["CRASH_DIR_NAME", "KEEP", "crash_dir", "list_reports", "write_report"]
+__all__ = [
+    "CRASH_DIR_NAME",
+    "KEEP",
+    "CrashLogHandler",
+    "crash_dir",
+    "list_reports",
+    "reporting",
+    "write_report",
+]
 
 CRASH_DIR_NAME = "crash-reports"
+Writer = Callable[[BaseException], "Path | None"]
 KEEP = 20
 
 
@@ -81,3 +93,79 @@ def list_reports(paths: AegisPaths | None = None) -> list[Path]:
         return sorted(p for p in folder.iterdir() if p.name.startswith("crash-"))
     except OSError:
         return []
+
+
+class CrashLogHandler(logging.Handler):
+    """A logged failure (``log.exception`` in a monitor thread) becomes one line for the user
+    through ``say`` and a crash report with the traceback; other records are one line."""
+
+    def __init__(
+        self,
+        say: Callable[[str], None],
+        *,
+        command: str,
+        paths: AegisPaths | None = None,
+        write: Writer | None = None,
+    ) -> None:
+        super().__init__(logging.WARNING)
+        self._say = say
+        self._command = command
+        self._paths = paths
+        self._write = write
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            exc = record.exc_info[1] if record.exc_info else None
+            if exc is not None:
+                message = f"{message}: {_one_line(exc, self._command, self._paths, self._write)}"
+            self._say(message)
+        except Exception:  # pragma: no cover - logging must never raise
+            self.handleError(record)
+
+
+def _one_line(
+    exc: BaseException, command: str | None, paths: AegisPaths | None, write: Writer | None
+) -> str:
+    try:
+        written = (
+            write(exc) if write is not None else write_report(exc, command=command, paths=paths)
+        )
+        where = f"details are in {written}" if written is not None else "no crash report written"
+    except Exception as err:
+        where = f"no crash report could be written ({err})"
+    return f"unexpected {type(exc).__name__}: {exc}; {where}"
+
+
+@contextlib.contextmanager
+def reporting(
+    say: Callable[[str], None],
+    *,
+    command: str,
+    paths: AegisPaths | None = None,
+    write: Writer | None = None,
+) -> Iterator[None]:
+    """While inside: failures logged under ``aegis_engine`` and exceptions that end a thread
+    are said on one line and written to a crash report, never a traceback on the terminal.
+    ``write`` writes the report (default :func:`write_report`; the monitor passes
+    ``privacy.crash.handle_crash``, which also queues it when crash reports are allowed)."""
+    logger = logging.getLogger("aegis_engine")
+    handler = CrashLogHandler(say, command=command, paths=paths, write=write)
+    previous_propagate = logger.propagate
+    previous_hook = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is None or isinstance(args.exc_value, SystemExit):
+            return
+        name = args.thread.name if args.thread is not None else "a thread"
+        say(f"{name} stopped: {_one_line(args.exc_value, command, paths, write)}")
+
+    logger.addHandler(handler)
+    logger.propagate = False
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = previous_hook
+        logger.removeHandler(handler)
+        logger.propagate = previous_propagate

@@ -53,6 +53,12 @@ class AegisPaths:
         return self.cache_dir / "compiled-rules"
 
     @property
+    def rules_cache_key_file(self) -> Path:
+        """Key that seals the compiled-rules cache; kept in the config folder, away from the
+        cache it protects (detectors/yara_cache.py)."""
+        return self.config_dir / "rules-cache.key"
+
+    @property
     def scan_cache_file(self) -> Path:
         return self.cache_dir / "scan-cache.sqlite3"
 

@@ -1,6 +1,8 @@
 """``aegis-tray``: the Aegis tray application.
 
-One instance per profile: starting it again shows the running one's status window. Where
+One instance per profile: starting it again shows the running one's status window, or, with
+``--scan PATH...`` (the file managers' "Scan with Aegis"), hands the paths to the running one,
+which shows its scan window and scans them. Where
 the desktop has no system tray, the status window is the main window. Run it with
 ``python -m aegis_gui.app`` until the ``aegis-tray`` script is installed.
 """
@@ -67,6 +69,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="print on stderr when the protected state is first shown",
     )
+    p.add_argument(
+        "--scan",
+        nargs="+",
+        metavar="PATH",
+        help="scan these files or folders in the scan window (in the running instance, if any)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     return p.parse_args(argv)
 
@@ -107,8 +115,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     install_excepthook("tray", paths)  # kept locally; queued only with crash-reports consent
     single = SingleInstance(paths.config_dir, paths.state_dir)
-    if not single.claim():
-        print("aegis-tray: Aegis is already running; showing its window.", file=sys.stderr)
+    scan_paths = [os.path.abspath(p) for p in args.scan or []]
+    if not single.claim(scan_paths=scan_paths):
+        if not single.delivered:
+            print("aegis-tray: Aegis is running but did not answer; try again.", file=sys.stderr)
+            return 2
+        what = f"asked it to scan {len(scan_paths)} item(s)" if scan_paths else "showing its window"
+        print(f"aegis-tray: Aegis is already running; {what}.", file=sys.stderr)
         return 0
 
     notifications = None
@@ -125,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         single.release()
         return 2
     single.show_requested.connect(tray_app.show_status)
+    single.scan_requested.connect(tray_app.scan_paths)
     if tray_app.tray is None:
         app.setQuitOnLastWindowClosed(True)
     app.aboutToQuit.connect(tray_app.shutdown)
@@ -161,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sending.start()
     if args.show:
         tray_app.show_status()
+    if scan_paths:
+        tray_app.scan_paths(scan_paths)
     code = app.exec()
     sending.stop()
     tray_app.shutdown()

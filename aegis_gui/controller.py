@@ -19,7 +19,7 @@ from aegis_engine.decision import DecisionEngine
 from aegis_engine.errors import ConsentRequired
 from aegis_engine.privacy import ConsentStore
 
-from . import memory, preferences
+from . import autostart, memory, preferences
 from .alert_view import AlertPresenter
 from .alerts import AlertCenter, AlertResponder
 from .bridge import EngineBridge
@@ -260,15 +260,20 @@ class TrayApp(QObject):
         if isinstance(w, SettingsDialog) and w.isVisible():
             self._show(w)
             return w
+        can_autostart = autostart.supported()
+        prefs = replace(self.prefs, autostart=can_autostart and autostart.is_enabled())
         if self.options.pick_folder is not None:
             w = SettingsDialog(
-                self.prefs,
+                prefs,
                 self.consent,
                 safe_default_folders(),
                 pick_folder=self.options.pick_folder,
+                can_autostart=can_autostart,
             )
         else:
-            w = SettingsDialog(self.prefs, self.consent, safe_default_folders())
+            w = SettingsDialog(
+                prefs, self.consent, safe_default_folders(), can_autostart=can_autostart
+            )
         w.saved.connect(self._settings_saved)
         w.preview_requested.connect(self.show_preview)
         self.windows["settings"] = w
@@ -302,12 +307,23 @@ class TrayApp(QObject):
     def scan_folder(self) -> None:
         self.scan_view.scan_folder()
 
+    def scan_paths(self, paths: list[str]) -> None:
+        """Scan chosen files or folders (``aegis-tray --scan``), after a running scan."""
+        self.scan_view.scan_paths(paths)
+
     def _vault_changed(self) -> None:
         if self.vault.window is not None:
             self.vault.reload()
 
     # -- settings ------------------------------------------------------------------------------
     def _settings_saved(self, prefs: Preferences) -> None:
+        if autostart.supported() and prefs.autostart != autostart.is_enabled():
+            self.runner.run(
+                lambda: autostart.set_enabled(prefs.autostart),
+                failure=lambda exc: self._note(f"Start at login not changed: {exc}"),
+                name="autostart",
+            )
+
         def saved(_settings: object) -> None:
             self.apply_preferences(prefs, restart_protection=True)
 

@@ -11,6 +11,9 @@ which validates every value against one schema. Tables the window edits::
     [updates]    server = "", proxy = ""           (empty: the built-in server, no proxy)
     [tray]       prompt_timeout = 120              (seconds before an unanswered alert's
                                                     policy default applies)
+
+``autostart`` ("Start Aegis when I log in") is not in the settings file: the XDG autostart
+entry itself is the record (:mod:`aegis_gui.autostart`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class Preferences:
     update_server: str = ""
     proxy: str = ""
     prompt_timeout: int = 120
+    autostart: bool = False
 
     def changes(self) -> dict[str, dict[str, Any]]:
         """The settings these preferences set (None: the key is removed, default applies)."""

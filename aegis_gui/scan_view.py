@@ -63,6 +63,8 @@ class ScanPresenter(QObject):
         self.prefs = Preferences()
         self.next_scheduled: datetime | None = None
         self.window: ScanWindow | None = None
+        self.queued: list[str] = []
+        """Paths handed over while a scan was running (``aegis-tray --scan``): scanned next."""
         scans.started.connect(self._started)
         scans.progress.connect(self._progress)
         scans.counted.connect(lambda sid, n: self._window().scan_counted(sid, n))
@@ -129,6 +131,21 @@ class ScanPresenter(QObject):
         if folder:
             self.start("folder", [folder])
 
+    def scan_paths(self, paths: list[str]) -> None:
+        """Show the scan window and scan ``paths``; while a scan runs, they wait for its end."""
+        if not paths:
+            return
+        if self.scans.running:
+            self.queued.extend(p for p in paths if p not in self.queued)
+            self.show()
+            return
+        self.start("folder", list(paths))
+
+    def _start_queued(self) -> None:
+        if self.queued and not self.scans.running:
+            paths, self.queued = self.queued, []
+            self.start("folder", paths)
+
     def start(self, kind: str, targets: list[str] | None = None) -> int | None:
         """Start a scan (and show the window, unless it is a scheduled one); None when a
         scan is running already."""
@@ -168,6 +185,8 @@ class ScanPresenter(QObject):
         window = self._window()
         window.scan_finished(scan_id, summary)
         self.changed.emit()
+        if self.queued:
+            QTimer.singleShot(0, self._start_queued)
         if self.scans.kind != "scheduled" and window.isVisible():
             return
         if summary.threats:
@@ -182,3 +201,5 @@ class ScanPresenter(QObject):
     def _failed(self, scan_id: int, message: str) -> None:
         self._window().scan_failed(scan_id, message)
         self.changed.emit()
+        if self.queued:
+            QTimer.singleShot(0, self._start_queued)

@@ -1,11 +1,17 @@
 """One tray app per profile: a lock file decides who runs; a local socket lets a second
-start ask the running one to show itself."""
+start ask the running one to show itself, or to scan paths (``aegis-tray --scan PATH...``,
+what the file managers' "Scan with Aegis" runs).
+
+The socket carries one request per connection, a line: ``show`` or ``scan`` followed by a
+JSON list of absolute paths."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -17,6 +23,27 @@ except ImportError:  # pragma: no cover - Windows: the server name alone decides
     _fcntl = None  # type: ignore[assignment]
 
 SHOW = b"show\n"
+SCAN = b"scan "
+MAX_REQUEST = 4 << 20
+"""Longest request line accepted (bytes): thousands of selected files, not unbounded."""
+
+
+def scan_request(paths: Sequence[str]) -> bytes:
+    return SCAN + json.dumps([os.path.abspath(p) for p in paths]).encode("utf-8") + b"\n"
+
+
+def parse_request(line: bytes) -> tuple[str, list[str]]:
+    """``("show", [])``, ``("scan", paths)``, or ``("", [])`` for anything else."""
+    if line.strip() == SHOW.strip():
+        return "show", []
+    if line.startswith(SCAN):
+        try:
+            paths = json.loads(line[len(SCAN) :].decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return "", []
+        if isinstance(paths, list) and all(isinstance(p, str) for p in paths) and paths:
+            return "scan", paths
+    return "", []
 
 
 def server_name(config_dir: Path) -> str:
@@ -27,9 +54,11 @@ def server_name(config_dir: Path) -> str:
 
 class SingleInstance(QObject):
     """``claim()`` returns True in the first instance (which then receives
-    ``show_requested``), False in any other (after asking the first to show itself)."""
+    ``show_requested`` or ``scan_requested(paths)``), False in any other (after handing its
+    request to the first: ``scan_paths`` if given, else "show yourself")."""
 
     show_requested = Signal()
+    scan_requested = Signal(list)
 
     def __init__(self, config_dir: Path, lock_dir: Path, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -37,6 +66,9 @@ class SingleInstance(QObject):
         self._lock_path = lock_dir / "tray.lock"
         self._lock_fd: int | None = None
         self._server: QLocalServer | None = None
+        self._buffers: dict[QLocalSocket, bytearray] = {}
+        self.delivered = False
+        """In a second instance: whether the running one received the request."""
 
     def _lock(self) -> bool:
         if _fcntl is None:  # pragma: no cover
@@ -51,9 +83,10 @@ class SingleInstance(QObject):
         self._lock_fd = fd
         return True
 
-    def claim(self, wait_ms: int = 3000) -> bool:
+    def claim(self, wait_ms: int = 3000, scan_paths: Sequence[str] = ()) -> bool:
         if not self._lock():
-            self._ask_to_show(wait_ms)
+            request = scan_request(scan_paths) if scan_paths else SHOW
+            self.delivered = self._send(request, wait_ms)
             return False
         QLocalServer.removeServer(self.name)  # a stale socket from a crashed run
         server = QLocalServer(self)
@@ -64,8 +97,8 @@ class SingleInstance(QObject):
         self._server = server
         return True
 
-    def _ask_to_show(self, wait_ms: int) -> bool:
-        """Tell the running instance to show itself; it may still be starting, so retry."""
+    def _send(self, request: bytes, wait_ms: int) -> bool:
+        """Hand ``request`` to the running instance; it may still be starting, so retry."""
         import time
 
         deadline = time.monotonic() + wait_ms / 1000
@@ -73,9 +106,10 @@ class SingleInstance(QObject):
             sock = QLocalSocket()
             sock.connectToServer(self.name)
             if sock.waitForConnected(300):
-                sock.write(SHOW)
+                sock.write(request)
                 sock.flush()
-                sock.waitForBytesWritten(1000)
+                while sock.bytesToWrite() > 0 and sock.waitForBytesWritten(1000):
+                    pass
                 sock.disconnectFromServer()
                 return True
             if time.monotonic() >= deadline:
@@ -86,15 +120,38 @@ class SingleInstance(QObject):
         assert self._server is not None
         while self._server.hasPendingConnections():
             sock = self._server.nextPendingConnection()
+            self._buffers[sock] = bytearray()
             sock.readyRead.connect(lambda s=sock: self._read(s))
-            sock.disconnected.connect(sock.deleteLater)
+            sock.disconnected.connect(lambda s=sock: self._closed(s))
             if sock.bytesAvailable():
                 self._read(sock)
 
     def _read(self, sock: QLocalSocket) -> None:
-        data = bytes(sock.readAll().data())
-        if data.startswith(SHOW.strip()):
+        buf = self._buffers.get(sock)
+        if buf is None:
+            return
+        buf += bytes(sock.readAll().data())
+        if b"\n" in buf:
+            line = bytes(buf[: buf.index(b"\n")])
+            del self._buffers[sock]
+            sock.disconnectFromServer()
+            self._dispatch(line)
+        elif len(buf) > MAX_REQUEST:
+            del self._buffers[sock]
+            sock.abort()
+
+    def _closed(self, sock: QLocalSocket) -> None:
+        buf = self._buffers.pop(sock, None)
+        if buf:  # an old client that wrote "show" without waiting for more
+            self._dispatch(bytes(buf))
+        sock.deleteLater()
+
+    def _dispatch(self, line: bytes) -> None:
+        kind, paths = parse_request(line)
+        if kind == "show":
             self.show_requested.emit()
+        elif kind == "scan":
+            self.scan_requested.emit(paths)
 
     def release(self) -> None:
         if self._server is not None:

@@ -11,6 +11,8 @@ from PySide6.QtCore import QObject, Signal, SignalInstance
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
+from aegis_engine.status import aegis_version
+
 from .icons import TrayState, state_icon
 
 PAUSE_CHOICES: tuple[tuple[str, int | None], ...] = (
@@ -67,6 +69,9 @@ class Tray(QObject):
         self._add("Settings", self.open_settings)
         self.updates_action = self._add("Check for updates", self.check_updates)
         self.menu.addSeparator()
+        # The version, from the package metadata (aegis status adds the signature version).
+        self.version_action = self.menu.addAction(f"Aegis {aegis_version()}")
+        self.version_action.setEnabled(False)
         self._add("Quit", self.quit)
         self.icon.setContextMenu(self.menu)
         self.icon.activated.connect(self._activated)

@@ -75,12 +75,18 @@ class Run:
     stdout: str
     stderr: str
     loadavg_before: float
+    desc_cpu: float = 0.0
+    """CPU s of descendants that are not reaped by the measured process (scan workers)."""
     mem: dict[str, int] = field(default_factory=dict)
     counts: dict[str, Any] = field(default_factory=dict)
 
     @property
     def cpu(self) -> float:
-        return self.user + self.sys
+        return self.user + self.sys + self.desc_cpu
+
+    @property
+    def pss_tree_mb(self) -> float:
+        return self.mem.get("peak_pss_tree", 0) * 1024 / 1e6
 
     @property
     def rss_mb(self) -> float:
@@ -108,6 +114,57 @@ def sample_memory(pid: int, done: threading.Event, out: dict[str, int]) -> None:
         if cur.get("VmRSS", 0) >= out.get("peak_VmRSS", 0):
             out.update({f"peak_{k}": v for k, v in cur.items()})
         done.wait(0.02)
+
+
+def _descendants(pid: int) -> list[int]:
+    out: list[int] = []
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                with open(f"/proc/{p}/task/{t}/children") as fh:
+                    kids = [int(x) for x in fh.read().split()]
+            except (OSError, ValueError):
+                continue
+            out.extend(kids)
+            stack.extend(kids)
+    return out
+
+
+def _own_cpu_ticks(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime, the process's own
+
+
+def _pss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/smaps_rollup") as fh:
+        for line in fh:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
+
+
+def sample_tree(pid: int, done: threading.Event, out: dict[str, int], cpu: dict[int, int]) -> None:
+    """Every 100 ms: PSS summed over the process and all its descendants (Aegis's scan
+    workers), and the CPU ticks each descendant has used so far (they are not the measured
+    process's children, so wait4 does not count them)."""
+    while not done.is_set():
+        total = 0
+        for p in [pid, *_descendants(pid)]:
+            try:
+                total += _pss_kib(p)
+                if p != pid:
+                    cpu[p] = max(cpu.get(p, 0), _own_cpu_ticks(p))
+            except (OSError, ValueError, IndexError):
+                continue
+        out["peak_pss_tree"] = max(out.get("peak_pss_tree", 0), total)
+        done.wait(0.1)
 
 
 def measure(
@@ -139,10 +196,16 @@ def measure(
         mem: dict[str, int] = {}
         sampler = threading.Thread(target=sample_memory, args=(proc.pid, done, mem), daemon=True)
         sampler.start()
+        desc_cpu: dict[int, int] = {}
+        tree = threading.Thread(
+            target=sample_tree, args=(proc.pid, done, mem, desc_cpu), daemon=True
+        )
+        tree.start()
         _, status, ru = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         done.set()
         sampler.join()
+        tree.join()
         timer.cancel()
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
     return Run(
@@ -152,6 +215,7 @@ def measure(
         wall=wall,
         user=ru.ru_utime,
         sys=ru.ru_stime,
+        desc_cpu=sum(desc_cpu.values()) / os.sysconf("SC_CLK_TCK"),
         maxrss_kib=ru.ru_maxrss,
         rc=proc.returncode,
         timed_out=timed_out,
@@ -455,6 +519,7 @@ def summarise(runs: list[Run], key: str) -> dict[str, Any]:
         "cpu": med([r.cpu for r in rs]),
         "rss_mb": med([r.rss_mb for r in rs]),
         "rss_mb_max": max(r.rss_mb for r in rs),
+        "pss_tree_mb": med([r.pss_tree_mb for r in rs]),
         "anon_mb": med([r.mem.get("peak_RssAnon", 0) * 1024 / 1e6 for r in rs]),
         "file_mb": med([r.mem.get("peak_RssFile", 0) * 1024 / 1e6 for r in rs]),
         "rc": sorted({r.rc for r in rs}),
@@ -576,17 +641,20 @@ def render(res: dict[str, Any]) -> str:
         "A then B in odd rounds and B then A in even ones (so drift cancels; the rescan pair c "
         "always runs the first scan, with the scan cache just deleted, then the rescan). Wall "
         "time is measured around each process; CPU (user+sys) and peak RSS come from `os.wait4` of "
-        "that process (MB = 10^6 bytes); the split of the peak into anonymous memory and "
+        "that process, plus the CPU of its descendants that it does not reap itself (Aegis's scan "
+        "workers, sampled from `/proc/PID/stat` every 100 ms); peak PSS is summed over the "
+        "process and all its descendants (`/proc/PID/smaps_rollup`, every 100 ms) "
+        "(MB = 10^6 bytes); the split of the peak into anonymous memory and "
         "file-backed pages (shared libraries and mapped scanned files) is sampled every 20 ms "
         "from `/proc/PID/status`. Aegis runs with a private `AEGIS_HOME` in a temporary folder. "
         f"Jobs: `yara -p {res['jobs']}`, Aegis one worker per core ({res['jobs']})."
     )
     w("")
     w(
-        "| run | wall s, median (min–max) | CPU s | peak RSS MB (anon + file) | exit "
-        "| what it found (last round) |"
+        "| run | wall s, median (min–max) | CPU s | peak RSS MB (anon + file) "
+        "| peak PSS MB, all processes | exit | what it found (last round) |"
     )
-    w("|---|---|---|---|---|---|")
+    w("|---|---|---|---|---|---|---|")
     for key, label in LABELS.items():
         s = S.get(key)
         if not s:
@@ -594,7 +662,7 @@ def render(res: dict[str, Any]) -> str:
         w(
             f"| {label} | {fmt(s['wall'])} ({fmt(s['wall_min'])}–{fmt(s['wall_max'])}) | "
             f"{fmt(s['cpu'], 1)} | {fmt(s['rss_mb'], 1)} ({fmt(s['anon_mb'], 0)} + "
-            f"{fmt(s['file_mb'], 0)}) | {','.join(map(str, s['rc']))}"
+            f"{fmt(s['file_mb'], 0)}) | {fmt(s['pss_tree_mb'], 1)} | {','.join(map(str, s['rc']))}"
             f"{' TIMEOUT' if s['timed_out'] else ''} | {s['detections']} |"
         )
     w("")

@@ -314,6 +314,10 @@ def test_history_since_and_export(tmp_path: Path) -> None:
     assert code == 2 and "--since" in err
 
     export = tmp_path / "out" / "events.jsonl"
+    code, out, err = cli("history", "export", "--ecs", str(export))
+    assert code == 2 and not export.parent.exists(), "a missing folder is not created"
+    assert err.count("\n") == 1 and "does not exist" in err and out == ""
+    export.parent.mkdir()
     code, _, err = cli("history", "export", "--ecs", str(export))
     assert code == 0 and "Exported 2 event(s)" in err
     docs = [json.loads(line) for line in export.read_text().splitlines()]

@@ -33,7 +33,7 @@ def store(aegis_paths: AegisPaths) -> ConsentStore:
 
 def test_the_purposes_are_data_with_plain_words_and_exact_data() -> None:
     ids = [p.id for p in PURPOSES]
-    assert ids == [*OFF_BY_DEFAULT, "update-checks"]
+    assert ids == ["update-checks", *OFF_BY_DEFAULT]  # the one on by default first
     for p in PURPOSES:
         assert p.title and p.summary and p.never_sends
         assert p.sends, p.id
@@ -93,7 +93,7 @@ def test_mark_reviewed_keeps_defaults(store: ConsentStore) -> None:
 
 
 def test_unknown_purpose_is_a_clear_error(store: ConsentStore) -> None:
-    with pytest.raises(UnknownPurpose, match="known: cloud-lookup"):
+    with pytest.raises(UnknownPurpose, match="known: update-checks, cloud-lookup"):
         store.require("telemetry")
     with pytest.raises(UnknownPurpose):
         store.grant("telemetry")

@@ -19,6 +19,8 @@ from conftest import CLAMAV_TESTFILES, EICAR, run_cli
 
 GENERATED = b"generated sample content that a user hash list blocks\n" * 3
 
+pytestmark = pytest.mark.usefixtures("no_leaks")
+
 
 def _lists(tmp_path: Path) -> tuple[Path, list[tuple[str, Path]]]:
     good = tmp_path / "good.hsb"

@@ -515,6 +515,39 @@ def test_packer_emulation_that_fails_scans_the_file_as_is(
     assert list(members or ()) == []
 
 
+def test_upx_natively(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(unpack_packer, "available", lambda: False)
+    data = _clam("clam-upx.exe")
+    got = leaves(data, "u.exe", tmp_path)
+    assert list(got) == ["u.exe!unpacked-upx"]
+    assert _clam_body() in got["u.exe!unpacked-upx"]
+    start = 0x400  # the packed section's data: damage it in every way that matters
+    for damaged in (
+        data[: start + 100],  # truncated
+        data[:start] + b"\xff" * (len(data) - start),  # all literal bits, then nothing
+        data[:start] + b"\x00" * (len(data) - start),  # endless gamma codes
+        data[:start] + os.urandom(len(data) - start),
+    ):
+        started = time.monotonic()
+        _count, how = drain(damaged, "u.exe", tmp_path, ScanLimits())
+        assert how == "done", how
+        assert time.monotonic() - started < 30
+
+
+def test_an_emulators_dump_is_not_emulated_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(unpack_packer, "available", lambda: True)
+    monkeypatch.setattr(unpack_packer, "child_command", lambda s, _d: calls.append(s) or ["false"])
+    for name in ("p.exe", "unpacked-upx"):
+        list(
+            iter_members(obj_for(_upx_named(), name), ExtractionBudget(ScanLimits()), tmp_path)
+            or ()
+        )
+    assert len(calls) == 1
+
+
 @pytest.mark.skipif(not unpack_packer.available(), reason="unipacker (optional) not installed")
 @pytest.mark.parametrize("name", ["clam-upx.exe", "clam-aspack.exe"])
 def test_packers_through_unipacker(tmp_path: Path, name: str) -> None:

@@ -51,7 +51,7 @@ def test_op_success_and_failure_run_on_the_gui_thread(qtbot: object) -> None:
 
     runner.run(work, success=ok)
     runner.run(boom, failure=failed)
-    qtbot.waitUntil(lambda: "ok" in seen and "failed" in seen, timeout=5000)  # type: ignore[attr-defined]
+    qtbot.waitUntil(lambda: "ok" in seen and "failed" in seen, timeout=60_000)  # type: ignore[attr-defined]
     assert seen["ok"] == ("done", True)
     assert seen["failed"] == ("ValueError", "broken", True)
     assert seen["worker"] != threading.current_thread().name
@@ -94,7 +94,7 @@ def test_bridge_thins_progress_and_skips_clean_reports(qtbot: object) -> None:
     t = threading.Thread(target=engine_thread)
     t.start()
     t.join()
-    qtbot.waitUntil(lambda: bool(reports), timeout=5000)  # type: ignore[attr-defined]
+    qtbot.waitUntil(lambda: bool(reports), timeout=60_000)  # type: ignore[attr-defined]
     QApplication.processEvents()
     assert len(progress) == 1, "500 progress calls in well under 10 s make one signal"
     assert reports == [(7, "/bad")]
@@ -217,7 +217,7 @@ def test_single_instance(qtbot: object, tmp_path: Path) -> None:
     # process, so the first can accept on this (GUI) thread.
     t = threading.Thread(target=ask)
     t.start()
-    qtbot.waitUntil(lambda: bool(shown and done), timeout=8000)  # type: ignore[attr-defined]
+    qtbot.waitUntil(lambda: bool(shown and done), timeout=120_000)  # type: ignore[attr-defined]
     t.join()
     assert done == [False]
     other_profile = SingleInstance(tmp_path / "other", tmp_path / "other-state")

@@ -30,6 +30,7 @@ from aegis_engine.history import HistoryEvent
 from aegis_engine.monitor import ProcessRef, RansomwareEvent
 from aegis_engine.privacy import PURPOSES, ConsentStore
 from aegis_engine.quarantine import VaultItem
+from aegis_engine.status import aegis_version
 from aegis_gui.alerts import Alert, AlertCenter, AlertState
 from aegis_gui.detection import Detection
 from aegis_gui.icons import TrayState
@@ -289,8 +290,10 @@ def test_tray_menu_and_states(qtbot: Any) -> None:
         "Quarantine",
         "Settings",
         "Check for updates",
+        f"Aegis {aegis_version()}",
         "Quit",
     ]
+    assert not tray.version_action.isEnabled()  # information, not a command
     pauses = [a.text() for a in tray.pause_menu.actions()]
     assert pauses == ["For 15 minutes", "For 1 hour", "Until Aegis restarts"]
     got: list[object] = []
@@ -349,3 +352,25 @@ def test_preview_dialog_shows_next_and_sent(qtbot: Any, aegis_paths: AegisPaths)
     d.purpose.setCurrentIndex(d.purpose.findData("usage-stats"))
     assert "Nothing is waiting" in d.next_text.toPlainText()
     assert "Nothing has been sent" in d.sent_text.toPlainText()
+
+
+def test_consent_dialog_says_update_checks_are_on_and_shows_them_without_scrolling(
+    qtbot: Any, aegis_paths: AegisPaths
+) -> None:
+    from PySide6.QtWidgets import QLabel, QScrollArea
+
+    from aegis_engine.privacy import DEFAULTS_SENTENCE
+
+    d = ConsentDialog(ConsentStore.for_paths(aegis_paths))
+    qtbot.addWidget(d)
+    d.show()
+    qtbot.waitExposed(d)
+    texts = [w.text() for w in d.findChildren(QLabel)]
+    assert any("update checks are on" in t.lower() for t in texts[:2]), texts[:2]
+    assert any(DEFAULTS_SENTENCE in t for t in texts)
+    box = d.boxes["update-checks"]
+    assert box.isChecked()
+    viewport = d.findChild(QScrollArea).viewport()
+    top_left = box.mapTo(viewport, box.rect().topLeft())
+    bottom = box.mapTo(viewport, box.rect().bottomLeft())
+    assert top_left.y() >= 0 and bottom.y() <= viewport.height(), "visible without scrolling"

@@ -33,6 +33,8 @@ NO_KEYRING = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
 DEEP = b"[" * 200_000 + b"]" * 200_000
 DEEP_OBJECT = b'{"purposes": ' + b'{"a": ' * 100_000 + b"1" + b"}" * 100_001
 
+pytestmark = pytest.mark.usefixtures("no_leaks")
+
 
 @pytest.fixture(autouse=True)
 def no_keyring() -> object:

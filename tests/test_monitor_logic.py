@@ -26,6 +26,7 @@ from aegis_engine.monitor import (
     StatusEvent,
 )
 from aegis_engine.monitor.attribution import rank_candidates
+from aegis_engine.monitor.bursts import BurstDetector, Op, unknown_extension_change
 from aegis_engine.monitor.content_signs import (
     encrypted_threshold,
     entropy,
@@ -34,7 +35,6 @@ from aegis_engine.monitor.content_signs import (
     looks_encrypted,
 )
 from aegis_engine.monitor.options import FolderKinds
-from aegis_engine.monitor.ransomware import BurstDetector, Op, _unknown_extension_change
 from aegis_engine.paths import AegisPaths
 
 TEXT = (b"Quarterly budget review: revenue, costs and notes for the team. " * 200)[:4096]
@@ -75,10 +75,10 @@ def test_extension_rules() -> None:
     assert is_known_extension("notes.txt~")
     assert not is_known_extension("notes.txt.locked")
     assert not is_known_extension("a.docx.xyz123")
-    assert _unknown_extension_change("/d/a.docx", "/d/a.docx.locked")
-    assert not _unknown_extension_change("/d/IMG_1.jpg", "/d/holiday-1.jpg")
-    assert not _unknown_extension_change("/d/IMG_1.jpg", "/d/IMG_1.jpeg")
-    assert not _unknown_extension_change("/d/a.weird", "/d/b.weird")
+    assert unknown_extension_change("/d/a.docx", "/d/a.docx.locked")
+    assert not unknown_extension_change("/d/IMG_1.jpg", "/d/holiday-1.jpg")
+    assert not unknown_extension_change("/d/IMG_1.jpg", "/d/IMG_1.jpeg")
+    assert not unknown_extension_change("/d/a.weird", "/d/b.weird")
 
 
 # -- bursts -------------------------------------------------------------------------------------

@@ -254,3 +254,64 @@ def test_the_tray_app_restore_keeps_the_file(
     qtbot.waitUntil(lambda: engine.decisions.exclusions.kept_file(str(target), SHA), timeout=20_000)
     again = engine.scan_file(target)
     assert again is not None and engine.outcomes.decide(again).verdict.value == "clean"
+
+
+def test_a_restore_from_another_process_is_not_acted_on_by_the_running_monitor(
+    aegis_paths: AegisPaths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keyring.backends.fail
+
+    monkeypatch.setattr(keyring, "get_keyring", lambda: keyring.backends.fail.Keyring())
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    target = folder / "e.com"
+    target.write_bytes(EICAR)
+    item_id = _quarantine_one(folder)  # by `aegis scan --quarantine` (key in a key file)
+    engine = Engine(aegis_paths)
+    events = Events()
+    try:
+        with Monitor(engine, [folder], processes=False, shield=False) as mon:  # acts
+            mon.subscribe(events)
+            code, _, err = cli("quarantine", "restore", item_id, "--allow")
+            assert code == 0, err
+            (folder / "other.com").write_bytes(OTHER_EICAR)  # still caught meanwhile
+            assert events.wait_for(
+                lambda e: isinstance(e, DetectionEvent) and e.path.endswith("other.com"), 60
+            )
+            deadline = time.monotonic() + 60
+            while mon.stats()["on_access"]["scanned"] < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+    finally:
+        engine.close()
+    assert target.read_bytes() == EICAR  # neither the file nor the vault's temp file reported
+    reported = [Path(e.path).name for e in events.items if isinstance(e, DetectionEvent)]
+    assert reported == ["other.com"]
+
+
+def test_restore_in_flight_needs_the_journal_record(tmp_path: Path) -> None:
+    from aegis_engine.quarantine.journal import JournalRecord, restore_in_flight
+
+    journal = tmp_path / "journal"
+    journal.mkdir()
+    temp = tmp_path / ".aegis-restore-3f2a9c0d11223344.tmp"
+    temp.write_bytes(EICAR)
+    assert not restore_in_flight(journal, str(temp))  # a name alone proves nothing
+    record = JournalRecord("restore", "3f2a9c0d11223344", str(tmp_path), temp_name=temp.name)
+    (journal / record.file_name).write_bytes(record.to_json())
+    assert restore_in_flight(journal, str(temp))
+    elsewhere = tmp_path / "sub"
+    elsewhere.mkdir()
+    assert not restore_in_flight(journal, str(elsewhere / temp.name))
+
+
+def test_the_tray_app_records_that_it_asks(qtbot: Any, tray: Any, tmp_path: Path) -> None:
+    from aegis_gui.protection import PromptingHandler
+
+    (tmp_path / "e.com").write_bytes(EICAR)
+    report = tray.engine.scan_file(tmp_path / "e.com")
+    delivered: list[object] = []
+    fields = PromptingHandler(tray.engine, delivered.append)(report)
+    assert fields["action"] == "ask" and fields["policy_action"] == "quarantine"
+    assert len(delivered) == 1 and (tmp_path / "e.com").exists()
+    [det] = history_events(tray.engine.paths)
+    assert det["kind"] == "detection" and det["action"] == "ask"

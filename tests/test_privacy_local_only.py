@@ -36,7 +36,8 @@ def test_scan_with_the_ml_model_writes_nothing_outside_aegis_home(tmp_path: Path
         "AEGIS_HOME": str(tmp_path / "aegis"),
         # Files are scanned in worker processes: a test detector there reports whether
         # onnxruntime was loaded when it looked at the PE file.
-        "AEGIS_TEST_DETECTORS": "tests.helpers.hostile_detectors:make_probe",
+        "AEGIS_TEST_DETECTORS": "helpers.hostile_detectors:make_probe",
+        "PYTHONPATH": str(Path(__file__).resolve().parent),
     }
     env.pop("ORT_DISABLE_TELEMETRY", None)  # Aegis must set it itself
     code = (
@@ -50,7 +51,6 @@ def test_scan_with_the_ml_model_writes_nothing_outside_aegis_home(tmp_path: Path
         capture_output=True,
         text=True,
         timeout=180,
-        cwd=Path(__file__).resolve().parent.parent,
     )
     assert r.returncode == 1, r.stdout + r.stderr
     assert "onnxruntime-loaded" in r.stdout, "the model was not loaded: the test proves nothing"

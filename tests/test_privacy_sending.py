@@ -335,3 +335,85 @@ def test_a_monitor_session_with_default_settings_opens_no_connection(tmp_path: P
             proc.communicate()
     assert proc.returncode == 0, err
     assert not log.exists(), log.read_text()
+
+
+def test_excepthook_writes_locally_and_does_not_chain(
+    aegis_paths: AegisPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    import threading
+
+    from aegis_engine.privacy.crash import install_excepthook
+
+    printed: list[object] = []
+    monkeypatch.setattr(sys, "excepthook", lambda *a: printed.append(a[0]))
+    monkeypatch.setattr(threading, "excepthook", lambda args: None)
+    seen: list[object] = []
+    install_excepthook("cli", aegis_paths)
+    install_excepthook("monitor", aegis_paths, on_written=seen.append)
+    try:
+        raise ValueError("/home/someone/x")
+    except ValueError as exc:
+        sys.excepthook(ValueError, exc, exc.__traceback__)
+    assert len(crashlog.list_reports(aegis_paths)) == 1, "one hook, not two chained"
+    assert len(seen) == 1 and printed == [ValueError], "then the previous hook prints it"
+
+
+def test_a_tray_app_session_with_default_settings_opens_no_connection(
+    tmp_path: Path, aegis_home: Path
+) -> None:
+    import os
+    import select
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    log = tmp_path / "connects.log"
+    code = (
+        "import socket, sys\n"
+        "def hook(event, args):\n"
+        "    if event == 'socket.connect' and args[0].family == socket.AF_UNIX:\n"
+        "        return\n"
+        "    if event in ('socket.connect', 'socket.getaddrinfo'):\n"
+        f"        open({str(log)!r}, 'a').write(event + ' ' + repr(args[1:]) + '\\n')\n"
+        "sys.addaudithook(hook)\n"
+        "import aegis_engine.privacy.schedule as s\n"
+        "s.SendTimer.__init__.__kwdefaults__['first_after'] = 0.5\n"
+        "from aegis_gui.app import main\n"
+        "sys.exit(main(['--no-notifications', '--timings']))\n"
+    )
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
+    }
+    env.pop("DBUS_SESSION_BUS_ADDRESS", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 120
+        shown = ""
+        while "protected shown" not in shown and time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stderr], [], [], 0.5)
+            if ready:
+                line = proc.stderr.readline()
+                if not line:
+                    break
+                shown += line
+        assert "protected shown" in shown, f"the tray app did not come up: {shown}"
+        time.sleep(2)  # the send timer has run
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert not log.exists(), log.read_text()
+    assert "Traceback" not in err, err

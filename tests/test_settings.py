@@ -57,6 +57,7 @@ def test_max_file_size_abc_in_the_cli_is_a_warning_and_the_scan_still_detects(
         ("[quarantine]\npurge_days = -3\n", "[quarantine] purge_days"),
         ('[exclusions]\nsha256 = ["xyz"]\n', "[exclusions] sha256"),
         ('[updates]\nserver = "http://plain.example"\n', "[updates] server"),
+        ('[updates]\npins = ["nope"]\n', "[updates] pins"),
         ("[tray]\nprompt_timeout = 1\n", "[tray] prompt_timeout"),
         ('[schedule]\ntime = "25:00"\n', "[schedule] time"),
         ('limits = "big"\n', "limits must be a table"),
@@ -181,13 +182,27 @@ def test_update_and_cloud_tables_are_typed(tmp_path: Path) -> None:
     path = tmp_path / "settings.toml"
     path.write_text(
         '[updates]\nserver = "https://updates.example:8443"\nroot = "/etc/aegis/root.json"\n'
-        'ca_file = "/etc/aegis/ca.pem"\npins = ["sha256/AAAAAAAAAAAAAAAAAAAAAAAA"]\n'
+        'ca_file = "/etc/aegis/ca.pem"\n'
+        'pins = ["sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="]\n'
         'client_cert = "/c.pem"\nclient_key = "/k.pem"\nproxy = "http://proxy:3128"\n\n'
         '[cloud]\nlookup_url = "https://lookup.example/v1"\n'
     )
     s = SettingsStore(path).current
     assert s.problems == ()
     up = s.updates
-    assert up.server == "https://updates.example:8443" and up.proxy == "http://proxy:3128"
-    assert up.pins == ("sha256/AAAAAAAAAAAAAAAAAAAAAAAA",) and up.client_key == "/k.pem"
+    assert up.server == "https://updates.example:8443" and up.net.proxy == "http://proxy:3128"
+    assert up.net.pins == ("sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",)
+    assert up.root == Path("/etc/aegis/root.json") and up.net.client_key == Path("/k.pem")
     assert s.cloud.lookup_url == "https://lookup.example/v1"
+
+
+def test_docs_list_every_setting() -> None:
+    from aegis_engine.settings import SCHEMA
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "settings.md").read_text()
+    for table, keys in SCHEMA.items():
+        section = text.split(f"## [{table}]", 1)
+        assert len(section) == 2, f"docs/settings.md has no [{table}] section"
+        body = section[1].split("\n## ", 1)[0]
+        for key, spec in keys.items():
+            assert f"| `{key}` |" in body and spec.expect in body, f"[{table}] {key}"

@@ -28,6 +28,8 @@ from aegis_engine.history import History
 from aegis_engine.paths import AegisPaths
 from aegis_engine.scanning.cache import ScanCache
 
+pytestmark = pytest.mark.usefixtures("no_leaks")
+
 
 def _trees(tmp_path: Path) -> tuple[Path, Path]:
     infected = tmp_path / "infected"
@@ -376,3 +378,53 @@ def test_monitor_with_unusable_history_and_cache_still_quarantines(
     assert "Traceback" not in err, err
     warnings = [str(d.get("message")) for d in seen if d.get("code") == "warning"]
     assert any("history" in w and "not recorded" in w for w in warnings), seen
+
+
+def test_concurrent_scans_share_one_profile(tmp_path: Path, aegis_paths: AegisPaths) -> None:
+    """Three scans at once on one profile (scan cache, history, vault): each reports EICAR,
+    none fails on a locked database, and the cache and history stay usable."""
+    infected, _ = _trees(tmp_path)
+    for n in range(50):
+        (infected / f"f{n}.txt").write_text(f"file {n}\n" * n)
+    env = {**os.environ, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    cmd = [sys.executable, "-m", "aegis_engine.cli", "scan", "--json", str(infected)]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for _ in range(3)
+    ]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        results.append(subprocess.CompletedProcess(cmd, p.returncode, out, err))
+    for r in results:
+        _assert_eicar_reported(r)
+        assert "damaged" not in r.stderr and "cannot be used" not in r.stderr, r.stderr
+    r = run_cli("history")
+    assert r.returncode == 0 and r.stdout.count("eicar.com") == 3, (r.stdout, r.stderr)
+
+
+def test_monitor_thread_failures_are_one_line_and_a_crash_report(
+    aegis_paths: AegisPaths,
+) -> None:
+    """In the monitor, a logged failure or an exception ending a thread is one line for the
+    user and a crash report, never a traceback on the terminal."""
+    import logging
+    import threading
+
+    said: list[str] = []
+    before = threading.excepthook
+    with crashlog.reporting(said.append, command="monitor", paths=aegis_paths):
+        try:
+            raise KeyError("boom")
+        except KeyError:
+            logging.getLogger("aegis_engine.monitor.service").exception("handling failed")
+        t = threading.Thread(target=lambda: 1 / 0, name="aegis-worker")
+        t.start()
+        t.join()
+    assert len(said) == 2, said
+    assert said[0].startswith("handling failed: unexpected KeyError")
+    assert said[1].startswith("aegis-worker stopped: unexpected ZeroDivisionError")
+    reports = crashlog.list_reports(aegis_paths)
+    assert len(reports) == 2
+    assert all("Traceback" in r.read_text() for r in reports)
+    assert threading.excepthook is before  # put back

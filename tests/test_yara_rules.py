@@ -19,7 +19,7 @@ import yara
 
 from aegis_engine.config import ScanLimits
 from aegis_engine.content import ContentSources
-from aegis_engine.detectors import yara_rules
+from aegis_engine.detectors import yara_cache
 from aegis_engine.detectors.base import Detector, ScanObject
 from aegis_engine.detectors.registry import DetectorContext
 from aegis_engine.detectors.yara_rules import YaraDetector, make_detector
@@ -421,7 +421,7 @@ def test_compiled_cache_is_used(env: Env, tmp_path: Path, monkeypatch: pytest.Mo
     cache_dir = AegisPaths.under(env.home).compiled_rules_dir
     compiled = cache_dir / f"{first.version}.yarc"
     assert compiled.is_file()
-    assert (cache_dir / f"{first.version}.json").is_file()
+    assert os.listdir(cache_dir) == [compiled.name]  # no plaintext sidecar
     assert len(env.warnings) == 1
 
     forbid_compile(monkeypatch)
@@ -466,32 +466,84 @@ def test_version_follows_content(env: Env, tmp_path: Path, monkeypatch: pytest.M
     assert env.detector(moved).version == second.version
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "sidecar"])
-def test_corrupt_cache_is_recompiled(env: Env, tmp_path: Path, damage: str) -> None:
+@pytest.mark.parametrize(
+    "damage", ["garbage", "truncated", "empty", "one-bit", "unsealed", "swapped", "new-key"]
+)
+def test_tampered_or_corrupt_cache_is_not_loaded(
+    env: Env, tmp_path: Path, damage: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache is sealed: any change is caught before ``yara.load`` sees the bytes, the
+    file is recompiled, and one warning says so (issue 12 item 2)."""
     rules = tmp_path / "rules"
     write(rules / "a.yar", string_rule("Recovered", "rec-needle"))
+    write(tmp_path / "other" / "b.yar", string_rule("Other", "other-needle"))
     first = env.detector(rules)
     first.ensure_loaded()
-    cache_dir = AegisPaths.under(env.home).compiled_rules_dir
-    compiled = cache_dir / f"{first.version}.yarc"
-    sidecar = cache_dir / f"{first.version}.json"
+    paths = AegisPaths.under(env.home)
+    compiled = paths.compiled_rules_dir / f"{first.version}.yarc"
     good_bytes = compiled.read_bytes()
+    assert good_bytes.startswith(yara_cache.MAGIC)
     if damage == "garbage":
         compiled.write_bytes(b"this is not a compiled yara file" * 10)
     elif damage == "truncated":
         compiled.write_bytes(good_bytes[: len(good_bytes) // 2])
     elif damage == "empty":
         compiled.write_bytes(b"")
+    elif damage == "one-bit":
+        flipped = bytearray(good_bytes)
+        flipped[len(flipped) // 2] ^= 0x01
+        compiled.write_bytes(bytes(flipped))
+    elif damage == "unsealed":
+        # valid compiled rules an attacker wrote in place: never handed to yara.load
+        yara.compile(source="rule Planted { condition: true }").save(str(compiled))
+    elif damage == "swapped":
+        # another rule set's sealed file under this version's name
+        other = env.detector(tmp_path / "other")
+        other.ensure_loaded()
+        os.replace(paths.compiled_rules_dir / f"{other.version}.yarc", compiled)
     else:
-        sidecar.write_text("{not json", encoding="utf-8")
+        paths.rules_cache_key_file.write_bytes(os.urandom(32))
 
+    loads: list[int] = []
+    real_load: Callable[..., Any] = yara.load
+    monkeypatch.setattr(yara, "load", lambda *a, **k: loads.append(1) or real_load(*a, **k))
+    before = len(env.warnings)
     second = env.detector(rules)
     assert names(second, obj_for(b"rec-needle")) == {"Recovered"}
+    assert names(second, obj_for(b"planted")) == set()
     assert not second.loaded_from_cache
-    assert yara.load(str(compiled)) is not None  # rewritten, valid again
+    assert loads == []  # nothing reached the YARA loader
+    assert len(env.warnings) == before + 1
+    assert "was not loaded" in env.warnings[-1] and compiled.name in env.warnings[-1]
+    assert compiled.read_bytes().startswith(yara_cache.MAGIC)  # rewritten, sealed again
     third = env.detector(rules)
     third.ensure_loaded()
     assert third.loaded_from_cache
+    assert len(env.warnings) == before + 1
+
+
+def test_cache_key_is_private_and_outside_the_cache(env: Env, tmp_path: Path) -> None:
+    write(tmp_path / "r" / "a.yar", string_rule("A", "a-needle"))
+    env.detector(tmp_path / "r").ensure_loaded()
+    paths = AegisPaths.under(env.home)
+    key = paths.rules_cache_key_file
+    assert key.is_file() and key.stat().st_mode & 0o777 == 0o600
+    assert key.parent == paths.config_dir
+    assert not key.is_relative_to(paths.cache_dir)
+
+
+def test_cached_rules_hold_no_plaintext_a_rule_could_match(env: Env, tmp_path: Path) -> None:
+    """Regression (issue 11 item 1): the plaintext cache held the bundled rules' strings and
+    Aegis_Test_ClamAV_TestFile matched it."""
+    write(tmp_path / "r" / "a.yar", string_rule("Needle", "cache-plaintext-needle"))
+    det = env.detector(tmp_path / "r", BUNDLED_RULES)
+    det.ensure_loaded()
+    cache_files = list(AegisPaths.under(env.home).compiled_rules_dir.iterdir())
+    assert cache_files
+    for f in cache_files:
+        data = f.read_bytes()
+        assert b"cache-plaintext-needle" not in data
+        assert det.scan(obj_for(data, name=f.name)) == []
 
 
 def test_cache_keeps_only_newest(env: Env, tmp_path: Path) -> None:
@@ -499,10 +551,12 @@ def test_cache_keeps_only_newest(env: Env, tmp_path: Path) -> None:
     cache_dir.mkdir(parents=True)
     old = time.time() - 10_000
     for i in range(8):
-        for suffix in (".yarc", ".json"):
-            stale = cache_dir / f"{i:064x}{suffix}"
-            stale.write_bytes(b"old")
-            os.utime(stale, (old + i, old + i))
+        stale = cache_dir / f"{i:064x}.yarc"
+        stale.write_bytes(yara_cache.MAGIC + b"old")
+        os.utime(stale, (old + i, old + i))
+    plaintext = cache_dir / f"{99:064x}.yarc"  # from before the cache was sealed
+    plaintext.write_bytes(b"YARA plaintext")
+    (cache_dir / f"{99:064x}.json").write_text("{}")
     tmp_leftover = cache_dir / ".leftover.yarc.tmp"
     tmp_leftover.write_bytes(b"x")
     os.utime(tmp_leftover, (old, old))
@@ -512,10 +566,11 @@ def test_cache_keeps_only_newest(env: Env, tmp_path: Path) -> None:
     left = sorted(p.name for p in cache_dir.iterdir())
     compiled = [n for n in left if n.endswith(".yarc")]
     assert f"{det.version}.yarc" in compiled
-    assert len(compiled) == yara_rules._CACHE_KEEP
+    assert len(compiled) == yara_cache.CACHE_KEEP
     assert f"{7:064x}.yarc" in compiled  # the newest old ones survive
     assert f"{0:064x}.yarc" not in compiled
-    assert len([n for n in left if n.endswith(".json")]) == yara_rules._CACHE_KEEP
+    assert plaintext.name not in left
+    assert not [n for n in left if n.endswith(".json")]
     assert ".leftover.yarc.tmp" not in left
 
 

@@ -19,7 +19,27 @@ COMMAND_MODULES: tuple[str, ...] = (
     "update_cmd",
     "lookup_cmd",
     "privacy_cmd",
+    "status_cmd",
 )
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: computed only when asked (it reads the signature content)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object, **_kw: object) -> None:
+        from ..status import collect_status
+
+        try:
+            line = collect_status().version_line()
+        except AegisError as exc:
+            from ..status import aegis_version
+
+            line = f"aegis {aegis_version()} (signatures unknown: {exc})"
+        print(line)
+        parser.exit(0)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -29,6 +49,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="aegis",
         description="Aegis: a privacy-first, lightweight antivirus.",
     )
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = COMMAND_MODULES
     if command is not None and f"{command}_cmd" in COMMAND_MODULES:

@@ -11,7 +11,7 @@ import json
 import sys
 
 from ..paths import AegisPaths
-from ..privacy import PURPOSES, ConsentState, ConsentStore
+from ..privacy import DEFAULTS_SENTENCE, PURPOSES, ConsentState, ConsentStore
 
 
 def _warn(message: str) -> None:
@@ -63,6 +63,7 @@ def run_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([s.to_dict() for s in states], indent=2, ensure_ascii=False))
         return 0
+    print(DEFAULTS_SENTENCE)
     width = max(len(s.purpose.id) for s in states)
     for s in states:
         print(f"{s.purpose.id:<{width}}  {_flag(s):<4}  {s.purpose.title}")

@@ -71,6 +71,11 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    if args.ecs != "-":
+        parent = Path(args.ecs).parent
+        if not parent.is_dir():
+            # Create nothing the user did not ask for: a typo must not become a new folder.
+            raise HistoryError(f"cannot write {args.ecs}: folder {parent} does not exist")
     when = args.export_since or args.since
     since = parse_since(when) if when else None
     hostname = socket.gethostname() if args.include_hostname else None

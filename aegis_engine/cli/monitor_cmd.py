@@ -25,6 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from .. import crashlog
 from ..engine import Engine
 from ..errors import AegisError, ConfigError
 from ..monitor import (
@@ -295,6 +296,10 @@ def run(args: argparse.Namespace) -> int:
         except AegisError as exc:
             printer.line(f"aegis: {exc}")
 
+    def internal_error(message: str) -> None:
+        printer(ErrorEvent(code="internal-error", message=message))
+
+    from ..privacy.crash import handle_crash
     from ..updates.scheduler import UpdateScheduler
 
     def update_done(result: Any) -> None:
@@ -307,12 +312,17 @@ def run(args: argparse.Namespace) -> int:
 
     sending = SendTimer(engine.paths, warn)  # only allowed purposes with an endpoint
     try:
-        monitor.start()
-        updates.start()
-        sending.start()
-        reader = _command_reader(sys.stdin, stop, act)
-        while not stop.wait(0.5):
-            pass
+        with crashlog.reporting(
+            internal_error,
+            command="monitor",
+            write=lambda exc: handle_crash(engine.paths, exc, "monitor"),  # queued with consent
+        ):
+            monitor.start()
+            updates.start()
+            sending.start()
+            reader = _command_reader(sys.stdin, stop, act)
+            while not stop.wait(0.5):
+                pass
     finally:
         stop.set()
         updates.stop()

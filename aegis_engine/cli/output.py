@@ -29,21 +29,31 @@ __all__ = ["ProgressLine", "display_path", "human_bytes", "parse_size"]
 
 
 class ProgressLine:
-    """One line on a terminal, rewritten at most ten times a second; silent elsewhere."""
+    """Scan progress on stderr. On a terminal: one line, rewritten at most ten times a second.
+    Elsewhere (a log, a pipe) only when asked (``force``, ``aegis scan --progress``): one
+    plain line every ``LINE_INTERVAL`` seconds, the first at once."""
 
-    def __init__(self, stream: TextIO = sys.stderr) -> None:
+    LINE_INTERVAL = 5.0
+
+    def __init__(self, stream: TextIO = sys.stderr, *, force: bool = False) -> None:
         self.stream = stream
-        self.enabled = stream.isatty()
-        self._last = 0.0
+        self.tty = stream.isatty()
+        self.enabled = self.tty or force
+        self.interval = 0.1 if self.tty else self.LINE_INTERVAL
+        self._last: float | None = None
         self._shown = False
 
     def update(self, text: str) -> None:
         if not self.enabled:
             return
         now = time.monotonic()
-        if now - self._last < 0.1:
+        if self._last is not None and now - self._last < self.interval:
             return
         self._last = now
+        if not self.tty:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+            return
         width = shutil.get_terminal_size((80, 20)).columns - 1
         if len(text) > width:
             text = text[: width - 1] + "…"

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..config import ScanOptions
 from ..decision import FileDecision
+from ..display import readable_sizes
 from ..engine import Engine
 from ..errors import ConfigError
 from ..response import Mode, Response
@@ -76,7 +77,7 @@ def register(sub: Any) -> None:
         help="skip paths or names matching this glob (repeatable)",
     )
     p.add_argument(
-        "--jobs", type=int, default=0, metavar="N", help="worker threads (default: one per core)"
+        "--jobs", type=int, default=0, metavar="N", help="worker processes (default: one per core)"
     )
     p.add_argument("--no-archives", action="store_true", help="do not look inside archives")
     p.add_argument(
@@ -106,6 +107,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "-q", "--quiet", action="store_true", help="print only threats and problems, no summary"
+    )
+    p.add_argument(
+        "--progress",
+        action="store_true",
+        help="show progress on stderr even when it is not a terminal "
+        f"(then one line every {ProgressLine.LINE_INTERVAL:g} s)",
     )
     p.add_argument(
         "--quarantine",
@@ -161,7 +168,7 @@ def _print_human(report: FileReport, out: Any) -> None:
                 continue
             out.write(f"{'':12}{f.name}  [{f.detector}, {f.severity.value}, score {f.score:.2f}]\n")
         for problem in obj.problems:
-            out.write(f"{'':12}{problem}\n")
+            out.write(f"{'':12}{readable_sizes(problem)}\n")
 
 
 def _decision_fields(obj: ObjectResult, response: Response) -> dict[str, Any]:
@@ -204,7 +211,11 @@ def _print_summary(summary: ScanSummary, out: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     _check_inputs(args)
     out = sys.stdout
-    progress = ProgressLine(sys.stderr) if not args.json and not args.quiet else None
+    progress = (
+        ProgressLine(sys.stderr, force=args.progress)
+        if args.progress or not (args.json or args.quiet)
+        else None
+    )
 
     def warn(message: str) -> None:
         if progress:

@@ -13,13 +13,18 @@ verdict stands (one warning per scan, no finding, no error).
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
-from ..privacy.reputation import CLOUD_DETECTOR, Reputation, finding_for, make_lookup
 from ..results import Finding
 from .base import ScanObject
 from .registry import DetectorContext
 
+if TYPE_CHECKING:
+    from ..privacy.lookup import RangeLookup
+
 __all__ = ["CloudReputationDetector", "make_detector", "wanted"]
+
+CLOUD_DETECTOR = "cloud-reputation"  # the same name as privacy.reputation.CLOUD_DETECTOR
 
 _PROGRAMS = {"PE", "MZ", "ELF", "MACHO", "SCRIPT"}
 _SCRIPT_EXTENSIONS = {
@@ -46,7 +51,9 @@ class CloudReputationDetector:
     hashes_needed = frozenset({"sha256"})
 
     def __init__(self, ctx: DetectorContext, version: str) -> None:
-        self._lookup = make_lookup(ctx.paths)
+        from ..privacy.reputation import make_lookup
+
+        self._lookup: RangeLookup = make_lookup(ctx.paths)
         self._warn = ctx.warn
         self._version = version
         self._warned = threading.Event()
@@ -60,6 +67,7 @@ class CloudReputationDetector:
         if not digest or not wanted(obj):
             return []
         from ..errors import PrivacyError
+        from ..privacy.reputation import Reputation, finding_for
 
         try:
             result = self._lookup.lookup(digest)
@@ -74,7 +82,7 @@ class CloudReputationDetector:
 
 
 def make_detector(ctx: DetectorContext) -> CloudReputationDetector | None:
-    from ..privacy.reputation import lookup_enabled
+    from ..privacy.endpoints import lookup_enabled
 
     version = lookup_enabled(ctx.paths, ctx.warn)
     if version is None:

@@ -6,7 +6,8 @@ files may define rules with the same name. A file that does not compile is repor
 ``ctx.warn`` and skipped; it never disables the other files.
 
 Compiling a large pack takes seconds, so it happens lazily, on the first :meth:`scan` (or
-:meth:`YaraDetector.ensure_loaded`), and the result is cached under
+:meth:`YaraDetector.ensure_loaded`), and the result is cached, sealed (yara_cache.py: no
+plaintext a rule could match, integrity checked before ``yara.load``), under
 ``AegisPaths.compiled_rules_dir`` keyed by :attr:`YaraDetector.version`, a fingerprint of the
 rule files' content computed without compiling. A rescan served from the scan cache therefore
 never compiles anything.
@@ -25,15 +26,12 @@ The external variables of LOKI/THOR-style packs are defined: ``filename``, ``fil
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import math
 import os
 import re
 import threading
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,10 +39,10 @@ from typing import TYPE_CHECKING, Any
 
 import yara
 
-from ..atomic import atomic_write
 from ..errors import ContentError, DetectorError, LimitExceeded, RuleCompileError
 from ..results import Finding, FindingKind, Severity
 from .base import ScanObject
+from .yara_cache import SealedRulesCache
 
 if TYPE_CHECKING:
     from .registry import DetectorContext
@@ -63,13 +61,9 @@ EXTERNALS: tuple[str, ...] = (
 )
 """External variables every rule may use (as in LOKI/THOR); empty strings at compile time."""
 
-_FORMAT = "aegis-yara-1"
-"""Bump when the way matches become findings changes: it is part of ``version``."""
-_CACHE_SUFFIX = ".yarc"
-_SIDECAR_SUFFIX = ".json"
-_CACHE_KEEP = 4
-"""Compiled rule sets kept in the cache folder (the newest by use)."""
-_STALE_TMP_SECONDS = 3600.0
+_FORMAT = "aegis-yara-2"
+"""Bump when the way matches become findings, or the cache format, changes: it is part of
+``version``. (2: the cache is sealed, see yara_cache.py.)"""
 _VALIDATE_AFTER_RETRIES = 4
 """After this many compile-drop-retry rounds, check the remaining files one by one instead."""
 
@@ -281,6 +275,9 @@ class YaraDetector:
         self.rule_files: tuple[RuleFile, ...] = tuple(files)
         self._hashes_needed = frozenset(needed)
         self._version = self._fingerprint()
+        self._cache = SealedRulesCache(
+            ctx.paths.compiled_rules_dir, ctx.paths.rules_cache_key_file, ctx.warn
+        )
 
     # Detector protocol ----------------------------------------------------------------------
     @property
@@ -343,15 +340,23 @@ class YaraDetector:
 
     def _load(self) -> None:
         by_ns = {f.namespace: f for f in self.rule_files}
-        cached = self._load_cached(by_ns)
+        cached = self._cache.load(self._version)
         if cached is not None:
-            rules, broken = cached
+            rules, broken_ns = cached
+            broken = [
+                (str(by_ns[ns].path) if ns in by_ns else ns, message) for ns, message in broken_ns
+            ]
             self.loaded_from_cache = True
         else:
             rules, broken = self._compile()
             self.loaded_from_cache = False
             if rules is not None:
-                self._save_cache(rules, broken, by_ns)
+                ns_by_path = {str(f.path): ns for ns, f in by_ns.items()}
+                self._cache.save(
+                    self._version,
+                    rules,
+                    [(ns_by_path.get(path, path), message) for path, message in broken],
+                )
         self._rules = rules
         self.rule_count = sum(1 for _ in rules) if rules is not None else 0
         self.broken = broken
@@ -400,86 +405,6 @@ class YaraDetector:
             if message.startswith(path + "(") and len(path) > best_len:
                 best, best_len = ns, len(path)
         return best
-
-    # Compiled-rules cache -------------------------------------------------------------------
-    def _cache_files(self) -> tuple[Path, Path]:
-        folder = self._ctx.paths.compiled_rules_dir
-        return folder / f"{self._version}{_CACHE_SUFFIX}", folder / f"{self._version}.json"
-
-    def _load_cached(
-        self, by_ns: Mapping[str, RuleFile]
-    ) -> tuple[Any, list[tuple[str, str]]] | None:
-        compiled, sidecar = self._cache_files()
-        if not compiled.is_file():
-            return None
-        try:
-            meta = json.loads(sidecar.read_text(encoding="utf-8"))
-            if not isinstance(meta, dict) or meta.get("version") != self._version:
-                raise ValueError("sidecar does not match")
-            broken: list[tuple[str, str]] = []
-            for entry in meta["broken"]:
-                ns, message = entry
-                if not isinstance(ns, str) or not isinstance(message, str):
-                    raise ValueError("bad sidecar entry")
-                rf = by_ns.get(ns)
-                broken.append((str(rf.path) if rf is not None else ns, message))
-            rules = yara.load(str(compiled))
-        except (OSError, ValueError, KeyError, TypeError, yara.Error):
-            for stale in (compiled, sidecar):
-                with contextlib.suppress(OSError):
-                    stale.unlink()
-            return None
-        with contextlib.suppress(OSError):
-            os.utime(compiled)  # mark as recently used for pruning
-        return rules, broken
-
-    def _save_cache(
-        self, rules: Any, broken: list[tuple[str, str]], by_ns: Mapping[str, RuleFile]
-    ) -> None:
-        ns_by_path = {str(f.path): ns for ns, f in by_ns.items()}
-        compiled, sidecar = self._cache_files()
-        meta = {
-            "version": self._version,
-            "yara": yara.__version__,
-            "broken": [[ns_by_path.get(path, path), message] for path, message in broken],
-        }
-        try:
-            buf = io.BytesIO()
-            rules.save(file=buf)
-            self._ctx.paths.ensure(compiled.parent)
-            # The sidecar first: a compiled file is only used together with its sidecar.
-            atomic_write(sidecar, json.dumps(meta, indent=1).encode("utf-8"))
-            atomic_write(compiled, buf.getvalue())
-        except (OSError, yara.Error) as exc:
-            self._ctx.warn(f"compiled YARA rules could not be cached: {exc}")
-            return
-        self._prune_cache(compiled.parent)
-
-    def _prune_cache(self, folder: Path) -> None:
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            return
-        now = time.time()
-        compiled: list[tuple[float, str]] = []
-        for entry in entries:
-            try:
-                mtime = entry.stat(follow_symlinks=False).st_mtime
-            except OSError:
-                continue
-            if entry.name.startswith(".") and entry.name.endswith(".tmp"):
-                if now - mtime > _STALE_TMP_SECONDS:
-                    with contextlib.suppress(OSError):
-                        os.unlink(entry.path)
-            elif entry.name.endswith(_CACHE_SUFFIX):
-                compiled.append((mtime, entry.name[: -len(_CACHE_SUFFIX)]))
-        compiled.sort(reverse=True)
-        keep = {self._version} | {stem for _, stem in compiled[:_CACHE_KEEP]}
-        for entry in entries:
-            stem, ext = os.path.splitext(entry.name)
-            if ext in (_CACHE_SUFFIX, _SIDECAR_SUFFIX) and stem not in keep:
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
 
     # Helpers --------------------------------------------------------------------------------
     def _fingerprint(self) -> str:

@@ -42,17 +42,40 @@ import os
 import stat
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 from .attribution import Candidate, IoSampler, IoSnapshot, ProcessControl, rank_candidates
+from .bursts import BurstDetector, Op, unknown_extension_change
 from .canary import CanarySet
-from .content_signs import is_known_extension, looks_encrypted
+from .content_signs import looks_encrypted
 from .events import ErrorEvent, MonitorEvent, ProcessRef, RansomwareEvent
 from .fsevents import FsEvent, FsKind
+from .incidents import Incident, first_action, incident_event, plausible
 from .options import MonitorOptions
 from .worker import Worker
+
+
+def _own_descendants() -> set[int]:
+    """Aegis's own helper processes: the scan workers and multiprocessing's fork server
+    (each started by ``multiprocessing``, which names itself on their command line)."""
+    try:
+        import psutil
+    except ImportError:
+        return set()
+    own: set[int] = set()
+    try:
+        children = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return own
+    for child in children:
+        try:
+            if any("from multiprocessing." in part for part in child.cmdline()):
+                own.add(child.pid)
+        except psutil.Error:
+            continue  # gone meanwhile
+    return own
+
 
 __all__ = ["BurstDetector", "Incident", "Op", "RansomwareShield"]
 
@@ -73,115 +96,6 @@ _CANARY_WAIT = 1.0
 """After a canary changed with no baseline, wait this long for one more operation before
 attributing by watching write counters for a moment instead."""
 """A burst with no writer left within this many seconds of an incident joins it."""
-
-
-@dataclass(frozen=True, slots=True)
-class Op:
-    """One suspicious operation on one file."""
-
-    t: float
-    kind: str  # "encrypted" | "destroyed" | "canary" | "canary-deleted"
-    path: str
-    root: str
-    size: int = 0
-
-
-class BurstDetector:
-    """Counts suspicious operations over a sliding window; pure logic, no I/O.
-
-    An operation counts once per file and kind within the window: a file saved again and
-    again is one file, ransomware touches many different files."""
-
-    def __init__(self, window: float, min_encrypted: int, min_destroyed: int) -> None:
-        self.window = window
-        self.min_encrypted = min_encrypted
-        self.min_destroyed = min_destroyed
-        self.ops: deque[Op] = deque()
-        self._seen: dict[tuple[str, str], int] = {}
-        self._encrypted = 0
-        self._destroyed = 0
-        self._canary_deleted = 0
-
-    def _expire(self, now: float) -> None:
-        while self.ops and now - self.ops[0].t > self.window:
-            op = self.ops.popleft()
-            key = (op.kind, op.path)
-            left = self._seen.get(key, 0) - 1
-            if left > 0:
-                self._seen[key] = left
-            else:
-                self._seen.pop(key, None)
-                self._count(op, -1)
-
-    def _count(self, op: Op, d: int) -> None:
-        if op.kind == "encrypted":
-            self._encrypted += d
-        elif op.kind == "destroyed":
-            self._destroyed += d
-        elif op.kind == "canary-deleted":
-            self._canary_deleted += d
-            self._destroyed += d
-
-    def add(self, op: Op) -> str | None:
-        """Record ``op``; returns why a burst is now complete (``canary``/``burst``), or None."""
-        self._expire(op.t)
-        self.ops.append(op)
-        key = (op.kind, op.path)
-        seen = self._seen.get(key, 0)
-        self._seen[key] = seen + 1
-        if not seen:
-            self._count(op, +1)
-        if op.kind == "canary":
-            return "canary"
-        if self._canary_deleted and self._encrypted >= 1:
-            return "canary"
-        if self._encrypted >= self.min_encrypted and self._destroyed >= self.min_destroyed:
-            return "burst"
-        return None
-
-    @property
-    def active(self) -> bool:
-        return bool(self.ops)
-
-    def quiet(self, now: float) -> bool:
-        self._expire(now)
-        return not self.ops
-
-    def reset(self) -> list[Op]:
-        ops = list(self.ops)
-        self.ops.clear()
-        self._seen.clear()
-        self._encrypted = self._destroyed = self._canary_deleted = 0
-        return ops
-
-    def counts(self) -> tuple[int, int]:
-        """(encrypted writes, destroyed files) in the window."""
-        return self._encrypted, self._destroyed
-
-
-@dataclass
-class Incident:
-    id: str
-    root: str
-    reasons: list[str]
-    started: float
-    """Wall-clock time of the trigger."""
-    report_at: float
-    """Monotonic time when the alert goes out."""
-    processes: list[ProcessRef] = field(default_factory=list)
-    files: dict[str, None] = field(default_factory=dict)
-    files_total: int = 0
-    reported: bool = False
-    resolved: str | None = None
-    until: float = 0.0
-    """Monotonic end of the cooldown: operations before it join this incident."""
-
-    def add_file(self, path: str, cap: int) -> None:
-        if path in self.files:
-            return
-        self.files_total += 1
-        if len(self.files) < cap:
-            self.files[path] = None
 
 
 class RansomwareShield(Worker):
@@ -342,12 +256,12 @@ class RansomwareShield(Worker):
             if (
                 src_protected
                 and not fresh
-                and (not dest_protected or _unknown_extension_change(path, dest))
+                and (not dest_protected or unknown_extension_change(path, dest))
             ):
                 self._op(Op(now, "destroyed", path, self.root_of(path)))
             written = self._vanished.pop(path, None)
             if dest_protected and (
-                not src_protected or written is not None or _unknown_extension_change(path, dest)
+                not src_protected or written is not None or unknown_extension_change(path, dest)
             ):
                 size = self._encrypted_size(dest)
                 if size is not None and size != _GONE:
@@ -441,7 +355,9 @@ class RansomwareShield(Worker):
 
     def _candidates(self) -> list[Candidate]:
         roots = self.roots
-        exclude = self._self_pids | self._suspended_pids()
+        # Aegis itself, and its scan workers: they read the files on-access scanning is
+        # given, decoys included.
+        exclude = self._self_pids | _own_descendants() | self._suspended_pids()
 
         def open_files(pid: int) -> list[str]:
             return self._sampler.open_files_under(pid, roots)
@@ -456,7 +372,7 @@ class RansomwareShield(Worker):
                 exclude=exclude,
                 open_files=open_files,
             )
-            if _plausible(found):
+            if plausible(found):
                 return found
         # No baseline (a canary was the first sign), or the writes seen so far are not in
         # the counters yet, or no writer looks the part: watch the counters for a moment;
@@ -468,7 +384,7 @@ class RansomwareShield(Worker):
             probe = rank_candidates(
                 base, self._sampler.snapshot(), observed=0, exclude=exclude, open_files=open_files
             )
-            if _plausible(probe):
+            if plausible(probe):
                 return probe
             if probe and (not found or probe[0].score(0) > found[0].score(0)):
                 found = probe
@@ -553,7 +469,7 @@ class RansomwareShield(Worker):
                         continue
                 for inc in due:
                     inc.reported = True
-                events = [self._event(inc, _first_action(inc)) for inc in due]
+                events = [self._event(inc, first_action(inc)) for inc in due]
                 stopping = self._stopping
             if fire:
                 with self._op_lock:
@@ -580,36 +496,7 @@ class RansomwareShield(Worker):
                 return
 
     def _event(self, inc: Incident, action: str) -> RansomwareEvent:
-        if action == "suspended":
-            what = "Suspended " + ", ".join(
-                f"{p.name or '?'} (pid {p.pid})" for p in inc.processes if p.outcome == "suspended"
-            )
-            what += ". Choose kill or resume."
-        elif action == "unattributed":
-            what = (
-                "No process could be identified (it may have exited, or belongs to another user)."
-            )
-        elif action == "suspend-failed":
-            what = "The process could not be suspended: " + ", ".join(
-                f"pid {p.pid} {p.outcome}" for p in inc.processes
-            )
-        else:
-            what = f"The process was {action} at your request."
-        why = {
-            "canary": "a decoy file Aegis planted was changed",
-            "burst": "files were rewritten with encrypted content and originals destroyed",
-        }
-        reasons = "; ".join(why.get(r, r) for r in inc.reasons)
-        return RansomwareEvent(
-            incident=inc.id,
-            action=action,
-            path=inc.root,
-            processes=tuple(inc.processes),
-            reasons=tuple(inc.reasons),
-            files=tuple(inc.files),
-            files_total=inc.files_total,
-            explanation=f"Possible ransomware in {inc.root}: {reasons}. {what}",
-        )
+        return incident_event(inc, action)
 
     # -- the user's choice ---------------------------------------------------------------------
     def resolve(self, incident_id: str, choice: str) -> RansomwareEvent:
@@ -642,27 +529,3 @@ class RansomwareShield(Worker):
                 for i in self.incidents.values()
                 if i.resolved is None and any(p.outcome == "suspended" for p in i.processes)
             ]
-
-
-def _plausible(found: Sequence[Candidate]) -> bool:
-    """The best candidate holds a protected file open, or has both ransomware traits (reads
-    about as much as it writes, and writes in bulk)."""
-    return bool(found) and (bool(found[0].open_files) or found[0].score(1)[1] >= 2)
-
-
-def _first_action(inc: Incident) -> str:
-    outcomes = {p.outcome for p in inc.processes}
-    if "suspended" in outcomes:
-        return "suspended"
-    if not inc.processes:
-        return "unattributed"
-    return "suspend-failed"
-
-
-def _unknown_extension_change(src: str, dest: str) -> bool:
-    """Renamed to an extension that is not an ordinary one and not the one it had."""
-    s_ext = os.path.splitext(src)[1].lower()
-    d_ext = os.path.splitext(dest)[1].lower()
-    if s_ext == d_ext:
-        return False
-    return not is_known_extension(dest)

@@ -191,12 +191,22 @@ class Monitor:
         if self._enable_on_access and self.watch:
             canaries = self.canaries
 
+            journal = self.engine.paths.quarantine_dir / "journal"
+
             def skip_scan(path: str) -> bool:
                 if canaries is not None and (
                     canaries.is_canary(path) or canaries.is_own_temp(path)
                 ):
                     return True
-                return skip(path)
+                if skip(path):
+                    return True
+                if os.path.basename(path).startswith(".aegis-restore-"):
+                    # the vault's temp file of a restore in flight? (imports the vault: only
+                    # for this name)
+                    from ..quarantine.journal import restore_in_flight
+
+                    return restore_in_flight(journal, path)
+                return False
 
             self.on_access = OnAccessScanner(
                 self.engine.scan_file,

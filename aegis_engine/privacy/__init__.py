@@ -7,20 +7,49 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ..errors import ConsentRequired, ConsentStoreError, PrivacyError, UnknownPurpose
-from .consent import (
-    CONSENT_FILE,
-    PURPOSES,
-    ConsentState,
-    ConsentStore,
-    DataField,
-    Purpose,
-    SendPreview,
-    purpose,
-)
+
+if TYPE_CHECKING:
+    from .consent import (
+        CONSENT_FILE,
+        DEFAULTS_SENTENCE,
+        PURPOSES,
+        ConsentState,
+        ConsentStore,
+        DataField,
+        Purpose,
+        SendPreview,
+        purpose,
+    )
+
+_FROM_CONSENT = {
+    "CONSENT_FILE",
+    "DEFAULTS_SENTENCE",
+    "PURPOSES",
+    "ConsentState",
+    "ConsentStore",
+    "DataField",
+    "Purpose",
+    "SendPreview",
+    "purpose",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The consent names load on first use: a scan that only checks whether a look-up
+    service is configured does not pay for building the purposes (package metadata)."""
+    if name in _FROM_CONSENT:
+        from . import consent
+
+        return getattr(consent, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CONSENT_FILE",
+    "DEFAULTS_SENTENCE",
     "PURPOSES",
     "ConsentRequired",
     "ConsentState",

@@ -99,7 +99,28 @@ def _os_family() -> str:
     return platform.system() or sys.platform
 
 
+DEFAULTS_SENTENCE = (
+    "Update checks are on by default: they send only the Aegis version and the signature "
+    "version, no identifier. Everything else is off until you turn it on."
+)
+"""The one true sentence about defaults, shown by the consent dialog, ``aegis consent list``
+and the README."""
+
 PURPOSES: tuple[Purpose, ...] = (
+    # The one purpose on by default comes first, so it is seen without scrolling.
+    Purpose(
+        id="update-checks",
+        title="Check for signature and program updates",
+        summary="Ask the update server whether newer signatures or a newer Aegis exist. "
+        "On by default because it carries no identifier; you can turn it off.",
+        sends=(
+            DataField("aegis_version", "the Aegis version", _aegis_version()),
+            DataField("signature_version", "the version of the signature set you have", "bundled"),
+        ),
+        never_sends="any identifier or cookie, anything about your files, your user name",
+        default=True,
+        identifiers=False,
+    ),
     Purpose(
         id="cloud-lookup",
         title="Cloud hash lookups",
@@ -175,19 +196,6 @@ PURPOSES: tuple[Purpose, ...] = (
             ),
         ),
         never_sends="paths, file names, fingerprints, your user name, any machine id",
-        identifiers=False,
-    ),
-    Purpose(
-        id="update-checks",
-        title="Check for signature and program updates",
-        summary="Ask the update server whether newer signatures or a newer Aegis exist. "
-        "On by default because it carries no identifier; you can turn it off.",
-        sends=(
-            DataField("aegis_version", "the Aegis version", _aegis_version()),
-            DataField("signature_version", "the version of the signature set you have", "bundled"),
-        ),
-        never_sends="any identifier or cookie, anything about your files, your user name",
-        default=True,
         identifiers=False,
     ),
 )

@@ -96,9 +96,11 @@ def install_excepthook(
     on_written: Callable[[Path], None] | None = None,
 ) -> None:
     """Make uncaught exceptions (main thread and other threads) go through
-    :func:`handle_crash`, then to the previous hook (which prints them)."""
-    previous: Hook = sys.excepthook
-    previous_thread = threading.excepthook
+    :func:`handle_crash`, then to the previous hook (which prints them). Installing again
+    (``main()`` called twice in one process, the monitor after the CLI) replaces Aegis's own
+    hook instead of chaining a second one."""
+    previous: Hook = getattr(sys.excepthook, "_aegis_previous", sys.excepthook)
+    previous_thread = getattr(threading.excepthook, "_aegis_previous", threading.excepthook)
 
     def where() -> AegisPaths:
         return paths or AegisPaths.default()
@@ -117,5 +119,7 @@ def install_excepthook(
             handle_crash(where(), args.exc_value, component)
         previous_thread(args)
 
+    hook._aegis_previous = previous  # type: ignore[attr-defined]
+    thread_hook._aegis_previous = previous_thread  # type: ignore[attr-defined]
     sys.excepthook = hook
     threading.excepthook = thread_hook

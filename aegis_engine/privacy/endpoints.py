@@ -20,7 +20,7 @@ until the user allows it again.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +28,7 @@ from ..errors import ConfigError
 from ..paths import AegisPaths
 from ..settings import SettingsStore
 
-__all__ = ["CloudSettings", "endpoints_for"]
+__all__ = ["CloudSettings", "endpoints_for", "lookup_enabled"]
 
 _HTTPS = re.compile(r"^https://(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?(?:/[^\s?#@]*)?$")
 _URL_KEYS = {
@@ -95,3 +95,29 @@ class CloudSettings:
 
 def endpoints_for(paths: AegisPaths) -> dict[str, str]:
     return CloudSettings.for_paths(paths).endpoints()
+
+
+def lookup_enabled(paths: AegisPaths, warn: Callable[[str], None] | None = None) -> str | None:
+    """A version string for the scan cache when scans should look files up (consent given and
+    a service configured), else None. The version changes with the service and with each
+    cache period, so cached scan results are looked up again after that long."""
+    import hashlib
+    import time
+
+    from ..errors import AegisError
+
+    try:
+        cloud = CloudSettings.for_paths(paths)
+        if not cloud.lookup_url:  # the default: nothing else to read
+            return None
+        from .consent import ConsentStore
+
+        if not ConsentStore.for_paths(paths).is_granted("cloud-lookup"):
+            return None
+    except AegisError as exc:
+        if warn is not None:
+            warn(f"cloud look-ups off: {exc}")
+        return None
+    period = max(cloud.lookup_cache_hours * 3600, 60.0)
+    stamp = f"{cloud.lookup_url}|{int(time.time() // period)}"
+    return "cloud-" + hashlib.sha256(stamp.encode()).hexdigest()[:12]

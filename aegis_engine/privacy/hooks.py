@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..errors import AegisError
 from ..paths import AegisPaths
 from ..results import FileReport, ScanSummary
-from .lookup import RangeLookup
+
+if TYPE_CHECKING:
+    from .lookup import RangeLookup
 
 __all__ = ["ScanPrivacy"]
 
@@ -25,7 +28,8 @@ class ScanPrivacy:
 
     def _lookup_client(self) -> RangeLookup | None:
         if self._enabled is None:
-            from .reputation import lookup_enabled, make_lookup
+            from .endpoints import lookup_enabled
+            from .reputation import make_lookup
 
             self._enabled = lookup_enabled(self.paths, self._warn) is not None
             if self._enabled:
@@ -48,6 +52,10 @@ class ScanPrivacy:
     def after_scan(self, summary: ScanSummary) -> None:
         """Count the scan for usage statistics (only while they are on). Never raises."""
         with contextlib.suppress(Exception):
+            from .endpoints import CloudSettings
+
+            if not CloudSettings.for_paths(self.paths).usage_stats_url:
+                return  # nowhere to send them: nothing is counted
             from .consent import ConsentStore
             from .usage import count, queue_due_report
 

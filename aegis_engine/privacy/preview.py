@@ -28,6 +28,17 @@ class _Consent(Protocol):
     def is_granted(self, purpose_id: str) -> bool: ...
 
 
+def _session_headers() -> dict[str, str]:
+    """The headers the network session adds to every request (no identifier among them)."""
+    try:
+        from ..net import NetConfig
+
+        agent = NetConfig().user_agent
+    except ImportError:  # pragma: no cover
+        agent = "aegis"
+    return {"User-Agent": agent, "Accept-Encoding": "identity"}
+
+
 def _update_server(paths: AegisPaths) -> str:
     try:
         from ..net import update_settings_from
@@ -68,7 +79,11 @@ def build_preview(
                         {
                             "method": "POST",
                             "url": logs_url(endpoint) if endpoint else "(no endpoint)",
-                            "headers": {"Content-Type": CONTENT_TYPE, "Content-Encoding": "gzip"},
+                            "headers": {
+                                **_session_headers(),
+                                "Content-Type": CONTENT_TYPE,
+                                "Content-Encoding": "gzip",
+                            },
                             "body": json.dumps(doc, separators=(",", ":"), ensure_ascii=False),
                         }
                     )
@@ -83,7 +98,7 @@ def build_preview(
                     {
                         "method": "GET",
                         "url": f"{endpoint}/range/<5 hex digits, e.g. 275a0>",
-                        "headers": {"Accept": "text/plain"},
+                        "headers": {**_session_headers(), "Accept": "text/plain"},
                         "body": None,
                     }
                 )

@@ -25,6 +25,8 @@ import json
 import os
 import re
 import secrets
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -112,8 +114,23 @@ def _line(suffix: str, flag: str, name: str) -> bytes:
     return f"{suffix}:{flag}:{clean:<{NAME_LEN}}\n".encode("ascii")
 
 
-def _padding_line() -> bytes:
-    return _line(secrets.token_hex(32)[:SUFFIX_LEN], "-", "")
+def _padding_lines(n: int) -> list[bytes]:
+    """``n`` padding lines with random suffixes (indistinguishable from real ones)."""
+    pad = f":-:{'':<{NAME_LEN}}\n".encode("ascii")
+    hexes = secrets.token_hex(32 * n) if n else ""
+    return [hexes[i * 64 : i * 64 + SUFFIX_LEN].encode("ascii") + pad for i in range(n)]
+
+
+def _swap_in(staging: Path, final: Path) -> None:
+    """Replace the folder ``final`` by ``staging`` (the old set is removed afterwards)."""
+    os.sync()  # the new files are on disk before any name points at them
+    old: Path | None = None
+    if final.exists():
+        old = final.with_name(f".range-old-{secrets.token_hex(4)}")
+        os.replace(final, old)
+    os.replace(staging, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -150,26 +167,28 @@ def write_ranges(
     slots = MIN_SLOTS
     while slots < fullest:
         slots *= 2
-    range_dir = out / "range"
-    range_dir.mkdir(parents=True, exist_ok=True)
-    for prefix, bucket in entries.items():
-        lines = [_line(s, f, n) for s, (f, n) in bucket.items()]
-        lines += [_padding_line() for _ in range(slots - len(lines))]
-        _shuffle(lines)
-        atomic_write(range_dir / prefix, HEADER + b"".join(lines))
-    empty = range_dir / "empty"
-    atomic_write(empty, HEADER + b"".join(_padding_line() for _ in range(slots)))
-    if all_prefixes:
-        for n in range(16**PREFIX_LEN):
-            prefix = f"{n:05x}"
-            if prefix in entries:
-                continue
-            target = range_dir / prefix
-            try:
-                os.link(empty, target)
-            except FileExistsError:
-                os.unlink(target)
-                os.link(empty, target)
+    # Written into a fresh folder, then swapped in for the old one: a server never serves a
+    # half-written set, and no file needs its own fsync (a set holds up to 16**5 files).
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".range-", dir=out))
+    try:
+        for prefix, bucket in entries.items():
+            lines = [_line(s, f, n) for s, (f, n) in bucket.items()]
+            lines += _padding_lines(slots - len(lines))
+            _shuffle(lines)
+            (staging / prefix).write_bytes(HEADER + b"".join(lines))
+        empty = staging / "empty"
+        empty.write_bytes(HEADER + b"".join(_padding_lines(slots)))
+        if all_prefixes:
+            for n in range(16**PREFIX_LEN):
+                prefix = f"{n:05x}"
+                if prefix not in entries:
+                    os.link(empty, staging / prefix)
+        os.chmod(staging, 0o755)
+        _swap_in(staging, out / "range")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     size = len(HEADER) + slots * LINE_LEN
     meta = {
         "format": 1,

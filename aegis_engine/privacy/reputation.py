@@ -10,14 +10,11 @@ and documents with macros.
 
 from __future__ import annotations
 
-import hashlib
-import time
 from collections.abc import Callable
 
-from ..errors import AegisError, PrivacyError
+from ..errors import PrivacyError
 from ..paths import AegisPaths
 from ..results import FileReport, Finding, FindingKind, Severity, Verdict
-from .endpoints import CloudSettings
 from .lookup import LookupResult, RangeLookup
 from .ranges import Reputation
 
@@ -27,7 +24,6 @@ __all__ = [
     "Reputation",
     "annotate_report",
     "finding_for",
-    "lookup_enabled",
     "make_lookup",
 ]
 
@@ -54,25 +50,6 @@ def make_lookup(paths: AegisPaths, *, warn: Callable[[str], None] | None = None)
 
     consent = ConsentStore.for_paths(paths, warn=warn)
     return RangeLookup.for_paths(paths, consent, lambda: transport_for(paths, consent))
-
-
-def lookup_enabled(paths: AegisPaths, warn: Callable[[str], None] | None = None) -> str | None:
-    """A version string for the scan cache when scans should look files up (consent given and
-    a service configured), else None. The version changes with the service and with each
-    cache period, so cached scan results are looked up again after that long."""
-    from .consent import ConsentStore
-
-    try:
-        cloud = CloudSettings.for_paths(paths)
-        if not cloud.lookup_url or not ConsentStore.for_paths(paths).is_granted("cloud-lookup"):
-            return None
-    except AegisError as exc:
-        if warn is not None:
-            warn(f"cloud look-ups off: {exc}")
-        return None
-    period = max(cloud.lookup_cache_hours * 3600, 60.0)
-    stamp = f"{cloud.lookup_url}|{int(time.time() // period)}"
-    return "cloud-" + hashlib.sha256(stamp.encode()).hexdigest()[:12]
 
 
 def annotate_report(

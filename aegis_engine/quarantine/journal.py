@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import stat
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -115,6 +116,26 @@ class Journal:
                 os.replace(path, aside)
                 warn(f"quarantine journal entry {entry} is damaged ({exc}); moved to {aside}")
         return records
+
+
+_RESTORE_TEMP = re.compile(r"^\.aegis-restore-([0-9a-f]{8,64})\.tmp$")
+
+
+def restore_in_flight(journal_dir: Path, path: str) -> bool:
+    """True when ``path`` is the temp file of a restore in progress (a journal record names
+    it): real-time protection must not report the engine's own temp file. A file that merely
+    has such a name, without the record, is scanned like any other."""
+    m = _RESTORE_TEMP.match(os.path.basename(path))
+    if m is None:
+        return False
+    try:
+        raw = (journal_dir / f"restore-{m.group(1)}.json").read_bytes()
+        record = JournalRecord.from_json(raw)
+    except (OSError, ValueError, TypeError, KeyError):
+        return False
+    return record.temp_name == os.path.basename(path) and os.path.realpath(
+        record.path
+    ) == os.path.realpath(os.path.dirname(path))
 
 
 def item_path(items_dir: Path, item_id: str) -> Path:

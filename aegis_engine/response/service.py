@@ -7,6 +7,8 @@ out, not the policy's when they differ), then what was done and who chose it.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -82,6 +84,8 @@ class OutcomeService:
         identity: FileIdentity | None = None,
     ) -> Response:
         """Decide about ``report``, act as ``mode`` allows, record it once."""
+        if self._settings is not None:
+            self._settings.refresh()  # an allowlist entry written by another process counts
         fd = self.decide(report)
         if not fd.verdict.is_threat:
             return Response(fd, fd.action)
@@ -94,7 +98,10 @@ class OutcomeService:
             why = _REPORT_ONLY.get(client, _REPORT_ONLY["scan"])
             return Response(fd, Action.REPORT, action_line=f"Action report: {policy}, but {why}.")
         if mode is Mode.DEFER:
-            self._record_detections(fd, report, wanted)
+            # the person is asked first (the policy applies only if nobody answers)
+            self._record_detections(
+                fd, report, Action.REPORT if wanted is Action.REPORT else Action.ASK
+            )
             if wanted is Action.REPORT:
                 return Response(fd, Action.REPORT)
             return Response(fd, Action.ASK, note="Waiting for your answer in the tray app.")
@@ -173,9 +180,21 @@ class OutcomeService:
                 item_id=item.id,
                 message="and allow it" if allow else None,
             )
+        # Keep the file before it is back, so that real-time protection (here or in another
+        # process) never acts on it; moved to the real name if the restore had to pick another.
+        digest = item.sha256.lower()
+        folder = (
+            os.path.abspath(to_dir) if to_dir is not None else os.path.dirname(item.original_path)
+        )
+        expected = os.path.join(folder, os.path.basename(item.original_path))
+        allow_error: str | None = None
+        if allow:
+            allow_error = self._keep_file(expected, digest)
         try:
             restored = vault.restore(item.id, to_dir=to_dir)
         except AegisError as exc:
+            if allow and allow_error is None:
+                self._unkeep_file(expected, digest)
             if history is not None:
                 history.record_action(
                     "restore",
@@ -197,15 +216,15 @@ class OutcomeService:
             )
         if not allow:
             return RestoreResult(item, restored)
-        try:
-            kept = {"path": restored, "sha256": item.sha256.lower()}
-            self._require_settings().add_to_list("exclusions", "files", kept)
-        except AegisError as exc:
+        if allow_error is None and restored != expected:
+            allow_error = self._keep_file(restored, digest)
+            self._unkeep_file(expected, digest)
+        if allow_error is not None:
             if history is not None:
                 history.record_action(
-                    "allow", restored, outcome="failure", sha256=item.sha256, message=str(exc)
+                    "allow", restored, outcome="failure", sha256=item.sha256, message=allow_error
                 )
-            return RestoreResult(item, restored, allowed=False, allow_error=str(exc))
+            return RestoreResult(item, restored, allowed=False, allow_error=allow_error)
         if history is not None:
             history.record_action(
                 "allow",
@@ -216,6 +235,22 @@ class OutcomeService:
                 message="kept: not acted on again while its content is unchanged",
             )
         return RestoreResult(item, restored, allowed=True)
+
+    def _keep_file(self, path: str, digest: str) -> str | None:
+        """Add ``[exclusions] files`` entry; returns the problem, or None."""
+        try:
+            self._require_settings().add_to_list(
+                "exclusions", "files", {"path": path, "sha256": digest}
+            )
+        except AegisError as exc:
+            return str(exc)
+        return None
+
+    def _unkeep_file(self, path: str, digest: str) -> None:
+        with contextlib.suppress(AegisError):
+            self._require_settings().remove_from_list(
+                "exclusions", "files", {"path": path, "sha256": digest}
+            )
 
     def delete(self, item_id: str) -> RemoveResult:
         """Delete a quarantined item for good."""

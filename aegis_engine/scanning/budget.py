@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from ..config import ScanLimits
 from ..detectors.base import Buffer
+from ..display import human_size
 from ..errors import LimitExceeded
 
 
@@ -41,7 +42,7 @@ class ExtractionBudget:
         if self.limits.max_scan_size and self.bytes_extracted > self.limits.max_scan_size:
             raise LimitExceeded(
                 "max-scan-size",
-                f"more than {self.limits.max_scan_size} bytes extracted from one target",
+                f"more than {human_size(self.limits.max_scan_size)} extracted from one target",
             )
         self.check_time()
 

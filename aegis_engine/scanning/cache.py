@@ -82,6 +82,7 @@ class ScanCache:
             st = None
         if st is not None and not stat.S_ISREG(st.st_mode):
             raise _Damaged("it is not a regular file")
+        _private(self.path)  # 0600 like every profile file; SQLite's -wal/-shm follow
         db = sqlite3.connect(self.path, timeout=5, isolation_level=None, check_same_thread=False)
         try:
             db.execute("PRAGMA journal_mode=WAL")
@@ -250,3 +251,15 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__
+
+
+def _private(path: Path) -> None:
+    """Create ``path`` 0600 if missing (SQLite would make it 0644 under a usual umask), and
+    make an existing one 0600 again. Faults are left to SQLite to report, as before."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            if os.fstat(fd).st_mode & 0o777 != 0o600:
+                os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ..config import ScanOptions
 from ..results import FileReport, ObjectResult, ScanSummary
 from .cache import ScanCache
-from .walk import Exclusions, FileEntry, Skipped, WalkItem, WalkProblem, walk
+from .walk import FileEntry, SkipGlobs, Skipped, WalkItem, WalkProblem, walk
 from .workers import PoolScan
 
 
@@ -101,7 +101,7 @@ def run_scan(
 
     items = walk(
         targets,
-        exclude=Exclusions(options.exclude),
+        exclude=SkipGlobs(options.exclude),
         follow_symlinks=options.follow_symlinks,
         one_file_system=options.one_file_system,
     )

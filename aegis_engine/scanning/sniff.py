@@ -120,18 +120,23 @@ _BINHEX_MARK = b"(This file must be converted with BinHex"
 
 
 def _sniff_text_container(head: bytes) -> str:
-    """Mail, HTML and BinHex: text formats recognised by how they start (first 1 KiB)."""
+    """Mail, HTML and BinHex: text formats recognised by how they start (first 1 KiB). Most
+    text starts with neither ``<``, ``(`` nor a header line, and costs one look at a byte."""
     start = head[:1024].lstrip(b"\xef\xbb\xbf \t\r\n")
-    if not start or b"\x00" in start[:256]:
+    first = start[:1]
+    if first == b"<":
+        return "HTML" if start[:16].lower().startswith(_HTML_STARTS) else ""
+    if first == b"(":
+        return "BINHEX" if start.startswith(_BINHEX_MARK) else ""
+    if not first.isalpha():
         return ""
-    lower = start[:1024].lower()
-    if lower.startswith(_HTML_STARTS):
-        return "HTML"
-    if lower.startswith(_BINHEX_MARK.lower()):
-        return "BINHEX"
-    if _is_mail(lower):
-        return "MAIL"
-    return ""
+    line_end = start.find(b"\n", 0, 200)
+    line = start[: line_end if line_end >= 0 else 200]
+    if not (line.startswith(b"From ") or b":" in line):
+        return ""
+    if b"\x00" in start[:256]:
+        return ""
+    return "MAIL" if _is_mail(start.lower()) else ""
 
 
 def _is_mail(lower: bytes) -> bool:

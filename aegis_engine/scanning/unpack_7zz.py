@@ -46,13 +46,19 @@ def tool_path() -> str | None:
     return None
 
 
-def prlimit_args(budget: ExtractionBudget, address_space: int = TOOL_ADDRESS_SPACE) -> list[str]:
-    """util-linux prlimit caps for a helper: address space, no core, each file's size."""
+def prlimit_args(
+    budget: ExtractionBudget,
+    address_space: int = TOOL_ADDRESS_SPACE,
+    cpu_seconds: float = TOOL_TIMEOUT,
+) -> list[str]:
+    """util-linux prlimit caps for a helper: address space, CPU time (a backstop should the
+    worker that waits for it be killed), no core, each written file's size."""
     prlimit = shutil.which("prlimit")
     if prlimit is None:
         return []
     fsize = budget.limits.max_file_size or 0
-    args = [prlimit, f"--as={address_space}", "--core=0"]
+    cpu = int(cpu_seconds) + 5
+    args = [prlimit, f"--as={address_space}", f"--cpu={cpu}", "--core=0"]
     if fsize:
         args.append(f"--fsize={fsize + 1}")
     return [*args, "--"]

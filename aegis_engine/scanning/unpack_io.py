@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from ..detectors.base import Buffer
+from ..display import human_size
 from ..errors import ContainerError
 from .budget import ExtractionBudget, Member
 
@@ -175,7 +176,7 @@ class MemberSink:
                 self.name,
                 b"",
                 size,
-                problem=f"max-file-size: member is larger than {self._max_size} bytes",
+                problem=f"max-file-size: member is larger than {human_size(self._max_size)}",
             )
         if self._fd < 0:
             data = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..detectors.base import ScanObject
+from ..display import human_size
 from ..errors import ContainerError
 from .budget import ExtractionBudget, Member
 from .unpack_io import CHUNK, INPUT_CHUNK, BufferReader, MemberSink, member_label
@@ -115,7 +116,8 @@ def _entries(
                 name,
                 b"",
                 size,
-                problem=f"max-file-size: member declares {size} bytes (limit {max_size})",
+                problem=f"max-file-size: member declares {human_size(size)} "
+                f"(limit {human_size(max_size)})",
             )
             continue
         with MemberSink(name, budget, tmpdir, charge=True, declared_size=size) as sink:

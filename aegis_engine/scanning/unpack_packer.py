@@ -94,7 +94,9 @@ def iter_unpacked(
         out = os.path.join(work, "out")
         os.mkdir(out, 0o700)
         args = [
-            *prlimit_args(budget, address_space=EMULATION_ADDRESS_SPACE),
+            *prlimit_args(
+                budget, address_space=EMULATION_ADDRESS_SPACE, cpu_seconds=EMULATION_TIMEOUT
+            ),
             *child_command(src, os.path.join(out, label)),
         ]
         try:

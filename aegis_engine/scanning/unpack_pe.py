@@ -1,5 +1,6 @@
 """PE files as containers: what installers and self-extractors keep after the last section
-(the overlay), and what runtime packers unpack (see unpack_packer). Only the headers and
+(the overlay), and what runtime packers unpack (UPX natively, see unpack_upx; others by
+emulation, see unpack_packer). Only the headers and
 a few bytes at the overlay are read, so a PE that holds nothing costs O(1):
 
 - NSIS installers (``NullsoftInst`` at a 512-byte boundary of the overlay): through 7zz
@@ -32,6 +33,7 @@ from .unpack_7zz import iter_7zz
 from .unpack_io import CHUNK, MemberSink, member_from_bytes, member_label
 from .unpack_packer import available, iter_unpacked, packer_of
 from .unpack_unshield import iter_unshield, volume_name
+from .unpack_upx import unpack_upx
 
 _NSIS_SIG = b"\xef\xbe\xad\xdeNullsoftInst"
 _AUTOIT_MARK = bytes.fromhex("a3484bbe986c4aa9994c530a86d6487d") + b"AU3!EA0"
@@ -73,7 +75,14 @@ def iter_pe(obj: ScanObject, budget: ExtractionBudget, tmpdir: Path) -> Iterator
         installer = yield from _overlay(data, start, budget, tmpdir)
         if installer:
             return  # the stub of an installer or script runner: its payload is what matters
+    if obj.name.startswith("unpacked-"):
+        return  # an emulator's dump keeps the packer's section names: never emulated again
     packer = packer_of(data) if bytes(data[:2]) == b"MZ" else None
+    if packer == "upx":
+        unpacked = unpack_upx(data, budget, tmpdir)
+        if unpacked is not None:
+            yield unpacked
+            return
     if packer is not None and available():
         yield from iter_unpacked(data, packer, budget, tmpdir)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from ..detectors.base import ScanObject
+from ..display import human_size
 from ..errors import ContainerError
 from .budget import ExtractionBudget, Member
 from .sniff import is_tar_header
@@ -74,7 +75,8 @@ def tar_members(
                     name,
                     b"",
                     info.size,
-                    problem=f"max-file-size: member declares {info.size} bytes (limit {max_size})",
+                    problem=f"max-file-size: member declares {human_size(info.size)} "
+                    f"(limit {human_size(max_size)})",
                 )
                 continue
             # Sparse holes are produced without being decompressed: charge them as well.

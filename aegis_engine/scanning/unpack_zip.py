@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..detectors.base import ScanObject
+from ..display import human_size
 from ..errors import ContainerError, LimitExceeded
 from ..results import Finding, FindingKind, Severity
 from .budget import ExtractionBudget, Member
@@ -145,7 +146,10 @@ def _problem(info: ZipEntry, budget: ExtractionBudget) -> str | None:
         return f"unsupported: zip compression method {method} ({name})"
     max_size = budget.limits.max_file_size
     if max_size and info.file_size > max_size:
-        return f"max-file-size: member declares {info.file_size} bytes (limit {max_size})"
+        return (
+            f"max-file-size: member declares {human_size(info.file_size)} "
+            f"(limit {human_size(max_size)})"
+        )
     return None
 
 

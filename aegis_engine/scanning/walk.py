@@ -47,8 +47,9 @@ class Skipped:
 WalkItem = FileEntry | WalkProblem | Skipped
 
 
-class Exclusions:
-    """Glob patterns matched against the full path and against the base name."""
+class SkipGlobs:
+    """`--exclude` globs, matched against the full path and the base name (the allowlist of
+    the decision engine is `decision.Exclusions`)."""
 
     def __init__(self, patterns: Iterable[str]) -> None:
         self.patterns = tuple(patterns)
@@ -77,7 +78,7 @@ def _error_message(exc: OSError) -> str:
 def walk(
     roots: Iterable[str],
     *,
-    exclude: Exclusions | None = None,
+    exclude: SkipGlobs | None = None,
     follow_symlinks: bool = False,
     one_file_system: bool = False,
 ) -> Iterator[WalkItem]:
@@ -85,7 +86,7 @@ def walk(
 
     Memory stays bounded by the depth of the tree times the width of one folder.
     """
-    excluded = exclude or Exclusions(())
+    excluded = exclude or SkipGlobs(())
     for root in roots:
         root = os.path.abspath(root)
         if excluded(root):
@@ -128,7 +129,7 @@ def count_files(
 def _walk_dir(
     root: str,
     root_st: os.stat_result,
-    excluded: Exclusions,
+    excluded: SkipGlobs,
     follow_symlinks: bool,
     one_file_system: bool,
 ) -> Iterator[WalkItem]:

@@ -22,7 +22,7 @@ from .scanner import FileScanner
 from .walk import FileEntry
 
 if TYPE_CHECKING:
-    from .workers import WorkerConfig
+    from .worker_pool import WorkerConfig
 
 PARENT_CHECK_SECONDS = 1.0
 

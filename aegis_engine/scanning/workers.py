@@ -21,31 +21,38 @@ read, hash, detectors, unpacking) runs in the workers.
 from __future__ import annotations
 
 import collections
-import contextlib
-import multiprocessing
 import pickle
-import shutil
 import signal
-import sys
-import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from ..config import ScanLimits, ScanOptions
-from ..content import ContentSources
 from ..errors import ScanError
-from ..paths import AegisPaths
 from ..results import FileReport, ObjectResult, Verdict
 from .walk import FileEntry
+from .worker_pool import (
+    DEFAULT_MEMORY_LIMIT,
+    WorkerConfig,
+    WorkerPool,
+    WorkerProcess,
+    mp_context,
+)
 
-MiB = 1024 * 1024
-DEFAULT_MEMORY_LIMIT = 3072 * MiB
-"""Address space of one worker (``RLIMIT_AS``). A worker with every detector loaded maps
-about 1 GiB (most of it reserved, not used); the rest is headroom for one file's work."""
+__all__ = [
+    "DEFAULT_MEMORY_LIMIT",
+    "PoolScan",
+    "WorkerConfig",
+    "WorkerPool",
+    "WorkerProcess",
+    "detector_limits",
+    "incomplete_report",
+    "mp_context",
+    "scan_one",
+]
+
 KILL_GRACE = 0.5
 """Seconds past the per-file limit before the parent kills a worker (the worker's own
 checks between steps usually stop the file first, with a clearer message)."""
@@ -59,61 +66,6 @@ WarnCallback = Callable[[str], None]
 Fallback = Callable[[FileEntry], FileReport | None]
 """Scans a file in this process: used only when no worker can be started at all (a fault
 around the scan must not cost a detection)."""
-
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    """Everything a worker needs to build its detectors (sent once, when it starts)."""
-
-    paths: AegisPaths
-    content: ContentSources
-    limits: ScanLimits
-    plugins: bool = True
-    extra_factories: tuple[str, ...] = ()
-    memory_limit: int = DEFAULT_MEMORY_LIMIT
-    """Bytes of address space per worker; 0 for no cap."""
-    idle_timeout: float = 300.0
-    """A worker with nothing to do for this long exits (the pool starts another when needed)."""
-    start_timeout: float = 600.0
-    """Seconds a worker may take to load its detectors (rules compiled on first use)."""
-
-
-def mp_context() -> multiprocessing.context.BaseContext:
-    """``forkserver`` where the platform has it, else ``spawn``; never a plain fork."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        # Imported once in the fork server, shared by every worker forked from it.
-        ctx.set_forkserver_preload(["aegis_engine.scanning.worker_main"])
-        return ctx
-    return multiprocessing.get_context("spawn")
-
-
-_MAIN_LOCK = threading.Lock()
-_MISSING = object()
-
-
-@contextlib.contextmanager
-def _main_module_hidden() -> Iterator[None]:
-    """Start workers without re-importing the caller's ``__main__`` in them.
-
-    multiprocessing re-runs the main script (or module) in every spawned or forkserver
-    child. A worker needs none of it: for the tray app it would import Qt, and a main that
-    is not a file (``python -`` from a pipe, an embedding host) makes every start fail."""
-    main = sys.modules.get("__main__")
-    if main is None:
-        yield
-        return
-    with _MAIN_LOCK:
-        saved = {name: getattr(main, name, _MISSING) for name in ("__spec__", "__file__")}
-        main.__spec__ = None
-        if saved["__file__"] is not _MISSING:
-            del main.__file__
-        try:
-            yield
-        finally:
-            for name, value in saved.items():
-                if value is not _MISSING:
-                    setattr(main, name, value)
 
 
 def incomplete_report(
@@ -138,177 +90,6 @@ def _exit_reason(exitcode: int | None) -> str:
             return f"file changed while scanned (the scan worker got {name})"
         return f"scan worker crashed ({name}) on this file; the scan went on"
     return f"scan worker exited unexpectedly (status {exitcode}) on this file; the scan went on"
-
-
-class WorkerProcess:
-    """The parent's handle on one worker process."""
-
-    def __init__(self, ctx: multiprocessing.context.BaseContext, config: WorkerConfig) -> None:
-        from .worker_main import worker_main
-
-        self.tmpdir = tempfile.mkdtemp(prefix="aegis-worker-")
-        self.conn, child = ctx.Pipe(duplex=True)
-        self.process: Any = ctx.Process(  # type: ignore[attr-defined]
-            target=worker_main,
-            args=(child, config, self.tmpdir),
-            name="aegis-scan-worker",
-            daemon=True,
-        )
-        try:
-            with _main_module_hidden():
-                self.process.start()
-        except BaseException:
-            self.conn.close()
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
-            raise
-        finally:
-            child.close()
-        self.ready = False
-        self.since = time.monotonic()
-        self.options: ScanOptions | None = None
-
-    @property
-    def alive(self) -> bool:
-        return bool(self.process.is_alive())
-
-    def send(self, message: object) -> None:
-        self.conn.send(message)
-
-    def kill(self) -> int | None:
-        """Kill now and reap; returns the exit code."""
-        with contextlib.suppress(OSError, ValueError):
-            self.process.kill()
-        return self.reap()
-
-    def stop(self, timeout: float) -> None:
-        """Ask to exit, wait up to ``timeout`` s, then kill."""
-        with contextlib.suppress(OSError, ValueError):
-            self.conn.send(("stop",))
-        self.process.join(timeout)
-        self.kill()
-
-    def reap(self) -> int | None:
-        self.process.join(10)
-        code: int | None = self.process.exitcode
-        with contextlib.suppress(OSError):
-            self.conn.close()
-        with contextlib.suppress(ValueError, AttributeError):
-            self.process.close()
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
-        return code
-
-
-class WorkerPool:
-    """Worker processes shared by every scan of one engine (``Engine.scan``, ``scan_file``).
-
-    Thread-safe: a caller takes workers with :meth:`acquire` and gives them back with
-    :meth:`release` (or :meth:`discard` once killed). Idle workers stay warm until
-    ``idle_timeout``; :meth:`shutdown` stops them all (join with a timeout, then kill).
-    """
-
-    def __init__(self, config: WorkerConfig, size: int) -> None:
-        self.config = config
-        self.size = max(1, size)
-        self._ctx = mp_context()
-        self._cond = threading.Condition()
-        self._idle: list[WorkerProcess] = []
-        self._busy: set[WorkerProcess] = set()
-        self._starting = 0
-        self._waiters = 0
-        self._closed = False
-        self._retired = False
-
-    @property
-    def processes(self) -> list[WorkerProcess]:
-        with self._cond:
-            return [*self._idle, *self._busy]
-
-    def acquire(self, *, limit: int, block: bool) -> WorkerProcess | None:
-        """An idle worker, or a new one while fewer than ``limit`` exist; else wait (``block``)
-        or None. A non-blocking call yields to callers that are waiting."""
-        with self._cond:
-            while True:
-                if self._closed:
-                    raise ScanError("the scan worker pool is shut down")
-                if not block and self._waiters:
-                    return None
-                while self._idle:
-                    worker = self._idle.pop()
-                    # Never hand out a worker that may be about to leave on its idle timeout.
-                    fresh = time.monotonic() - worker.since < self.config.idle_timeout / 2
-                    if worker.alive and fresh:
-                        self._busy.add(worker)
-                        return worker
-                    worker.stop(1)
-                if len(self._busy) + self._starting < max(1, limit):
-                    self._starting += 1
-                    break
-                if not block:
-                    return None
-                self._waiters += 1
-                try:
-                    self._cond.wait()
-                finally:
-                    self._waiters -= 1
-        try:
-            worker = WorkerProcess(self._ctx, self.config)
-        except BaseException:
-            with self._cond:
-                self._starting -= 1
-                self._cond.notify_all()
-            raise
-        with self._cond:
-            self._starting -= 1
-            if self._closed:
-                worker.kill()
-                raise ScanError("the scan worker pool is shut down")
-            self._busy.add(worker)
-        return worker
-
-    def release(self, worker: WorkerProcess) -> None:
-        with self._cond:
-            self._busy.discard(worker)
-            if self._closed or self._retired or len(self._idle) >= self.size:
-                worker.stop(2)
-            else:
-                worker.since = time.monotonic()
-                self._idle.append(worker)
-            self._cond.notify_all()
-
-    def discard(self, worker: WorkerProcess) -> int | None:
-        """Kill (if needed) and forget a worker; returns its exit code."""
-        code = worker.kill()
-        with self._cond:
-            self._busy.discard(worker)
-            self._cond.notify_all()
-        return code
-
-    def retire(self) -> None:
-        """No longer keep workers warm (their content is outdated): idle workers stop now,
-        busy ones when they are given back, so a scan in progress still finishes."""
-        with self._cond:
-            self._retired = True
-            idle = list(self._idle)
-            self._idle.clear()
-            self._cond.notify_all()
-        for worker in idle:
-            worker.stop(2)
-
-    def shutdown(self, timeout: float = 5.0) -> None:
-        """Stop every worker: ask, join up to ``timeout`` s, then kill. Nothing is left."""
-        with self._cond:
-            self._closed = True
-            workers = [*self._idle, *self._busy]
-            self._idle.clear()
-            self._busy.clear()
-            self._cond.notify_all()
-        for worker in workers:
-            with contextlib.suppress(OSError, ValueError):
-                worker.conn.send(("stop",))
-        deadline = time.monotonic() + timeout
-        for worker in workers:
-            worker.process.join(max(0.0, deadline - time.monotonic()))
-            worker.kill()
 
 
 @dataclass
@@ -336,20 +117,24 @@ class PoolScan:
         warn: WarnCallback,
         fallback: Fallback | None = None,
         fault: WarnCallback | None = None,
+        *,
+        limit: int | None = None,
     ) -> None:
         self.pool = pool
         self.fault = fault or warn
         """Told of content that could not be used (a broken rule file): a scan that finds
         nothing then ends with exit 2."""
         self.fallback = fallback
+        self.limit = limit or max(1, jobs)
+        """How many workers the pool may hold in all before this scan waits for one."""
         self.options = options
         self.jobs = max(1, jobs)
         self.warn = warn
         self._queue: collections.deque[list[FileEntry]] = collections.deque()
         self._running: dict[Connection, _Job] = {}
         self._failed_starts = 0
-        limit = options.limits.max_scan_time
-        self._file_deadline = limit + KILL_GRACE if limit else None
+        seconds = options.limits.max_scan_time
+        self._file_deadline = seconds + KILL_GRACE if seconds else None
 
     @property
     def backlog(self) -> int:
@@ -408,7 +193,7 @@ class PoolScan:
                 continue
             if len(self._running) < self.jobs:
                 try:
-                    worker = self.pool.acquire(limit=self.jobs, block=not self._running)
+                    worker = self.pool.acquire(limit=self.limit, block=not self._running)
                 except (OSError, ScanError) as exc:  # cannot fork, pool shut down, ...
                     self._start_failed(self._queue.popleft(), str(exc), out)
                     continue
@@ -586,8 +371,11 @@ def scan_one(
     warn: WarnCallback,
     fallback: Fallback | None = None,
 ) -> FileReport | None:
-    """Scan one file in a worker (on-access scanning): the same rules as a whole scan."""
-    session = PoolScan(pool, options, 1, warn, fallback)
+    """Scan one file in a worker (on-access scanning): the same rules as a whole scan.
+
+    It may start one worker more than the pool's size, so a full scan that keeps every
+    worker busy does not hold on-access scanning up."""
+    session = PoolScan(pool, options, 1, warn, fallback, limit=pool.size + 1)
     session.submit([entry])
     try:
         while session.backlog:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from .schema import SCHEMA, WEEKDAYS
 from .store import SettingsProblem, SettingsStore
 from .toml_write import dumps
-from .typed import CloudSettings, RealtimeSettings, Settings, UpdateSettings
+from .typed import CloudSettings, RealtimeSettings, Settings
 
 __all__ = [
     "SCHEMA",
@@ -20,6 +20,5 @@ __all__ = [
     "Settings",
     "SettingsProblem",
     "SettingsStore",
-    "UpdateSettings",
     "dumps",
 ]

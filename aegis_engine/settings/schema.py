@@ -20,7 +20,6 @@ WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _URL = re.compile(r"^(https?|socks5h?)://[^\s/]+[^\s]*$")
-_PIN = re.compile(r"^(sha256/)?[A-Za-z0-9+/=:_-]{16,}$")
 
 Checker = Callable[[Any], str | None]
 
@@ -111,7 +110,16 @@ def _sha256(v: Any) -> str | None:
 
 
 def _pin(v: Any) -> str | None:
-    return None if isinstance(v, str) and _PIN.match(v) else "expected a key pin like sha256/..."
+    from ..errors import ConfigError
+    from ..net.config import normalize_pin  # the network layer's own rule for a pin
+
+    if not isinstance(v, str):
+        return "expected a key pin in quotes"
+    try:
+        normalize_pin(v)
+    except ConfigError as exc:
+        return str(exc)
+    return None
 
 
 def _kept_file(v: Any) -> str | None:
@@ -128,7 +136,11 @@ def _limits() -> dict[str, Key]:
     for f in fields(ScanLimits):
         default = getattr(defaults, f.name)
         if isinstance(default, float):
-            out[f.name] = Key(default, "a number", _number)
+            out[f.name] = Key(default, "seconds (a number)", _number)
+        elif "size" in f.name:
+            out[f.name] = Key(default, "bytes (a whole number)", _int())
+        elif "timeout" in f.name:
+            out[f.name] = Key(default, "seconds (a whole number)", _int())
         else:
             out[f.name] = Key(default, "a whole number", _int())
     return out

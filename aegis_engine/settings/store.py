@@ -89,6 +89,7 @@ class SettingsStore:
         self._warn = warn
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
+        self._stamp: tuple[int, int, int] | None = None
         self._current = self._load(report=True)
 
     # -- reading -------------------------------------------------------------------------------
@@ -105,6 +106,20 @@ class SettingsStore:
         if new.values != old.values:
             self._notify(new)
         return new
+
+    def refresh(self) -> Settings:
+        """Reload only when the file changed since it was read (one ``stat``): another
+        process (``aegis quarantine restore --allow``, the tray app) may have written it."""
+        if self._file_stamp() != self._stamp:
+            return self.reload()
+        return self.current
+
+    def _file_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener(settings)`` after each change; returns the unsubscribe function."""
@@ -187,6 +202,7 @@ class SettingsStore:
         return raw
 
     def _load(self, *, report: bool) -> Settings:
+        self._stamp = self._file_stamp()
         raw = self._read_raw()
         problems = list(raw.problems)
         values: dict[str, dict[str, Any]] = {
@@ -298,6 +314,14 @@ class SettingsStore:
             if value in current:
                 return self.current
             return self.update({table: {key: [*current, value]}})
+
+    def remove_from_list(self, table: str, key: str, value: Any) -> Settings:
+        """Remove ``value`` from the list ``[table] key`` (nothing to do when it is absent)."""
+        with self._lock:
+            current = list(self.current.get(table, key))
+            if value not in current:
+                return self.current
+            return self.update({table: {key: [v for v in current if v != value] or None}})
 
     def _set_aside(self) -> None:
         stamp = time.strftime("%Y%m%dT%H%M%S")

@@ -11,25 +11,10 @@ from ..config import ScanLimits
 
 if TYPE_CHECKING:
     from ..decision import DecisionEngine, Exclusions, Policy
+    from ..net.config import UpdateSettings
     from ..quarantine.vault import QuarantineSettings
 
-__all__ = ["CloudSettings", "RealtimeSettings", "Settings", "UpdateSettings"]
-
-
-@dataclass(frozen=True)
-class UpdateSettings:
-    """``[updates]``: where signature updates come from and how to reach it."""
-
-    server: str = ""
-    """Empty: the built-in server."""
-    root: str = ""
-    """A TUF root.json to trust instead of the shipped one (empty: the shipped one)."""
-    ca_file: str = ""
-    pins: tuple[str, ...] = ()
-    client_cert: str = ""
-    client_key: str = ""
-    proxy: str = ""
-    """Empty: no proxy."""
+__all__ = ["CloudSettings", "RealtimeSettings", "Settings"]
 
 
 @dataclass(frozen=True)
@@ -111,9 +96,10 @@ class Settings:
 
     @property
     def updates(self) -> UpdateSettings:
-        t = dict(self.table("updates"))
-        t["pins"] = tuple(t["pins"])
-        return UpdateSettings(**t)
+        """``[updates]`` as the network layer and the update client use it."""
+        from ..net.config import update_settings_from
+
+        return update_settings_from(self.values)
 
     @property
     def cloud(self) -> CloudSettings:

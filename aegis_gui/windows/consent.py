@@ -1,5 +1,6 @@
-"""The first-run consent dialog: every purpose in plain words, exactly what it would send,
-all off by default (update checks excepted, which carry no identifier)."""
+"""The first-run consent dialog: every purpose in plain words, exactly what it would send.
+Update checks are on by default (no identifier) and come first, visible without scrolling;
+everything else is off. The heading and text say so (privacy.DEFAULTS_SENTENCE)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from aegis_engine.privacy import ConsentState, ConsentStore
+from aegis_engine.privacy import DEFAULTS_SENTENCE, ConsentState, ConsentStore
 
 from .common import heading, muted, setup_window
 from .settings import DECOYS_TEXT
@@ -65,12 +66,12 @@ class ConsentDialog(QDialog):
         self._store = store
         self.boxes: dict[str, QCheckBox] = {}
         outer = QVBoxLayout(self)
-        outer.addWidget(heading("Nothing leaves this computer unless you say so"))
+        outer.addWidget(heading("Only update checks are on: nothing else leaves this computer"))
         outer.addWidget(
             muted(
-                "Aegis scans, decides and quarantines entirely on this computer. Below is "
-                "everything it could send for you, each for one purpose, with exactly what "
-                "would be sent. All are off unless you tick them. You can change this at any "
+                "Aegis scans, decides and quarantines entirely on this computer. "
+                f"{DEFAULTS_SENTENCE} Below is everything it could send for you, each for "
+                "one purpose, with exactly what would be sent. You can change this at any "
                 "time in Settings ▸ Privacy, or with the command aegis consent."
             )
         )

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from aegis_engine import ScanProgress, ScanSummary
+from aegis_engine.display import readable_sizes
 
 from ..alerts import Alert
 from ..detection import Detection
@@ -285,7 +286,7 @@ class ScanWindow(QWidget):
             else:
                 problems = [p for d in det.decision.decisions for p in d.problems]
                 status = "Not fully scanned"
-                why = "; ".join(problems) or status
+                why = readable_sizes("; ".join(problems)) or status
             cells = [
                 show_path(det.path),
                 det.decision.verdict.value,

@@ -127,6 +127,7 @@ class SettingsDialog(QDialog):
         *,
         pick_folder: PickFolder = _pick_folder,
         ask_text: AskText = _ask_text,
+        can_autostart: bool = False,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -134,6 +135,7 @@ class SettingsDialog(QDialog):
         self.setObjectName("settings-dialog")
         self._prefs = prefs
         self._consent = consent
+        self._can_autostart = can_autostart
         self.tabs = QTabWidget()
         self.tabs.addTab(self._protection_tab(default_folders, pick_folder), "Protection")
         self.tabs.addTab(self._exclusions_tab(pick_folder, ask_text), "Exclusions")
@@ -155,6 +157,10 @@ class SettingsDialog(QDialog):
     def _protection_tab(self, defaults: list[str], pick: PickFolder) -> QWidget:
         tab = QWidget()
         lay = QVBoxLayout(tab)
+        self.autostart = QCheckBox("Start Aegis when I log in")
+        self.autostart.setObjectName("autostart")
+        self.autostart.setVisible(self._can_autostart)
+        lay.addWidget(self.autostart)
         self.realtime = QCheckBox("Real-time protection: scan files as they are written")
         lay.addWidget(self.realtime)
         lay.addWidget(
@@ -298,6 +304,7 @@ class SettingsDialog(QDialog):
         self.weekday.setEnabled(on and self.frequency.currentData() == "weekly")
 
     def load(self, prefs: Preferences) -> None:
+        self.autostart.setChecked(prefs.autostart)
         self.realtime.setChecked(prefs.realtime)
         self.decoys.setChecked(prefs.decoys)
         self.folders.set_items(prefs.folders)
@@ -320,6 +327,7 @@ class SettingsDialog(QDialog):
     def preferences(self) -> Preferences:
         return replace(
             self._prefs,
+            autostart=self.autostart.isChecked() if self._can_autostart else self._prefs.autostart,
             realtime=self.realtime.isChecked(),
             decoys=self.decoys.isChecked(),
             folders=self.folders.items(),

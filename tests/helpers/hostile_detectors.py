@@ -1,5 +1,6 @@
 """Test-only detector plug-ins that misbehave on purpose, registered through
-``$AEGIS_TEST_DETECTORS`` (``tests.helpers.hostile_detectors:make_detector``).
+``$AEGIS_TEST_DETECTORS`` (``helpers.hostile_detectors:make_detector``; pytest puts the
+tests folder on ``sys.path``, and the scan workers get the same ``sys.path``).
 
 Each acts only on a file that starts with its marker, so every other file scans normally.
 """
@@ -11,7 +12,7 @@ import subprocess
 import time
 from typing import Any
 
-SPEC = "tests.helpers.hostile_detectors:make_detector"
+SPEC = "helpers.hostile_detectors:make_detector"
 SLEEP = b"AEGIS-TEST-SLEEP-FOREVER"
 ALLOCATE = b"AEGIS-TEST-ALLOCATE-WITHOUT-BOUND"
 ABORT = b"AEGIS-TEST-ABORT"
@@ -33,7 +34,7 @@ class HostileDetector:
         if head.startswith(ALLOCATE):
             hoard = []
             while True:
-                hoard.append(bytearray(64 << 20))
+                hoard.append(bytearray(16 << 20))
         if head.startswith(ABORT):
             os.abort()
         if head.startswith(TRUNCATE) and obj.disk_path:
@@ -48,7 +49,7 @@ def make_detector(_ctx: object) -> HostileDetector:
     return HostileDetector()
 
 
-PROBE_SPEC = "tests.helpers.hostile_detectors:make_probe"
+PROBE_SPEC = "helpers.hostile_detectors:make_probe"
 
 
 class ModuleProbe:

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -104,7 +105,7 @@ def system_python_for_other_users() -> str | None:
 
 
 def other_user_env(home: Path) -> dict[str, str]:
-    site = next((REPO / ".venv" / "lib").glob("python3*/site-packages"))
+    site = sysconfig.get_path("purelib")  # the running interpreter's, wherever its venv is
     return {
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": f"{site}:{REPO}",
