@@ -151,6 +151,7 @@ class TrayApp(QObject):
             t = self.tray
             t.scan_folder.connect(self.scan_folder)
             t.quick_scan.connect(lambda: self.start_scan("quick"))
+            t.full_scan.connect(lambda: self.start_scan("full"))
             t.pause.connect(self.protection.pause)
             t.resume.connect(self.protection.resume)
             t.open_alerts.connect(self.show_alerts)
@@ -228,6 +229,7 @@ class TrayApp(QObject):
         if not isinstance(w, StatusWindow):
             w = StatusWindow(standalone=self.tray is None)
             w.quick_scan.connect(lambda: self.start_scan("quick"))
+            w.full_scan.connect(lambda: self.start_scan("full"))
             w.scan_folder.connect(self.scan_folder)
             w.open_scan.connect(self.show_scan)
             w.open_alerts.connect(self.show_alerts)

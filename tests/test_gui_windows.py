@@ -86,6 +86,9 @@ def test_status_window(qtbot: Any) -> None:
     assert w.buttons["alerts"].text() == "Alerts (2)"
     with qtbot.waitSignal(w.quick_scan):
         qtbot.mouseClick(w.buttons["quick"], Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(w.full_scan):
+        qtbot.mouseClick(w.buttons["full"], Qt.MouseButton.LeftButton)
+    assert "Scan window" not in [b.text() for b in w.buttons.values()]
     w.set_paused(True)
     assert w.pause_button.text() == "Resume protection"
 
@@ -284,6 +287,7 @@ def test_tray_menu_and_states(qtbot: Any) -> None:
     assert labels[1:] == [
         "Scan a folder…",
         "Quick scan",
+        "Full scan",
         "Pause protection",
         "Resume protection",
         "Alerts",
@@ -294,6 +298,9 @@ def test_tray_menu_and_states(qtbot: Any) -> None:
         "Quit",
     ]
     assert not tray.version_action.isEnabled()  # information, not a command
+    full = next(a for a in tray.menu.actions() if a.text() == "Full scan")
+    with qtbot.waitSignal(tray.full_scan):
+        full.trigger()
     pauses = [a.text() for a in tray.pause_menu.actions()]
     assert pauses == ["For 15 minutes", "For 1 hour", "Until Aegis restarts"]
     got: list[object] = []
