@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtWidgets import QApplication, QSystemTrayIcon, QWidget
+from PySide6.QtWidgets import QApplication, QDialog, QSystemTrayIcon, QWidget
 
 from aegis_engine import AegisPaths, Engine
 from aegis_engine.decision import DecisionEngine
@@ -278,13 +278,28 @@ class TrayApp(QObject):
             )
         w.saved.connect(self._settings_saved)
         w.preview_requested.connect(self.show_preview)
-        self.windows["settings"] = w
+        self._keep_until_closed("settings", w)
         self._show(w)
         return w
 
+    def _keep_until_closed(self, key: str, dialog: QDialog) -> None:
+        """A dialog made afresh at each opening is deleted once closed (a closed Settings
+        window kept about 2 MB per opening while its Python wrapper waited for the next)."""
+        old = self.windows.get(key)
+        if old is not None and old is not dialog:
+            old.deleteLater()
+        self.windows[key] = dialog
+
+        def closed(_result: int) -> None:
+            if self.windows.get(key) is dialog:
+                del self.windows[key]
+            dialog.deleteLater()
+
+        dialog.finished.connect(closed)
+
     def show_preview(self, purpose_id: str) -> SendPreviewDialog:
         w = SendPreviewDialog(self.consent, purpose_id, paths=self.engine.paths)
-        self.windows["preview"] = w
+        self._keep_until_closed("preview", w)
         self._show(w)
         return w
 
@@ -465,7 +480,7 @@ class TrayApp(QObject):
         self.runner.wait()
         if self.tray is not None:
             self.tray.hide()
-        for w in self.windows.values():
+        for w in list(self.windows.values()):
             w.close()
         self.alert_view.close_all()
         self.engine.close()
