@@ -446,6 +446,7 @@ def test_scan_finds_eicar_and_quarantines_from_the_results(
     qtbot.mouseClick(window.quarantine_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.found[0].state is AlertState.QUARANTINED, timeout=120_000)
     assert window.results.item(0, 3).text() == "Quarantined"
+    assert window.title.text() == "Threats handled", "no stale 'Threats found'"
     assert not (folder / "eicar.com").exists()
     assert app.state is not TrayState.THREAT
 
@@ -472,6 +473,11 @@ def test_scan_cancel(qtbot: Any, make_app: MakeApp, tmp_path: Path) -> None:
     assert summary.files < 4000
     assert window.title.text() == "Scan cancelled"
     assert window.done_button.isVisible() and not window.cancel_button.isVisible()
+    if window.total:  # the bar shows where it stopped, not "0%"
+        assert window.bar.maximum() == window.total
+        assert window.bar.value() == min(summary.files, window.total)
+    else:
+        assert not window.bar.isTextVisible()
 
 
 # -- protection, updates ------------------------------------------------------------------------

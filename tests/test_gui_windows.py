@@ -183,7 +183,7 @@ def test_alerts_window_filters_and_explains(qtbot: Any) -> None:
         qtbot.mouseClick(w.quarantine_button, Qt.MouseButton.LeftButton)
     assert sig.args == [pending.id, "quarantine"]
     w.filter.setCurrentIndex(w.filter.findData("action"))
-    assert [r.status for r in w.rows] == ["Restore: success"]
+    assert [r.status for r in w.rows] == ["Restored"], "plain words, not 'Restore: success'"
     w.filter.setCurrentIndex(0)
     w.search.setText("old.exe")
     assert [r.alert_id for r in w.rows] == [done.id]
@@ -259,6 +259,12 @@ def test_scan_window_progress_and_results(qtbot: Any) -> None:
     assert w.title.text() == "Scan cancelled" and "120 files" in w.summary.text()
     assert w.done_button.isVisible()
     assert "Last scan: scan cancelled" in w.last_result.text()
+    assert w.bar.maximum() == 200 and w.bar.value() == 120, "cancelled: where it stopped"
+    assert w.results.item(1, 4) is not None, "the reason has its own column"
+    w.scan_started(2, ["/home/u/Downloads"], "quick")
+    assert w.no_results.text() == "Nothing found so far."
+    w.scan_finished(2, ScanSummary(files=10, threats=0, seconds=1.0))
+    assert w.title.text() == "No threats found" and w.no_results.text() == "Nothing found."
 
 
 def test_ransomware_window(qtbot: Any) -> None:
