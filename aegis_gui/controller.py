@@ -102,6 +102,7 @@ class TrayApp(QObject):
             backend=opts.notifications,
             prompt_timeout=self.prefs.prompt_timeout,
             icon=str(icon_path("shield-threat")),
+            info_icon=str(icon_path("shield-protected")),
             parent=self,
         )
         self.vault = VaultPresenter(engine, self.runner, self._show, self)

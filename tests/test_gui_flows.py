@@ -511,6 +511,7 @@ def test_check_for_updates_asks_consent_and_says_why_it_failed(
         lambda: bool(fake.sent) and "no update server is configured" in fake.sent[-1][2],
         timeout=60_000,
     )
+    assert fake.icons[-1].endswith("shield-protected.svg"), "not the red threat icon"
     ConsentStore.for_paths(aegis_paths).revoke("update-checks")
     app.check_updates()
     qtbot.waitUntil(lambda: not app.updating, timeout=60_000)
