@@ -81,9 +81,15 @@ class ConsentDialog(QDialog):
             frame, box = purpose_box(state, state.granted)
             self.boxes[state.purpose.id] = box
             column.addWidget(frame)
+        column.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(inner)
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        outer.addWidget(scroll, 1)
         self.decoys: QCheckBox | None = None
         if decoys is not None:
-            column.addWidget(heading("On this computer", 1.1))
             frame = QFrame()
             frame.setFrameShape(QFrame.Shape.StyledPanel)
             frame.setObjectName("decoys")
@@ -98,14 +104,7 @@ class ConsentDialog(QDialog):
             text = QLabel(DECOYS_TEXT + " Nothing about them leaves this computer.")
             text.setWordWrap(True)
             flay.addWidget(text)
-            column.addWidget(frame)
-        column.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(inner)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        outer.addWidget(scroll, 1)
+            outer.addWidget(frame)
         buttons = QDialogButtonBox()
         self.save_button = buttons.addButton(
             "Save my choices", QDialogButtonBox.ButtonRole.AcceptRole

@@ -48,7 +48,6 @@ class StatusWindow(QWidget):
         self.detail.setObjectName("status-detail")
         words.addWidget(self.headline)
         words.addWidget(self.detail)
-        words.addStretch(1)
         top.addLayout(words, 1)
         lay.addLayout(top)
         grid = QGridLayout()
@@ -76,6 +75,7 @@ class StatusWindow(QWidget):
                 grid.addWidget(b, r, c)
                 self.buttons[key] = b
         lay.addLayout(grid)
+        lay.addStretch(1)
         bottom = QHBoxLayout()
         self.pause_button = QPushButton("Pause protection")
         self.pause_button.setObjectName("status-pause")
