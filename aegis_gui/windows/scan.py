@@ -138,7 +138,7 @@ class ScanWindow(QWidget):
             self.results,
             ["File", "Verdict", "Found by", "Status", "Details"],
             stretch=0,
-            widths={3: 130, 4: 220},
+            widths={3: 120, 4: 160},
         )
         self.results.itemSelectionChanged.connect(self._update_buttons)
         lay.addWidget(self.results, 1)

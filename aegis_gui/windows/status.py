@@ -88,7 +88,7 @@ class StatusWindow(QWidget):
         bottom.addWidget(self.quit_button)
         lay.addLayout(bottom)
         self.set_status(TrayState.PAUSED, "Aegis is starting…", "Starting…")
-        self.resize(620, 240)
+        self.resize(620, self.sizeHint().height())
 
     def set_status(self, state: TrayState, detail: str, headline: str | None = None) -> None:
         self.icon.setPixmap(state_icon(state).pixmap(72, 72))
