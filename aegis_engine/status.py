@@ -14,6 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .bounded_io import load_json_file
 from .paths import AegisPaths
 
 DIST_NAME = "aegis"
@@ -69,7 +70,8 @@ def _model_version(model_dir: Path | None) -> str | None:
 def _vault_key(paths: AegisPaths) -> tuple[str, str | None, list[str]]:
     key_file = paths.data_dir / _QUARANTINE_KEY_FILE
     try:
-        info = json.loads((paths.quarantine_dir / _VAULT_INFO).read_text(encoding="utf-8"))
+        # bounded: a damaged or hostile vault.json (deep, huge, a FIFO) is an answer, not a hang
+        info = load_json_file(paths.quarantine_dir / _VAULT_INFO, max_bytes=64 * 1024)
     except FileNotFoundError:
         info = {}
     except (OSError, ValueError) as exc:

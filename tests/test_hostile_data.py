@@ -197,3 +197,18 @@ def test_keyring_fallback_warning_is_said_once(tmp_path: Path) -> None:
     assert r.returncode == 1 and "keyring" not in r.stderr, r.stderr
     r = run_cli("quarantine", "list", env=NO_KEYRING)
     assert r.returncode == 0 and "keyring" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("content", ["deep", "fifo"])
+def test_status_with_a_hostile_vault_index(aegis_paths: AegisPaths, content: str) -> None:
+    """``aegis status`` reads vault.json bounded: a deep one (RecursionError before) or a
+    FIFO (a hang before) is a warning line, never a traceback."""
+    aegis_paths.quarantine_dir.mkdir(parents=True)
+    index = aegis_paths.quarantine_dir / "vault.json"
+    if content == "fifo":
+        os.mkfifo(index)
+    else:
+        index.write_bytes(b"[" * 5000 + b"]" * 5000)
+    r = run_cli("status", timeout=60)
+    assert "Traceback" not in r.stderr and "unexpected" not in r.stderr, r.stderr
+    assert "vault.json" in r.stdout + r.stderr

@@ -27,11 +27,12 @@ from pathlib import Path
 
 from ..detectors.base import Buffer, ScanObject
 from ..errors import ContainerError
+from . import unpack_packer
 from .budget import ExtractionBudget, Member
 from .sniff import is_container, sniff
 from .unpack_7zz import iter_7zz
 from .unpack_io import CHUNK, MemberSink, member_from_bytes, member_label
-from .unpack_packer import available, iter_unpacked, packer_of
+from .unpack_packer import iter_unpacked, packer_of
 from .unpack_unshield import iter_unshield, volume_name
 from .unpack_upx import unpack_upx
 
@@ -83,7 +84,7 @@ def iter_pe(obj: ScanObject, budget: ExtractionBudget, tmpdir: Path) -> Iterator
         if unpacked is not None:
             yield unpacked
             return
-    if packer is not None and available():
+    if packer is not None and unpack_packer.available():
         yield from iter_unpacked(data, packer, budget, tmpdir)
 
 
