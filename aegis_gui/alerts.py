@@ -7,13 +7,14 @@ allow, keep) in a worker op and updates the center on the GUI thread.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from aegis_engine import Engine
 from aegis_engine.decision import Action
@@ -31,6 +32,7 @@ class AlertState(StrEnum):
     ALLOWED = "allowed"
     KEPT = "kept"
     FAILED = "failed"
+    RESOLVED = "resolved"
 
     @property
     def label(self) -> str:
@@ -44,7 +46,39 @@ _LABELS = {
     AlertState.ALLOWED: "Allowed",
     AlertState.KEPT: "Left in place",
     AlertState.FAILED: "Action failed",
+    AlertState.RESOLVED: "Resolved",
 }
+
+STALE_CHECK_MS = 5000
+"""How often open alerts are checked for a file that is gone or changed."""
+_HASH_LIMIT = 256 << 20
+
+
+def stale_reason(detection: Detection) -> str | None:
+    """Why an alert no longer needs an answer (the file is gone, or its content is not what
+    was found), or None. Runs in a worker: it may read the file."""
+    report = detection.report
+    try:
+        st = os.stat(detection.path)
+    except FileNotFoundError:
+        return "the file no longer exists"
+    except OSError:
+        return None  # cannot tell: the alert stays
+    if st.st_size != report.size:
+        return "the file was changed since it was found"
+    if report.sha256 and st.st_size <= _HASH_LIMIT:
+        digest = hashlib.sha256()
+        try:
+            with open(detection.path, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+        except FileNotFoundError:
+            return "the file no longer exists"
+        except OSError:
+            return None
+        if digest.hexdigest() != report.sha256.lower():
+            return "the file was changed since it was found"
+    return None
 
 
 @dataclass
@@ -54,10 +88,15 @@ class Alert:
     state: AlertState = AlertState.PENDING
     item_id: str | None = None
     message: str = ""
+    checked: tuple[int, int] | None = None
+    """(size, mtime_ns) when the file was last found unchanged (not hashed again until then)."""
 
     @property
     def open(self) -> bool:
         return self.state in (AlertState.PENDING, AlertState.FAILED)
+
+
+_ANSWERABLE = (AlertState.PENDING, AlertState.FAILED)
 
 
 class AlertCenter(QObject):
@@ -126,6 +165,68 @@ class AlertResponder(QObject):
         self._engine = engine
         self._center = center
         self._runner = runner
+        self._checking = False
+        self._stale_timer = QTimer(self)
+        self._stale_timer.setInterval(STALE_CHECK_MS)
+        self._stale_timer.timeout.connect(self.resolve_stale)
+        self._stale_timer.start()
+
+    def stop(self) -> None:
+        self._stale_timer.stop()
+
+    def resolve_stale(self) -> None:
+        """Close open alerts whose file is gone or changed (checked in a worker), each with a
+        line in the history; the tray goes back to green when none is left."""
+        waiting = [a for a in self._center.all() if a.state in _ANSWERABLE]
+        if not waiting or self._checking:
+            return
+        self._checking = True
+        checked = {a.id: a.checked for a in waiting}
+
+        def work() -> list[tuple[str, str | None, tuple[int, int] | None]]:
+            out: list[tuple[str, str | None, tuple[int, int] | None]] = []
+            for alert in waiting:
+                try:
+                    st = os.stat(alert.detection.path)
+                    seen: tuple[int, int] | None = (st.st_size, st.st_mtime_ns)
+                except OSError:
+                    seen = None
+                if seen is not None and seen == checked[alert.id]:
+                    continue  # unchanged since the last look
+                why = stale_reason(alert.detection)
+                out.append((alert.id, why, seen if why is None else None))
+            return out
+
+        def done(found: list[tuple[str, str | None, tuple[int, int] | None]]) -> None:
+            self._checking = False
+            for alert_id, why, seen in found:
+                alert = self._center.get(alert_id)
+                if alert is None:
+                    continue
+                if why is None:
+                    alert.checked = seen
+                else:
+                    self._resolve(alert, why)
+
+        def failed(_exc: BaseException) -> None:
+            self._checking = False
+
+        self._runner.run(work, success=done, failure=failed, name="alerts-check")
+
+    def _resolve(self, alert: Alert, why: str) -> None:
+        if alert.state not in _ANSWERABLE:
+            return  # answered meanwhile
+        name = os.path.basename(alert.detection.path)
+        text = f"Resolved: {why}, so there is nothing left to do about {name}."
+        self._center.update(alert.id, AlertState.RESOLVED, message=text)
+        detection = alert.detection
+        self._runner.run(
+            lambda: self._engine.outcomes.resolve(detection.report, detection.decision, why),
+            success=lambda _r: None,
+            failure=lambda _e: None,  # the history is a record; the alert is closed anyway
+            name="resolve",
+        )
+        self.finished.emit(alert.id, True, text)
 
     def _begin(self, alert_id: str) -> Alert | None:
         alert = self._center.get(alert_id)
@@ -137,8 +238,12 @@ class AlertResponder(QObject):
     def _fail(self, alert_id: str, what: str) -> Callable[[BaseException], None]:
         def failure(exc: BaseException) -> None:
             text = f"{what}: {exc}"
+            alert = self._center.get(alert_id)
+            if alert is not None:
+                alert.checked = None  # look again now: gone or changed resolves it
             self._center.update(alert_id, AlertState.FAILED, message=text)
             self.finished.emit(alert_id, False, text)
+            self.resolve_stale()
 
         return failure
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtWidgets import QApplication, QSystemTrayIcon, QWidget
+from PySide6.QtWidgets import QApplication, QDialog, QSystemTrayIcon, QWidget
 
 from aegis_engine import AegisPaths, Engine
 from aegis_engine.decision import DecisionEngine
@@ -102,6 +102,7 @@ class TrayApp(QObject):
             backend=opts.notifications,
             prompt_timeout=self.prefs.prompt_timeout,
             icon=str(icon_path("shield-threat")),
+            info_icon=str(icon_path("shield-protected")),
             parent=self,
         )
         self.vault = VaultPresenter(engine, self.runner, self._show, self)
@@ -151,6 +152,7 @@ class TrayApp(QObject):
             t = self.tray
             t.scan_folder.connect(self.scan_folder)
             t.quick_scan.connect(lambda: self.start_scan("quick"))
+            t.full_scan.connect(lambda: self.start_scan("full"))
             t.pause.connect(self.protection.pause)
             t.resume.connect(self.protection.resume)
             t.open_alerts.connect(self.show_alerts)
@@ -228,6 +230,7 @@ class TrayApp(QObject):
         if not isinstance(w, StatusWindow):
             w = StatusWindow(standalone=self.tray is None)
             w.quick_scan.connect(lambda: self.start_scan("quick"))
+            w.full_scan.connect(lambda: self.start_scan("full"))
             w.scan_folder.connect(self.scan_folder)
             w.open_scan.connect(self.show_scan)
             w.open_alerts.connect(self.show_alerts)
@@ -249,7 +252,8 @@ class TrayApp(QObject):
     def show_consent(self) -> ConsentDialog:
         w = self.windows.get("consent")
         if not isinstance(w, ConsentDialog):
-            w = ConsentDialog(self.consent)
+            w = ConsentDialog(self.consent, decoys=self.prefs.decoys)
+            w.decoys_chosen.connect(self._decoys_chosen)
             self.windows["consent"] = w
         self._show(w)
         return w
@@ -275,13 +279,28 @@ class TrayApp(QObject):
             )
         w.saved.connect(self._settings_saved)
         w.preview_requested.connect(self.show_preview)
-        self.windows["settings"] = w
+        self._keep_until_closed("settings", w)
         self._show(w)
         return w
 
+    def _keep_until_closed(self, key: str, dialog: QDialog) -> None:
+        """A dialog made afresh at each opening is deleted once closed (a closed Settings
+        window kept about 2 MB per opening while its Python wrapper waited for the next)."""
+        old = self.windows.get(key)
+        if old is not None and old is not dialog:
+            old.deleteLater()
+        self.windows[key] = dialog
+
+        def closed(_result: int) -> None:
+            if self.windows.get(key) is dialog:
+                del self.windows[key]
+            dialog.deleteLater()
+
+        dialog.finished.connect(closed)
+
     def show_preview(self, purpose_id: str) -> SendPreviewDialog:
         w = SendPreviewDialog(self.consent, purpose_id, paths=self.engine.paths)
-        self.windows["preview"] = w
+        self._keep_until_closed("preview", w)
         self._show(w)
         return w
 
@@ -333,16 +352,21 @@ class TrayApp(QObject):
             name="save-settings",
         )
 
+    def _decoys_chosen(self, on: bool) -> None:
+        if on != self.prefs.decoys:
+            self._settings_saved(replace(self.prefs, decoys=on))
+
     def apply_preferences(self, prefs: Preferences, *, restart_protection: bool) -> None:
         old = self.prefs
         self.prefs = prefs
         self.notifier.prompt_timeout = prefs.prompt_timeout
         self.scan_view.set_preferences(prefs)
         if restart_protection:
-            changed = (old.realtime, old.folders, old.exclude_paths) != (
+            changed = (old.realtime, old.folders, old.exclude_paths, old.decoys) != (
                 prefs.realtime,
                 prefs.folders,
                 prefs.exclude_paths,
+                prefs.decoys,
             )
             if changed or self.protection.status in (Status.OFF, Status.ERROR):
                 self.protection.configure(prefs.realtime, prefs.folders)
@@ -448,6 +472,7 @@ class TrayApp(QObject):
         self._state_timer.stop()
         self._trim_timer.stop()
         self._update_timer.stop()
+        self.responder.stop()
         self.scan_view.stop()
         self.notifier.stop()
         self.scans.wait()
@@ -456,7 +481,7 @@ class TrayApp(QObject):
         self.runner.wait()
         if self.tray is not None:
             self.tray.hide()
-        for w in self.windows.values():
+        for w in list(self.windows.values()):
             w.close()
         self.alert_view.close_all()
         self.engine.close()

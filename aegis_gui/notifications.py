@@ -70,9 +70,11 @@ class Notifier(QObject):
         backend: FreedesktopNotifications | None,
         prompt_timeout: float = 120.0,
         icon: str = "",
+        info_icon: str = "",
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
+        self._info_icon = info_icon or icon
         self._runner = runner
         self._tray = tray
         self._backend = backend
@@ -240,10 +242,11 @@ class Notifier(QObject):
 
     # -- plain information ---------------------------------------------------------------------
     def inform(self, title: str, body: str, *, warning: bool = False, icon: str = "") -> None:
-        """A notification without buttons (confirmations, scan results)."""
+        """A notification without buttons (confirmations, scan results): the threat icon
+        only with ``warning``, else the app's own."""
         if self.mode == "dbus" and self._backend is not None:
             backend = self._backend
-            shown = icon or self._icon
+            shown = icon or (self._icon if warning else self._info_icon)
 
             def send() -> int:
                 return backend.notify(title, body, (), icon=shown, timeout_ms=8000)

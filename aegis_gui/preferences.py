@@ -4,6 +4,7 @@ Reading and writing go through the engine's settings module (:mod:`aegis_engine.
 which validates every value against one schema. Tables the window edits::
 
     [realtime]   enabled = true, folders = [...]   (empty: Downloads, Desktop, Documents, temp)
+                 decoys = true                     (the ransomware shield's hidden decoys)
     [exclusions] paths = [...], sha256 = [...]     (the decision engine's allowlist)
     [schedule]   enabled, frequency = "daily" | "weekly", weekday = "monday".., time = "HH:MM",
                  kind = "quick" | "full"
@@ -30,6 +31,7 @@ from .schedule import Schedule
 @dataclass(frozen=True)
 class Preferences:
     realtime: bool = True
+    decoys: bool = True
     folders: tuple[str, ...] = ()
     exclude_paths: tuple[str, ...] = ()
     exclude_sha256: tuple[str, ...] = ()
@@ -43,7 +45,11 @@ class Preferences:
         """The settings these preferences set (None: the key is removed, default applies)."""
         s = self.schedule
         return {
-            "realtime": {"enabled": self.realtime, "folders": list(self.folders)},
+            "realtime": {
+                "enabled": self.realtime,
+                "folders": list(self.folders),
+                "decoys": None if self.decoys else False,  # written only when turned off
+            },
             "exclusions": {
                 "paths": list(self.exclude_paths) or None,
                 "sha256": [h.lower() for h in self.exclude_sha256] or None,
@@ -74,6 +80,7 @@ def load(settings: Settings) -> Preferences:
     sc, up = settings.table("schedule"), settings.table("updates")
     return Preferences(
         realtime=rt["enabled"],
+        decoys=rt["decoys"],
         folders=tuple(rt["folders"]),
         exclude_paths=tuple(ex["paths"]),
         exclude_sha256=tuple(ex["sha256"]),

@@ -1,6 +1,6 @@
 """The tray icon: a shield per state, a tooltip, and the menu.
 
-Menu: status line, Scan a folder..., Quick scan, Pause protection (15 min / 1 h / until
+Menu: status line, Scan a folder..., Quick scan, Full scan, Pause protection (15 min / 1 h / until
 restart) or Resume protection, Alerts, Quarantine, Settings, Check for updates, Quit.
 The icon's own click opens the status window.
 """
@@ -35,6 +35,7 @@ class Tray(QObject):
 
     scan_folder = Signal()
     quick_scan = Signal()
+    full_scan = Signal()
     pause = Signal(object)
     """Seconds to pause, or None for "until restart"."""
     resume = Signal()
@@ -56,7 +57,8 @@ class Tray(QObject):
         self.status_action = self._add("Aegis", self.open_status)
         self.menu.addSeparator()
         self._add("Scan a folder…", self.scan_folder)
-        self._add("Quick scan", self.quick_scan)
+        self._add("Quick scan", self.quick_scan).setToolTip("The folders Aegis watches")
+        self._add("Full scan", self.full_scan).setToolTip("Your whole home folder")
         self.pause_menu = self.menu.addMenu("Pause protection")
         for label, seconds in PAUSE_CHOICES:
             act = self.pause_menu.addAction(label)

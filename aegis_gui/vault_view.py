@@ -62,15 +62,17 @@ class VaultPresenter(QObject):
             name="vault-items",
         )
 
-    def restore(self, item_id: str, to_dir: str, *, allow: bool = True) -> None:
-        """Restore an item; a restore is your decision to keep the file, so by default it
-        is also allowed (path and SHA-256): no scan acts on it again unless it changes."""
+    def restore(self, item_id: str, to_dir: str, allow: bool = True) -> None:
+        """Restore an item; "Restore and allow" (the default) also keeps it (path and
+        SHA-256): no scan acts on it again unless it changes. "Restore only" does not."""
         w = self._window()
 
         def done(result: RestoreResult) -> None:
             text = f"Restored to {display_path(result.path)}."
             if result.allowed:
                 text += " Aegis will not act on it again unless its content changes."
+            elif not allow:
+                text += " It is not allowed: a scan will flag it again."
             elif result.allow_error:
                 text += f" It could not be marked as kept: {result.allow_error}"
             self.reload(lambda: w.notice(text))

@@ -34,6 +34,7 @@ from aegis_gui.alerts import AlertState
 from aegis_gui.controller import Options, TrayApp
 from aegis_gui.icons import TrayState
 from aegis_gui.protection import Status
+from aegis_gui.state import describe
 from aegis_gui.windows.alert_dialog import AlertDialog
 from aegis_gui.windows.consent import ConsentDialog
 from aegis_gui.windows.settings import SettingsDialog
@@ -125,7 +126,12 @@ def test_first_run_consent_dialog_is_all_off_and_saves(
         "update-checks": True,
     }
     dialog.boxes["crash-reports"].setChecked(True)
+    assert dialog.decoys is not None and dialog.decoys.isChecked(), "decoys are told, on"
+    dialog.decoys.setChecked(False)
     qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: app.prefs.decoys is False, timeout=60_000)
+    saved = tomllib.loads(aegis_paths.settings_file.read_text())
+    assert saved["realtime"]["decoys"] is False
     assert not dialog.isVisible()
     store = ConsentStore.for_paths(aegis_paths)
     assert store.reviewed and store.is_granted("crash-reports")
@@ -233,6 +239,38 @@ def test_quarantine_from_the_alert_window(qtbot: Any, make_app: MakeApp, watched
     assert "Quarantined" in dialog.state.text()
 
 
+def test_alert_for_a_file_gone_or_changed_resolves_itself(
+    qtbot: Any, make_app: MakeApp, tmp_path: Path
+) -> None:
+    fake = FakeNotifications()
+    app = make_app(notifications=fake, protection=False)
+    app.start()
+    app.notifier.prompt_timeout = 600
+    gone = tmp_path / "gone.com"
+    feed(app, eicar_detection(gone))
+    changed = tmp_path / "changed.com"
+    feed(app, eicar_detection(changed))
+    qtbot.waitUntil(lambda: app.alerts.open_count == 2, timeout=60_000)
+    assert app.situation().open_alerts == 2
+    first, second = app.alerts.all()
+    gone.unlink()
+    app.answer(first.id, "quarantine")  # fails: the file does not exist
+    qtbot.waitUntil(lambda: first.state is AlertState.RESOLVED, timeout=60_000)
+    assert "no longer exists" in first.message
+    changed.write_bytes(b"the user replaced it with a harmless text of the same size" + b"." * 9)
+    qtbot.waitUntil(lambda: second.state is AlertState.RESOLVED, timeout=60_000)  # by the timer
+    assert "changed" in second.message
+    assert app.alerts.open_count == 0
+    state, detail = describe(app.situation())
+    assert state is not TrayState.THREAT and "decision" not in detail
+    qtbot.waitUntil(
+        lambda: len([e for e in app.engine.history.events() if e.action == "resolve"]) == 2,
+        timeout=60_000,
+    )
+    lines = [e.message for e in app.engine.history.events() if e.action == "resolve"]
+    assert sorted(lines) == ["the file no longer exists", "the file was changed since it was found"]
+
+
 def test_unanswered_prompt_gets_the_policy_default(
     qtbot: Any, make_app: MakeApp, tmp_path: Path
 ) -> None:
@@ -316,8 +354,11 @@ def test_restore_from_the_quarantine_window(qtbot: Any, make_app: MakeApp, tmp_p
     assert window.restore_button.isEnabled()
     qtbot.mouseClick(window.restore_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "Restored to" in window.status.text(), timeout=60_000)
-    assert asked == ["Restore this file?"]
+    assert asked == ["Restore and allow this file?"]
     assert original.read_bytes() == EICAR
+    report = app.engine.scan_file(str(original))
+    assert report is not None
+    assert not app.engine.outcomes.decide(report).verdict.is_threat, "restored and allowed"
     assert oct(original.stat().st_mode & 0o777) == "0o640"
     qtbot.waitUntil(lambda: window.items == [], timeout=60_000)
     assert window.empty.isVisible() or not window.isVisible()
@@ -328,6 +369,26 @@ def test_restore_from_the_quarantine_window(qtbot: Any, make_app: MakeApp, tmp_p
         ("decision", "restore"),
         ("action", "success"),
     ]
+
+
+def test_restore_only_leaves_the_file_flagged(
+    qtbot: Any, make_app: MakeApp, tmp_path: Path
+) -> None:
+    app = make_app(protection=False)
+    app.start()
+    original = tmp_path / "keep-checking.com"
+    item_id = _quarantined(app, original)
+    window = app.show_quarantine()
+    qtbot.waitUntil(lambda: len(window.items) == 1, timeout=60_000)
+    window.confirm = lambda *_a: True
+    window.select(item_id)
+    qtbot.mouseClick(window.restore_only_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "Restored to" in window.status.text(), timeout=60_000)
+    assert "not allowed" in window.status.text()
+    assert original.read_bytes() == EICAR
+    report = app.engine.scan_file(str(original))
+    assert report is not None
+    assert app.engine.outcomes.decide(report).verdict.is_threat, "restore only: still flagged"
 
 
 def test_restore_never_overwrites_and_delete_asks_first(
@@ -385,6 +446,7 @@ def test_scan_finds_eicar_and_quarantines_from_the_results(
     qtbot.mouseClick(window.quarantine_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.found[0].state is AlertState.QUARANTINED, timeout=120_000)
     assert window.results.item(0, 3).text() == "Quarantined"
+    assert window.title.text() == "Threats handled", "no stale 'Threats found'"
     assert not (folder / "eicar.com").exists()
     assert app.state is not TrayState.THREAT
 
@@ -411,6 +473,11 @@ def test_scan_cancel(qtbot: Any, make_app: MakeApp, tmp_path: Path) -> None:
     assert summary.files < 4000
     assert window.title.text() == "Scan cancelled"
     assert window.done_button.isVisible() and not window.cancel_button.isVisible()
+    if window.total:  # the bar shows where it stopped, not "0%"
+        assert window.bar.maximum() == window.total
+        assert window.bar.value() == min(summary.files, window.total)
+    else:
+        assert not window.bar.isTextVisible()
 
 
 # -- protection, updates ------------------------------------------------------------------------
@@ -444,6 +511,7 @@ def test_check_for_updates_asks_consent_and_says_why_it_failed(
         lambda: bool(fake.sent) and "no update server is configured" in fake.sent[-1][2],
         timeout=60_000,
     )
+    assert fake.icons[-1].endswith("shield-protected.svg"), "not the red threat icon"
     ConsentStore.for_paths(aegis_paths).revoke("update-checks")
     app.check_updates()
     qtbot.waitUntil(lambda: not app.updating, timeout=60_000)

@@ -86,6 +86,9 @@ def test_status_window(qtbot: Any) -> None:
     assert w.buttons["alerts"].text() == "Alerts (2)"
     with qtbot.waitSignal(w.quick_scan):
         qtbot.mouseClick(w.buttons["quick"], Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(w.full_scan):
+        qtbot.mouseClick(w.buttons["full"], Qt.MouseButton.LeftButton)
+    assert "Scan window" not in [b.text() for b in w.buttons.values()]
     w.set_paused(True)
     assert w.pause_button.text() == "Resume protection"
 
@@ -180,7 +183,7 @@ def test_alerts_window_filters_and_explains(qtbot: Any) -> None:
         qtbot.mouseClick(w.quarantine_button, Qt.MouseButton.LeftButton)
     assert sig.args == [pending.id, "quarantine"]
     w.filter.setCurrentIndex(w.filter.findData("action"))
-    assert [r.status for r in w.rows] == ["Restore: success"]
+    assert [r.status for r in w.rows] == ["Restored"], "plain words, not 'Restore: success'"
     w.filter.setCurrentIndex(0)
     w.search.setText("old.exe")
     assert [r.alert_id for r in w.rows] == [done.id]
@@ -212,12 +215,21 @@ def test_quarantine_window(qtbot: Any) -> None:
     w.set_items([vault_item(), vault_item("aa00aa00aa00aa00", "other.bin")])
     assert w.table.rowCount() == 2 and not w.empty.isVisible()
     w.select("3f2a9c0d11223344")
-    assert "Original path: /home/u/Downloads/eicar.com" in w.details.toPlainText()
-    requests: list[tuple[str, str]] = []
-    w.restore_requested.connect(lambda i, d: requests.append((i, d)))
+    assert "Was at: /home/u/Downloads/eicar.com" in w.details.toPlainText()
+    details = w.details.toPlainText()
+    assert "mode 0o" not in details and "Item 3f2a" not in details, "plain words first"
+    assert "Permissions:" in details and "Quarantine ID: 3f2a9c0d11223344" in details
+    requests: list[tuple[str, str, bool]] = []
+    w.restore_requested.connect(lambda i, d, a: requests.append((i, d, a)))
     qtbot.mouseClick(w.restore_button, Qt.MouseButton.LeftButton)  # declined
     qtbot.mouseClick(w.restore_to_button, Qt.MouseButton.LeftButton)  # accepted
-    assert requests == [("3f2a9c0d11223344", "/restore/here")]
+    assert requests == [("3f2a9c0d11223344", "/restore/here", True)]
+    answers.append(True)
+    qtbot.mouseClick(w.restore_only_button, Qt.MouseButton.LeftButton)
+    assert requests[-1] == ("3f2a9c0d11223344", "", False), "Restore only does not allow"
+    w.notice("Restored to /home/u/Downloads/eicar.com.")
+    w.set_items([vault_item(), vault_item("bb00bb00bb00bb00", "new.bin")])
+    assert w.status.text() == "", "a new item clears the last notice"
 
 
 def test_scan_window_progress_and_results(qtbot: Any) -> None:
@@ -247,6 +259,12 @@ def test_scan_window_progress_and_results(qtbot: Any) -> None:
     assert w.title.text() == "Scan cancelled" and "120 files" in w.summary.text()
     assert w.done_button.isVisible()
     assert "Last scan: scan cancelled" in w.last_result.text()
+    assert w.bar.maximum() == 200 and w.bar.value() == 120, "cancelled: where it stopped"
+    assert w.results.item(1, 4) is not None, "the reason has its own column"
+    w.scan_started(2, ["/home/u/Downloads"], "quick")
+    assert w.no_results.text() == "Nothing found so far."
+    w.scan_finished(2, ScanSummary(files=10, threats=0, seconds=1.0))
+    assert w.title.text() == "No threats found" and w.no_results.text() == "Nothing found."
 
 
 def test_ransomware_window(qtbot: Any) -> None:
@@ -275,6 +293,7 @@ def test_tray_menu_and_states(qtbot: Any) -> None:
     assert labels[1:] == [
         "Scan a folder…",
         "Quick scan",
+        "Full scan",
         "Pause protection",
         "Resume protection",
         "Alerts",
@@ -285,6 +304,9 @@ def test_tray_menu_and_states(qtbot: Any) -> None:
         "Quit",
     ]
     assert not tray.version_action.isEnabled()  # information, not a command
+    full = next(a for a in tray.menu.actions() if a.text() == "Full scan")
+    with qtbot.waitSignal(tray.full_scan):
+        full.trigger()
     pauses = [a.text() for a in tray.pause_menu.actions()]
     assert pauses == ["For 15 minutes", "For 1 hour", "Until Aegis restarts"]
     got: list[object] = []

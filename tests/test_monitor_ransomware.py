@@ -218,6 +218,16 @@ def test_canary_is_hidden_removed_at_stop_and_guards_alone(engine: Engine, tmp_p
     assert not Path(c2).exists(), "an unchanged canary is removed at stop"
 
 
+def test_decoys_can_be_turned_off(engine: Engine, tmp_path: Path) -> None:
+    folder = tmp_path / "Documents"
+    folder.mkdir()
+    engine.settings_store.update({"realtime": {"decoys": False}})
+    assert engine.settings.realtime.decoys is False
+    with _shield(engine, folder) as mon:
+        assert mon.shield is not None, "the shield still guards the folder"
+        assert list(folder.iterdir()) == [], "no decoy is planted when they are turned off"
+
+
 # -- ordinary work is not ransomware ------------------------------------------------------------
 @pytest.fixture
 def quiet_shield(engine: Engine, tmp_path: Path) -> Iterator[tuple[Path, Monitor, Events]]:

@@ -22,42 +22,11 @@ from pathlib import Path
 
 from ..atomic import atomic_write
 from ..bounded_io import load_json_file
+from ..own_files import DECOY_STEMS, decoy_bytes, decoy_name
 
 __all__ = ["CanarySet"]
 
 log = logging.getLogger(__name__)
-
-_STEMS = ("invoice", "passwords", "budget", "contract", "tax-return", "salary")
-
-
-def _pdf(title: str) -> bytes:
-    """A small, valid, one-page PDF with some text: looks like a real document."""
-    text = f"{title} - confidential. Account summary and references for the current year."
-    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for i, obj in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % i + obj + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    for off in offsets:
-        out += b"%010d 00000 n \n" % off
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    # Pad with more plausible text so the file is not tiny.
-    out += (b"% " + text.encode() + b"\n") * 40
-    return bytes(out)
 
 
 def _in_git_worktree(folder: Path) -> bool:
@@ -96,9 +65,9 @@ class CanarySet:
         if _in_git_worktree(root):
             self.skipped[folder] = "inside a git working tree"
             return None
-        stem = secrets.choice(_STEMS)
-        path = root / f".~{stem}-{secrets.token_hex(3)}.pdf"
-        data = _pdf(stem.replace("-", " ").title())
+        stem = secrets.choice(DECOY_STEMS)
+        path = root / decoy_name(stem, secrets.token_hex(3))
+        data = decoy_bytes(stem)
         try:
             atomic_write(path, data, mode=0o644)
             _hide(path)

@@ -132,6 +132,10 @@ class Monitor:
     def _exclusion_globs(self) -> tuple[str, ...]:
         return self.engine.settings.exclusions.paths
 
+    def _decoys(self) -> bool:
+        """Plant the shield's decoy files: the monitor's option and ``[realtime] decoys``."""
+        return self.options.canaries and self.engine.settings.realtime.decoys
+
     def _before_action(self, path: str) -> None:
         if self.shield is not None:
             self.shield.expect_own_change(path)
@@ -179,7 +183,7 @@ class Monitor:
                 self.protect,
                 options=opt,
                 emit=self.emit,
-                canaries=self.canaries if opt.canaries else None,
+                canaries=self.canaries if self._decoys() else None,
                 guard=self._guard,
             )
             self.shield.plant_canaries()

@@ -36,6 +36,7 @@ from ..errors import (
     UnsafePathError,
     VaultIntegrityError,
 )
+from ..own_files import restore_temp_name
 from ..paths import AegisPaths
 from . import item_file, safe_fs
 from .journal import Journal, JournalRecord, item_path, part_path, recover
@@ -464,7 +465,7 @@ class Vault:
     def _restore_into(
         self, item: VaultItem, source: Path, key: bytes, folder: str, dir_fd: int
     ) -> str:
-        temp = f".aegis-restore-{item.id}.tmp"
+        temp = restore_temp_name(item.id)
         record = JournalRecord("restore", item.id, folder, temp_name=temp)
         self._journal.write(record)
         linked = False

@@ -157,6 +157,12 @@ class OutcomeService:
             action_line="Action allow: you allowed this content; it will not be reported again.",
         )
 
+    def resolve(self, report: FileReport, fd: FileDecision, why: str) -> Response:
+        """Close a detection nobody needs to answer any more (the file is gone or was
+        changed since it was found: a changed file is scanned again as a new one)."""
+        self._action(fd, report, "resolve", "success", message=why)
+        return Response(fd, Action.NONE, action_line=f"Resolved: {why}.")
+
     # -- outcomes for vault items --------------------------------------------------------------
     def restore(
         self, item_id: str, *, to_dir: str | None = None, allow: bool = False

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from ..own_files import is_decoy
 from ..results import Verdict
 
 
@@ -167,6 +168,8 @@ def _walk_dir(
                 continue
             mode = st.st_mode
             if stat.S_ISREG(mode):
+                if is_decoy(path, st.st_size):
+                    continue  # the shield's decoy: Aegis's own file, never counted
                 yield FileEntry(path, st)
             elif stat.S_ISDIR(mode):
                 ident = (st.st_dev, st.st_ino)

@@ -168,6 +168,7 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
     "realtime": {
         "enabled": Key(True, "true or false", _bool),
         "folders": Key([], "a list of folders", _list_of(_string, "folders in quotes")),
+        "decoys": Key(True, "true or false", _bool),
     },
     "schedule": {
         "enabled": Key(False, "true or false", _bool),

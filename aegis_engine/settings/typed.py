@@ -35,6 +35,8 @@ class RealtimeSettings:
     enabled: bool = True
     folders: tuple[str, ...] = ()
     """Empty: Downloads, Desktop, Documents and the temp folder."""
+    decoys: bool = True
+    """The ransomware shield plants hidden decoy documents in protected folders."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ class Settings:
     def realtime(self) -> RealtimeSettings:
         t = self.table("realtime")
         folders = tuple(os.path.expanduser(f) for f in t["folders"])
-        return RealtimeSettings(enabled=t["enabled"], folders=folders)
+        return RealtimeSettings(enabled=t["enabled"], folders=folders, decoys=t["decoys"])
 
     @property
     def updates(self) -> UpdateSettings:

@@ -67,13 +67,47 @@ def alert_row(alert: Alert) -> Row:
     )
 
 
-def history_row(event: HistoryEvent) -> Row:
+_POLICY_WORDS = {
+    "quarantine": "Found: to be quarantined",
+    "ask": "Found: waiting for your answer",
+    "report": "Found: reported only",
+    "none": "Found",
+}
+_DONE_WORDS = {
+    "quarantine": "Quarantined",
+    "restore": "Restored",
+    "delete": "Deleted for good",
+    "purge": "Removed from the quarantine (old)",
+    "allow": "Allowed",
+    "keep": "Left in place",
+    "resolve": "Resolved",
+    "ask": "Waiting for your answer",
+}
+_CHOICE_WORDS = {
+    "quarantine": "You chose: quarantine",
+    "keep": "You chose: leave it",
+    "allow": "You chose: allow",
+    "restore": "You chose: restore",
+    "delete": "You chose: delete",
+}
+
+
+def history_status(event: HistoryEvent) -> str:
+    """The status column of a history row, in plain words."""
     if event.kind == "detection":
-        status = f"Detected (policy: {event.action or 'none'})"
-    elif event.kind == "decision":
-        status = f"You chose {event.decision}"
-    else:
-        status = f"{(event.action or '').capitalize()}: {event.outcome or ''}".strip()
+        return _POLICY_WORDS.get(event.action or "none", "Found")
+    if event.kind == "decision":
+        return _CHOICE_WORDS.get(event.decision or "", f"You chose: {event.decision}")
+    action = event.action or ""
+    if event.outcome == "failure":
+        return f"Could not {action}" if action else "Failed"
+    if event.outcome == "unknown" and action != "ask":
+        return f"{action.capitalize()}: not known yet"
+    return _DONE_WORDS.get(action, action.capitalize())
+
+
+def history_row(event: HistoryEvent) -> Row:
+    status = history_status(event)
     detail = ", ".join(event.rules)
     if event.message:
         detail = f"{detail} — {event.message}" if detail else event.message

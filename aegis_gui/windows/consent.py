@@ -4,7 +4,7 @@ everything else is off. The heading and text say so (privacy.DEFAULTS_SENTENCE).
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 from aegis_engine.privacy import DEFAULTS_SENTENCE, ConsentState, ConsentStore
 
 from .common import heading, muted, setup_window
+from .settings import DECOYS_TEXT
 
 
 def purpose_box(state: ConsentState, checked: bool) -> tuple[QFrame, QCheckBox]:
@@ -51,9 +52,14 @@ def purpose_box(state: ConsentState, checked: bool) -> tuple[QFrame, QCheckBox]:
 
 class ConsentDialog(QDialog):
     """Saves the choices to ``store`` when accepted; closing it keeps everything as it was
-    (and it comes back on the next start)."""
+    (and it comes back on the next start). With ``decoys`` (the current setting) it also
+    tells what the ransomware shield's decoy files are and emits ``decoys_chosen(bool)``."""
 
-    def __init__(self, store: ConsentStore, parent: QWidget | None = None) -> None:
+    decoys_chosen = Signal(bool)
+
+    def __init__(
+        self, store: ConsentStore, parent: QWidget | None = None, *, decoys: bool | None = None
+    ) -> None:
         super().__init__(parent)
         setup_window(self, "Your privacy choices")
         self.setObjectName("consent-dialog")
@@ -79,8 +85,26 @@ class ConsentDialog(QDialog):
         scroll = QScrollArea()
         scroll.setWidget(inner)
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         outer.addWidget(scroll, 1)
+        self.decoys: QCheckBox | None = None
+        if decoys is not None:
+            frame = QFrame()
+            frame.setFrameShape(QFrame.Shape.StyledPanel)
+            frame.setObjectName("decoys")
+            flay = QVBoxLayout(frame)
+            self.decoys = QCheckBox("Plant hidden decoy files for the ransomware shield")
+            self.decoys.setObjectName("consent-decoys")
+            self.decoys.setChecked(decoys)
+            bold = self.decoys.font()
+            bold.setBold(True)
+            self.decoys.setFont(bold)
+            flay.addWidget(self.decoys)
+            text = QLabel(DECOYS_TEXT + " Nothing about them leaves this computer.")
+            text.setWordWrap(True)
+            flay.addWidget(text)
+            outer.addWidget(frame)
         buttons = QDialogButtonBox()
         self.save_button = buttons.addButton(
             "Save my choices", QDialogButtonBox.ButtonRole.AcceptRole
@@ -95,4 +119,6 @@ class ConsentDialog(QDialog):
 
     def accept(self) -> None:
         self._store.set_many(self.choices(), reviewed=True)
+        if self.decoys is not None:
+            self.decoys_chosen.emit(self.decoys.isChecked())
         super().accept()

@@ -28,15 +28,23 @@ if TYPE_CHECKING:  # the vault module loads keyring and cryptography: only when 
     from aegis_engine.quarantine import VaultItem
 
 
+def _permissions(mode: int) -> str:
+    """``rw-r--r--``: who could read, write or run the file."""
+    bits = "rwxrwxrwx"
+    return "".join(c if mode & (1 << (8 - i)) else "-" for i, c in enumerate(bits))
+
+
 def _pick_dir(parent: QWidget) -> str:
     return QFileDialog.getExistingDirectory(parent, "Restore into which folder?")
 
 
 class QuarantineWindow(QWidget):
-    """Emits ``restore_requested(item_id, to_dir or "")``, ``delete_requested(item_id)`` and
-    ``refresh_requested()``; the controller answers with :meth:`set_items` / :meth:`notice`."""
+    """Emits ``restore_requested(item_id, to_dir or "", allow)``, ``delete_requested(item_id)``
+    and ``refresh_requested()``; the controller answers with :meth:`set_items` /
+    :meth:`notice`. "Restore and allow" keeps the file (no scan acts on it again while its
+    content is unchanged); "Restore only" puts it back and it is checked like any file."""
 
-    restore_requested = Signal(str, str)
+    restore_requested = Signal(str, str, bool)
     delete_requested = Signal(str)
     refresh_requested = Signal()
 
@@ -77,20 +85,32 @@ class QuarantineWindow(QWidget):
         self.status.setObjectName("quarantine-status")
         lay.addWidget(self.status)
         row = QHBoxLayout()
-        self.restore_button = QPushButton("Restore")
+        self.restore_button = QPushButton("Restore and allow")
         self.restore_button.setObjectName("quarantine-restore")
+        self.restore_button.setToolTip(
+            "Put the file back and keep it: Aegis will not flag it again unless it changes."
+        )
+        self.restore_only_button = QPushButton("Restore only")
+        self.restore_only_button.setObjectName("quarantine-restore-only")
+        self.restore_only_button.setToolTip(
+            "Put the file back without allowing it: the next scan will flag it again."
+        )
         self.restore_to_button = QPushButton("Restore to…")
+        self.restore_to_button.setToolTip("Put the file back into a folder you choose and keep it.")
         self.delete_button = QPushButton("Delete for good…")
         self.delete_button.setObjectName("quarantine-delete")
         self.refresh_button = QPushButton("Refresh")
-        for b in (self.restore_button, self.restore_to_button, self.delete_button):
+        for b in self._item_buttons():
             row.addWidget(b)
         row.addStretch(1)
         row.addWidget(self.refresh_button)
         lay.addLayout(row)
         self.table.itemSelectionChanged.connect(self._selected)
-        self.restore_button.clicked.connect(lambda: self._restore(False))
-        self.restore_to_button.clicked.connect(lambda: self._restore(True))
+        self.restore_button.clicked.connect(lambda: self._restore(elsewhere=False, allow=True))
+        self.restore_only_button.clicked.connect(
+            lambda: self._restore(elsewhere=False, allow=False)
+        )
+        self.restore_to_button.clicked.connect(lambda: self._restore(elsewhere=True, allow=True))
         self.delete_button.clicked.connect(self._delete)
         self.refresh_button.clicked.connect(self.refresh_requested)
         self.resize(860, 520)
@@ -98,6 +118,9 @@ class QuarantineWindow(QWidget):
 
     def set_items(self, items: list[VaultItem]) -> None:
         selected = self.selected()
+        before = {it.id for it in self.items}
+        if any(it.id not in before for it in items):
+            self.status.setText("")  # a new item: the last notice is about something else
         self.items = sorted(items, key=lambda it: it.quarantined_at, reverse=True)
         self.table.setRowCount(len(self.items))
         for i, it in enumerate(self.items):
@@ -134,25 +157,36 @@ class QuarantineWindow(QWidget):
     def notice(self, text: str) -> None:
         self.status.setText(text)
 
+    def _item_buttons(self) -> tuple[QPushButton, ...]:
+        return (
+            self.restore_button,
+            self.restore_only_button,
+            self.restore_to_button,
+            self.delete_button,
+        )
+
     def _selected(self) -> None:
         it = self.selected()
-        for b in (self.restore_button, self.restore_to_button, self.delete_button):
+        for b in self._item_buttons():
             b.setEnabled(it is not None)
         if it is None:
             self.details.setPlainText("")
             return
         lines = [
-            f"Item {it.id}",
-            f"Original path: {it.display_path}",
-            f"SHA-256: {it.sha256}",
-            f"Size: {it.size} bytes, mode {oct(it.mode & 0o7777)}",
+            f"Was at: {it.display_path}",
             f"Quarantined: {local_time(it.quarantined_at)}",
+            f"Size: {human_bytes(it.size)}",
             "",
             *it.explanation,
+            "",
+            "Technical details",
+            f"  SHA-256: {it.sha256}",
+            f"  Permissions: {_permissions(it.mode)}",
+            f"  Quarantine ID: {it.id}",
         ]
         self.details.setPlainText("\n".join(lines))
 
-    def _restore(self, elsewhere: bool) -> None:
+    def _restore(self, *, elsewhere: bool, allow: bool) -> None:
         it = self.selected()
         if it is None:
             return
@@ -163,13 +197,19 @@ class QuarantineWindow(QWidget):
                 return
         where = target or os.path.dirname(it.display_path)
         names = detection_names(it.detections) or it.verdict
+        then = (
+            "Aegis will not flag it again unless its content changes."
+            if allow
+            else "It is not allowed: the next scan will flag it again."
+        )
         if self.confirm(
             self,
-            "Restore this file?",
+            "Restore and allow this file?" if allow else "Restore this file?",
             f"Restore {it.name} into {where}?\n\nIt was detected as {names}. Restore it only "
-            "if you are sure it is safe.",
+            f"if you are sure it is safe. {then}",
         ):
-            self.restore_requested.emit(it.id, target)
+            self.status.setText("")
+            self.restore_requested.emit(it.id, target, allow)
 
     def _delete(self) -> None:
         it = self.selected()

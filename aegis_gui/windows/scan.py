@@ -135,7 +135,10 @@ class ScanWindow(QWidget):
         lay.addWidget(self.summary)
         self.results = QTableWidget()
         setup_table(
-            self.results, ["File", "Verdict", "Found by", "Status"], stretch=0, widths={3: 170}
+            self.results,
+            ["File", "Verdict", "Found by", "Status", "Details"],
+            stretch=0,
+            widths={3: 120, 4: 160},
         )
         self.results.itemSelectionChanged.connect(self._update_buttons)
         lay.addWidget(self.results, 1)
@@ -174,8 +177,10 @@ class ScanWindow(QWidget):
         self._targets_text = ", ".join(show_path(t) for t in targets)
         self.targets.setText("Scanning: " + self._targets_text)
         self.bar.setRange(0, 0)  # busy until the files are counted
+        self.bar.setTextVisible(True)
         self.current.setText("Starting…")
         self.summary.setText("")
+        self.no_results.setText("Nothing found so far.")
         self.results.setRowCount(0)
         self.cancel_button.setEnabled(True)
         self.cancel_button.setVisible(True)
@@ -210,6 +215,17 @@ class ScanWindow(QWidget):
     def alert_changed(self, alert: Alert) -> None:
         if any(isinstance(a, Alert) and a.id == alert.id for a in self.found):
             self._fill_results()
+            self._title_after_answers()
+
+    def _title_after_answers(self) -> None:
+        """A finished scan's "Threats found" turns into "Threats handled" once none waits."""
+        alerts = [a for a in self.found if isinstance(a, Alert)]
+        finished = self.scan_id is None and self.title.text() == "Threats found"
+        if finished and alerts and not any(a.open for a in alerts):
+            self.title.setText("Threats handled")
+            self.summary.setText(
+                f"{len(alerts)} threat(s) found; nothing is waiting for you any more."
+            )
 
     def scan_finished(self, scan_id: int, summary: ScanSummary) -> None:
         if scan_id != self.scan_id:
@@ -217,9 +233,18 @@ class ScanWindow(QWidget):
         self._clock.stop()
         self.files, self.bytes = summary.files, summary.bytes
         self.threats = summary.threats
-        self.bar.setRange(0, 1)
-        self.bar.setValue(1 if not summary.cancelled else 0)
+        if summary.cancelled and self.total:
+            self.bar.setRange(0, self.total)  # where it stopped, e.g. 1,800 of 49,634
+            self.bar.setValue(min(summary.files, self.total))
+        elif summary.cancelled:
+            self.bar.setRange(0, 1)
+            self.bar.setValue(0)
+            self.bar.setTextVisible(False)  # no total counted: no "0%"
+        else:
+            self.bar.setRange(0, 1)
+            self.bar.setValue(1)
         self.current.setText("")
+        self.no_results.setText("Nothing found.")
         self.count_labels["time"].setText(duration(summary.seconds))
         self._update_counts(elapsed=summary.seconds)
         if summary.cancelled:
@@ -243,6 +268,7 @@ class ScanWindow(QWidget):
         self.cancel_button.setVisible(False)
         self.done_button.setVisible(True)
         self.scan_id = None
+        self._title_after_answers()
 
     def scan_failed(self, scan_id: int, message: str) -> None:
         if scan_id != self.scan_id:
@@ -292,10 +318,11 @@ class ScanWindow(QWidget):
                 det.decision.verdict.value,
                 ", ".join(det.names),
                 status,
+                why if why != status else "",
             ]
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                item.setToolTip(why if col == 3 else text)
+                item.setToolTip(text)
                 self.results.setItem(i, col, item)
         self.results.setVisible(bool(self.found))
         self.no_results.setVisible(not self.found)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -36,6 +37,19 @@ from ..schedule import WEEKDAYS, Schedule
 from .common import muted, setup_window
 
 PickFolder = Callable[[QWidget], str]
+
+DECOYS_TEXT = (
+    "Aegis puts one hidden document, named like .~invoice-1a2b3c.pdf, in each shielded "
+    "folder. No program has a reason to change it; one that does is stopped as ransomware. "
+    "The decoys are removed when protection stops, and scans never count or report them."
+)
+
+
+def _home_short(path: str) -> str:
+    home = os.path.expanduser("~").rstrip("/")
+    return "~" + path[len(home) :] if path == home or path.startswith(home + "/") else path
+
+
 AskText = Callable[[QWidget, str, str], str]
 
 
@@ -151,17 +165,35 @@ class SettingsDialog(QDialog):
         lay.addWidget(self.realtime)
         lay.addWidget(
             muted(
-                "New and changed files in these folders are scanned as soon as they are "
-                "written, and the ransomware shield guards them. With no folder chosen, "
-                "Aegis watches the usual ones and shields Documents, Desktop and Pictures."
+                "New and changed files in the watched folders are scanned as soon as they are "
+                "written, and the ransomware shield guards Documents, Desktop and Pictures."
             )
         )
-        shown = ", ".join(defaults) if defaults else "none found"
+        usual = "\n".join(f"  • {_home_short(f)}" for f in defaults) or "  (none found)"
         self.folders = EditableList(
-            lambda: pick(self), f"No folders chosen: Aegis watches the usual ones ({shown})."
+            lambda: pick(self), f"No folders chosen, so Aegis watches the usual ones:\n{usual}"
         )
+        self.folders.list.setMinimumHeight(70)
+        self.folders.list.setMaximumHeight(110)
         lay.addWidget(QLabel("Watched folders"))
-        lay.addWidget(self.folders, 1)
+        lay.addWidget(self.folders)
+        self.decoys = QCheckBox("Plant hidden decoy files for the ransomware shield")
+        self.decoys.setObjectName("settings-decoys")
+        lay.addWidget(self.decoys)
+        lay.addWidget(muted(DECOYS_TEXT))
+        form = QFormLayout()
+        self.prompt_timeout = QSpinBox()
+        self.prompt_timeout.setRange(10, 3600)
+        self.prompt_timeout.setSuffix(" seconds")
+        form.addRow("Time to answer an alert", self.prompt_timeout)
+        lay.addLayout(form)
+        lay.addWidget(
+            muted(
+                "If nobody answers an alert in time, your policy decides (files found by a "
+                "virus signature are quarantined)."
+            )
+        )
+        lay.addStretch(1)
         return tab
 
     def _exclusions_tab(self, pick: PickFolder, ask: AskText) -> QWidget:
@@ -256,15 +288,10 @@ class SettingsDialog(QDialog):
         self.proxy = QLineEdit()
         self.proxy.setPlaceholderText("none (e.g. http://proxy.example:3128)")
         form.addRow("Proxy", self.proxy)
-        self.prompt_timeout = QSpinBox()
-        self.prompt_timeout.setRange(10, 3600)
-        self.prompt_timeout.setSuffix(" s")
-        form.addRow("Time to answer an alert", self.prompt_timeout)
         form.addRow(
             muted(
                 "Update checks send only the Aegis and signature versions; turn them off "
-                "under Privacy. If nobody answers an alert in time, the policy's default "
-                "applies (threats found by a signature are quarantined)."
+                "under Privacy."
             )
         )
         return tab
@@ -279,6 +306,7 @@ class SettingsDialog(QDialog):
     def load(self, prefs: Preferences) -> None:
         self.autostart.setChecked(prefs.autostart)
         self.realtime.setChecked(prefs.realtime)
+        self.decoys.setChecked(prefs.decoys)
         self.folders.set_items(prefs.folders)
         self.exclude_paths.set_items(prefs.exclude_paths)
         self.exclude_sha256.set_items(prefs.exclude_sha256)
@@ -301,6 +329,7 @@ class SettingsDialog(QDialog):
             self._prefs,
             autostart=self.autostart.isChecked() if self._can_autostart else self._prefs.autostart,
             realtime=self.realtime.isChecked(),
+            decoys=self.decoys.isChecked(),
             folders=self.folders.items(),
             exclude_paths=self.exclude_paths.items(),
             exclude_sha256=self.exclude_sha256.items(),

@@ -22,6 +22,7 @@ class StatusWindow(QWidget):
     """Buttons come out as signals named like the tray's menu entries."""
 
     quick_scan = Signal()
+    full_scan = Signal()
     scan_folder = Signal()
     open_scan = Signal()
     open_alerts = Signal()
@@ -47,28 +48,34 @@ class StatusWindow(QWidget):
         self.detail.setObjectName("status-detail")
         words.addWidget(self.headline)
         words.addWidget(self.detail)
-        words.addStretch(1)
         top.addLayout(words, 1)
         lay.addLayout(top)
         grid = QGridLayout()
         self.buttons: dict[str, QPushButton] = {}
-        for i, (key, label, signal) in enumerate(
+        rows = (
             (
-                ("quick", "Quick scan", self.quick_scan),
-                ("folder", "Scan a folder…", self.scan_folder),
-                ("scan", "Scan window", self.open_scan),
-                ("alerts", "Alerts", self.open_alerts),
-                ("quarantine", "Quarantine", self.open_quarantine),
-                ("settings", "Settings", self.open_settings),
-            )
-        ):
-            b = QPushButton(label)
-            b.setMinimumHeight(34)
-            b.setObjectName(f"status-{key}")
-            b.clicked.connect(signal)
-            grid.addWidget(b, i // 3, i % 3)
-            self.buttons[key] = b
+                ("quick", "Quick scan", self.quick_scan, "The folders Aegis watches"),
+                ("full", "Full scan", self.full_scan, "Your whole home folder"),
+                ("folder", "Scan a folder…", self.scan_folder, "A folder you choose"),
+                ("scan", "Scans and results", self.open_scan, "The running scan, last results"),
+            ),
+            (
+                ("alerts", "Alerts", self.open_alerts, "Files waiting for your decision"),
+                ("quarantine", "Quarantine", self.open_quarantine, "Files Aegis moved away"),
+                ("settings", "Settings", self.open_settings, ""),
+            ),
+        )
+        for r, row in enumerate(rows):
+            for c, (key, label, signal, tip) in enumerate(row):
+                b = QPushButton(label)
+                b.setMinimumHeight(34)
+                b.setObjectName(f"status-{key}")
+                b.setToolTip(tip)
+                b.clicked.connect(signal)
+                grid.addWidget(b, r, c)
+                self.buttons[key] = b
         lay.addLayout(grid)
+        lay.addStretch(1)
         bottom = QHBoxLayout()
         self.pause_button = QPushButton("Pause protection")
         self.pause_button.setObjectName("status-pause")
@@ -81,7 +88,7 @@ class StatusWindow(QWidget):
         bottom.addWidget(self.quit_button)
         lay.addLayout(bottom)
         self.set_status(TrayState.PAUSED, "Aegis is starting…", "Starting…")
-        self.resize(560, 260)
+        self.resize(620, self.sizeHint().height())
 
     def set_status(self, state: TrayState, detail: str, headline: str | None = None) -> None:
         self.icon.setPixmap(state_icon(state).pixmap(72, 72))

@@ -54,6 +54,8 @@ class FakeNotifications:
         self.sent: list[tuple[int, str, str, tuple[tuple[str, str], ...]]] = []
         self._on_action: Callable[[int, str], None] | None = None
         self.closed: list[int] = []
+        self.icons: list[str] = []
+        """The icon of each sent notification, in order."""
         self.stopped = False
 
     def supports_actions(self) -> bool:
@@ -65,8 +67,9 @@ class FakeNotifications:
         self._on_action = on_action
 
     def notify(
-        self, summary: str, body: str, actions: Sequence[tuple[str, str]] = (), **_: Any
+        self, summary: str, body: str, actions: Sequence[tuple[str, str]] = (), **kw: Any
     ) -> int:
+        self.icons.append(str(kw.get("icon", "")))
         nid = len(self.sent) + 1
         self.sent.append((nid, summary, body, tuple(actions)))
         return nid

@@ -1,5 +1,5 @@
 """Screenshots of the real app under Xvfb: the tray and its menu, a notification, and every
-window. Run inside ``xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session --`` with
+window. Run inside ``xvfb-run -a -s "-screen 0 1366x768x24" dbus-run-session --`` with
 AEGIS_HOME set to an empty folder; it starts dunst and trayer itself.
 
 Usage: screenshots.py OUTDIR [SCAN_FOLDER]
@@ -116,7 +116,7 @@ def main(out: Path, scan_folder: str) -> int:
         assert tray_app.tray is not None, "no system tray: is trayer running?"
         until("consent dialog", lambda: "consent" in tray_app.windows)
         consent = tray_app.windows["consent"]
-        consent.resize(640, 960)
+        consent.resize(640, 700)  # as it opens on a 1366x768 screen
         shots.widget("consent-first-run", consent)
         consent.accept()
         until("protected", lambda: tray_app.state.value == "protected")
