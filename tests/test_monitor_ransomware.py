@@ -169,21 +169,23 @@ def test_user_chooses_resume_or_kill(engine: Engine, documents: tuple[Path, list
     _, event, sim, mon, events = _run_attack(engine, folder, docs, 40)
     try:
         resumed = mon.resolve(event.incident, "resume")
-        assert resumed.action == "resumed"
-        assert _becomes_stopped(sim.pid, stopped=False)
+        assert resumed.action == "resumed" and resumed.processes[0].outcome == "resumed"
+        # (No look at the process state here: the shield may stop it again within
+        # milliseconds. The new incident below needs new writes, so it proves the resume.)
         # Still encrypting: the shield stops it again, as a new incident.
         again = events.wait_for(
             lambda e: (
                 isinstance(e, RansomwareEvent)
                 and e.incident != event.incident
                 and e.action == "suspended"
-            )
+            ),
+            120,
         )
         assert again is not None
         assert isinstance(again, RansomwareEvent)
         killed = mon.resolve(again.incident, "kill")
         assert killed.action == "killed" and killed.processes[0].outcome == "killed"
-        assert sim.wait(10) == -9
+        assert sim.wait(120) == -9
     finally:
         stop_process(sim)
         mon.stop()
