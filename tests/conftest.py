@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,24 @@ def no_leaks() -> object:
         # an eventfd for their event dispatcher when they wake: not ours to account for.
         details = {fd: t for fd, t in details.items() if not t.endswith("[eventfd]")}
     assert not details, f"leaked file descriptors: {details}"
+
+
+@pytest.fixture(autouse=True)
+def _stop_leftover_monitors(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A test that fails half-way must not leave a monitor's (non-daemon) threads running:
+    they would keep the whole test process from exiting. Stops, after each test, every
+    monitor the test started and did not stop (the test's own assertions still decide)."""
+    from aegis_engine.monitor import service
+
+    started: list[service.Monitor] = []
+    original = service.Monitor.start
+
+    def start(self: service.Monitor) -> None:
+        started.append(self)
+        original(self)
+
+    monkeypatch.setattr(service.Monitor, "start", start)
+    yield
+    for mon in started:
+        if mon.running:
+            mon.stop()
