@@ -503,3 +503,32 @@ def test_behaviour_rules_follow_the_content_in_force(repo: Repo, aegis_paths: Ae
     result = UpdateClient.from_dir(aegis_paths, repo.root, repo.root_json.read_bytes()).run()
     assert result.result == "updated", result.reason
     assert {r.id for r in live.current.rules} == before | {"AEGIS-B999"}
+
+
+def test_installed_update_and_its_repository_never_flag_themselves(
+    server: HTTPSServer, repo: Repo, aegis_paths: AegisPaths, sample: tuple[Path, str]
+) -> None:
+    """Aegis never flags itself: with an update installed (sealed content, its plain view
+    for the detectors, the previous version kept) a scan of the whole profile, and of the
+    published repository, finds nothing, while the update's own signature works."""
+    assert update(aegis_paths, server, repo).result == "updated"
+    engine = Engine(aegis_paths)
+    try:
+        assert detects(aegis_paths, sample[0]), "the installed update is in force"
+        own = [
+            p
+            for p in (
+                aegis_paths.config_dir,
+                aegis_paths.data_dir,
+                aegis_paths.cache_dir,
+                aegis_paths.state_dir,
+                repo.root,
+            )
+            if p.exists()
+        ]
+        summary = engine.scan(own, engine.default_options(use_cache=False))
+    finally:
+        engine.close()
+    flagged = [(r.path, [f.name for f in r.findings]) for r in summary.reports if r.findings]
+    assert summary.files > 0
+    assert summary.threats == 0 and not flagged, flagged
