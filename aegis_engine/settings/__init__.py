@@ -10,12 +10,11 @@ from __future__ import annotations
 from .schema import SCHEMA, WEEKDAYS
 from .store import SettingsProblem, SettingsStore
 from .toml_write import dumps
-from .typed import CloudSettings, RealtimeSettings, Settings
+from .typed import RealtimeSettings, Settings
 
 __all__ = [
     "SCHEMA",
     "WEEKDAYS",
-    "CloudSettings",
     "RealtimeSettings",
     "Settings",
     "SettingsProblem",

@@ -12,20 +12,10 @@ from ..config import ScanLimits
 if TYPE_CHECKING:
     from ..decision import DecisionEngine, Exclusions, Policy
     from ..net.config import UpdateSettings
+    from ..privacy.endpoints import CloudSettings
     from ..quarantine.vault import QuarantineSettings
 
-__all__ = ["CloudSettings", "RealtimeSettings", "Settings"]
-
-
-@dataclass(frozen=True)
-class CloudSettings:
-    """``[cloud]``: the hash-lookup service (used only with consent)."""
-
-    lookup_url: str = ""
-    usage_stats_url: str = ""
-    crash_reports_url: str = ""
-    sample_submission_url: str = ""
-    lookup_cache_hours: float = 24.0
+__all__ = ["RealtimeSettings", "Settings"]
 
 
 @dataclass(frozen=True)
@@ -103,4 +93,7 @@ class Settings:
 
     @property
     def cloud(self) -> CloudSettings:
-        return CloudSettings(**self.table("cloud"))
+        """``[cloud]`` as the privacy senders use it (endpoints per purpose)."""
+        from ..privacy.endpoints import CloudSettings
+
+        return CloudSettings.from_settings(self.values)
