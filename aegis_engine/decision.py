@@ -62,6 +62,14 @@ __all__ = [
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _WEAK_KINDS = frozenset({FindingKind.HEURISTIC, FindingKind.ML})
+_SOURCES = {
+    "eicar": "the EICAR test-file check",
+    "hashes": "a hash list",
+    "yara": "a YARA rule",
+    "ml": "the machine-learning model",
+    "cloud": "the cloud look-up",
+}
+"""Plain words for where a finding came from (detector name -> words)."""
 
 
 class Action(StrEnum):
@@ -281,11 +289,12 @@ class Evidence:
     def describe(self) -> str:
         """One line for people, e.g. ``ml model 'pe-gbt' (ml): suspicious, score 0.71 ...``."""
         what = {
-            FindingKind.SIGNATURE: "signature",
+            FindingKind.SIGNATURE: "known-malware signature",
             FindingKind.HEURISTIC: "heuristic",
             FindingKind.ML: "machine-learning score",
         }[self.kind]
-        line = f"{self.name}: {what} from detector {self.detector}, {self.severity.value}"
+        source = _SOURCES.get(self.detector, f"the {self.detector} detector")
+        line = f"{self.name}: {what} ({source}), {self.severity.value}"
         if self.kind is not FindingKind.SIGNATURE or self.score != 1.0 or self.thresholds:
             line += f", score {self.score:.2f}"
         if self.thresholds:
@@ -551,7 +560,8 @@ class DecisionEngine:
             return (
                 Verdict.MALICIOUS,
                 Basis.SIGNATURE,
-                f"Verdict malicious: signature-grade finding ({names}) is conclusive on its own.",
+                f"Verdict malicious: {names} matches a known-malware signature, which is "
+                "enough on its own.",
             )
         kinds = {e.kind for e in counted}
         for e in counted:

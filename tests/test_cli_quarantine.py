@@ -125,7 +125,7 @@ def test_scan_without_quarantine_only_reports(tmp_path: Path) -> None:
     assert obj["action"] == "report" and obj["policy_action"] == "quarantine"
     assert (tmp_path / "e.com").exists()
     code, out, err = cli("scan", str(tmp_path))
-    assert "Verdict malicious: signature-grade finding (EICAR-Test-File)" in out
+    assert "Verdict malicious: EICAR-Test-File matches a known-malware signature" in out
     assert "use --quarantine to act" in out
 
 

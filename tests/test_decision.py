@@ -158,8 +158,8 @@ def test_strongest_action() -> None:
 def test_explanation_names_detector_signature_and_action() -> None:
     d = decide(f(SIG, MAL, "EICAR-Test-File", "eicar"))
     text = "\n".join(d.explanation)
-    assert "EICAR-Test-File: signature from detector eicar, malicious" in text
-    assert "Verdict malicious: signature-grade finding (EICAR-Test-File)" in text
+    assert "EICAR-Test-File: known-malware signature (the EICAR test-file check), malicious" in text
+    assert "Verdict malicious: EICAR-Test-File matches a known-malware signature" in text
     assert "Action quarantine: your policy for malicious files is quarantine" in text
     assert d.detectors == ("eicar",)
     assert d.signatures == ("EICAR-Test-File",)
@@ -180,7 +180,9 @@ def test_explanation_shows_scores_and_thresholds() -> None:
     )
     d = decide(ml)
     text = "\n".join(d.explanation)
-    assert "pe-gbt: machine-learning score from detector ml, malicious, score 0.93" in text
+    assert (
+        "pe-gbt: machine-learning score (the machine-learning model), malicious, score 0.93" in text
+    )
     assert "(thresholds: malicious 0.90, suspicious 0.50)" in text
     assert "Verdict suspicious: one ml finding" in text
     assert "Action ask:" in text and "weak signals (ml)" in text
