@@ -67,7 +67,7 @@ _SOURCES = {
     "hashes": "a hash list",
     "yara": "a YARA rule",
     "ml": "the machine-learning model",
-    "cloud": "the cloud look-up",
+    "cloud-reputation": "the cloud look-up",
 }
 """Plain words for where a finding came from (detector name -> words)."""
 
