@@ -52,9 +52,19 @@ def _fds() -> set[int]:
     the baseline and hide the first descriptor a test leaks)."""
     own = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)
     try:
-        return {int(n) for n in os.listdir(own)} - {own}
+        listed = {int(n) for n in os.listdir(own)} - {own}
     finally:
         os.close(own)
+    # listdir() works on a duplicate of ``own``, closed by now: keep only descriptors that
+    # are still open (a leak stays open; a listing's own descriptor does not)
+    still_open = set()
+    for fd in listed:
+        try:
+            os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        still_open.add(fd)
+    return still_open
 
 
 def _helper_processes() -> set[int]:
