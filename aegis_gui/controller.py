@@ -121,6 +121,7 @@ class TrayApp(QObject):
             show_vault=self.vault.show,
             parent=self,
         )
+        self.vault.changed.connect(self.alert_view.history_changed)
         self.updating = False
         self.note = ""
         self.state = TrayState.PAUSED

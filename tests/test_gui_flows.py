@@ -551,3 +551,86 @@ def test_a_due_scheduled_scan_runs_and_reports(
     )
     qtbot.waitUntil(lambda: app.state is TrayState.THREAT, timeout=60_000)
     assert datetime.now() < due + timedelta(days=2)
+
+
+# -- live lists (issue 16, item 6) ---------------------------------------------------------------
+
+
+def _history_statuses(window: Any) -> list[str]:
+    return [r.status for r in window.rows if not r.alert_id]
+
+
+def test_alerts_and_history_follow_a_restore_without_refresh(
+    qtbot: Any, make_app: MakeApp, tmp_path: Path
+) -> None:
+    app = make_app(protection=False)
+    app.start()
+    item_id = _quarantined(app, tmp_path / "wanted.doc")
+    alerts = app.show_alerts()
+    vault = app.show_quarantine()
+    qtbot.waitUntil(lambda: len(vault.items) == 1, timeout=60_000)
+    assert "Restored" not in _history_statuses(alerts)
+    vault.confirm = lambda *_a: True
+    vault.select(item_id)
+    qtbot.mouseClick(vault.restore_button, Qt.MouseButton.LeftButton)
+    # no Refresh clicked: the history shows the decision and the restore
+    qtbot.waitUntil(lambda: "Restored" in _history_statuses(alerts), timeout=60_000)
+    assert "You chose: restore" in _history_statuses(alerts)
+
+
+def test_windows_follow_changes_made_by_another_process(
+    qtbot: Any, make_app: MakeApp, tmp_path: Path, aegis_paths: AegisPaths
+) -> None:
+    """The CLI or the monitor service restores an item: both windows follow, no Refresh."""
+    from aegis_engine import Engine
+
+    app = make_app(protection=False)
+    app.start()
+    item_id = _quarantined(app, tmp_path / "elsewhere.doc")
+    vault = app.show_quarantine()
+    alerts = app.show_alerts()
+    qtbot.waitUntil(lambda: len(vault.items) == 1, timeout=60_000)
+    other = Engine(aegis_paths)  # the same profile, as `aegis quarantine restore` opens it
+    try:
+        other.outcomes.restore(item_id)
+    finally:
+        other.close()
+    qtbot.waitUntil(lambda: vault.items == [], timeout=60_000)
+    qtbot.waitUntil(lambda: "Restored" in _history_statuses(alerts), timeout=60_000)
+
+
+def test_quarantined_rows_show_when_it_was_quarantined(
+    qtbot: Any, make_app: MakeApp, tmp_path: Path
+) -> None:
+    import dataclasses
+    import time
+
+    from aegis_gui.format import local_time
+    from aegis_gui.notifications import QUARANTINE
+
+    app = make_app(protection=False)
+    app.start()
+    report = eicar_detection(tmp_path / "found-earlier.com")
+    found = time.time() - 2 * 3600  # detected two hours ago, answered now
+    det = dataclasses.replace(detection.assess(app.engine, report, "real-time"), time=found)
+    t = threading.Thread(target=app.bridge.on_detection, args=(det,))
+    t.start()
+    t.join()
+    qtbot.waitUntil(lambda: len(app.alerts.all()) == 1, timeout=60_000)
+    alert = app.alerts.all()[0]
+    alerts = app.show_alerts()
+    app.answer(alert.id, QUARANTINE)
+    qtbot.waitUntil(lambda: alert.state is AlertState.QUARANTINED, timeout=60_000)
+    qtbot.waitUntil(
+        lambda: any(r.alert_id == alert.id and r.status == "Quarantined" for r in alerts.rows),
+        timeout=60_000,
+    )
+    row = next(r for r in alerts.rows if r.alert_id == alert.id)
+    assert row.when >= found + 3600, "the row shows the quarantine, not the detection"
+    vault = app.show_quarantine()
+    qtbot.waitUntil(lambda: len(vault.items) == 1, timeout=60_000)
+    item = vault.items[0]
+    assert item.quarantined_at.timestamp() >= found + 3600
+    cell = vault.table.item(0, 0)
+    assert cell is not None and cell.text() == local_time(item.quarantined_at)
+    assert cell.text() != local_time(found)
