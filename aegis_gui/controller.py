@@ -23,6 +23,7 @@ from . import autostart, memory, preferences
 from .alert_view import AlertPresenter
 from .alerts import AlertCenter, AlertResponder
 from .bridge import EngineBridge
+from .catch_up import PauseCatchUp
 from .dbus_notify import FreedesktopNotifications
 from .icons import TrayState, icon_path
 from .notifications import Notifier
@@ -122,6 +123,14 @@ class TrayApp(QObject):
             parent=self,
         )
         self.vault.changed.connect(self.alert_view.history_changed)
+        self.catch_up = PauseCatchUp(
+            self.protection,
+            self.scan_view,
+            self.runner,
+            self.notifier,
+            engine.paths.state_dir / "protection-paused.json",
+            self,
+        )
         self.updating = False
         self.note = ""
         self.state = TrayState.PAUSED

@@ -634,3 +634,89 @@ def test_quarantined_rows_show_when_it_was_quarantined(
     cell = vault.table.item(0, 0)
     assert cell is not None and cell.text() == local_time(item.quarantined_at)
     assert cell.text() != local_time(found)
+
+
+# -- pause catch-up (issue 16, item 3) -----------------------------------------------------------
+
+
+def _alert_paths(app: TrayApp) -> set[str]:
+    return {a.detection.path for a in app.alerts.all()}
+
+
+def test_files_written_during_a_pause_are_checked_on_resume(
+    qtbot: Any, make_app: MakeApp, watched: Path
+) -> None:
+    import time
+
+    from aegis_gui.catch_up import MARGIN_S
+
+    old = watched / "old-notes.txt"
+    old.write_text("written before the pause")
+    app = make_app()
+    app.start()
+    running(qtbot, app)
+    changed_at = os.stat(old).st_ctime  # the pause is recorded MARGIN_S early: wait past it
+    qtbot.waitUntil(lambda: time.time() > changed_at + MARGIN_S + 1, timeout=60_000)
+    app.protection.pause(3600)
+    qtbot.waitUntil(lambda: app.catch_up.paused_since() is not None, timeout=60_000)
+    threat = watched / "sneaked-in.com"
+    threat.write_bytes(EICAR)
+    clean = watched / "letter.txt"
+    clean.write_text("hello")
+    checked: list[list[str]] = []
+    app.catch_up.checking.connect(checked.append)
+    app.protection.resume()
+    running(qtbot, app)
+    qtbot.waitUntil(lambda: str(threat) in _alert_paths(app), timeout=120_000)
+    assert sorted(checked[0]) == sorted([str(threat), str(clean)]), "only what changed"
+    alert = next(a for a in app.alerts.all() if a.detection.path == str(threat))
+    assert alert.detection.source == "scan"  # the scan service, its outcome service
+    qtbot.waitUntil(lambda: not app.scans.running, timeout=120_000)
+    qtbot.waitUntil(lambda: app.catch_up.paused_since() is None, timeout=60_000)
+    assert app.scan_view.window is None or not app.scan_view.window.isVisible()
+    events = app.engine.history.events()
+    assert any(e.kind == "detection" and e.path == str(threat) for e in events)
+
+
+def test_a_pause_until_restart_is_caught_up_at_the_next_start(
+    qtbot: Any, make_app: MakeApp, watched: Path
+) -> None:
+    first = make_app()
+    first.start()
+    running(qtbot, first)
+    first.protection.pause(None)
+    qtbot.waitUntil(lambda: first.catch_up.paused_since() is not None, timeout=60_000)
+    first.shutdown()
+    threat = watched / "while-away.com"
+    threat.write_bytes(EICAR)
+    second = make_app()
+    second.start()
+    running(qtbot, second)
+    qtbot.waitUntil(lambda: str(threat) in _alert_paths(second), timeout=120_000)
+    qtbot.waitUntil(lambda: second.catch_up.paused_since() is None, timeout=120_000)
+
+
+def test_a_catch_up_that_cannot_run_says_so(
+    qtbot: Any, make_app: MakeApp, watched: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aegis_gui import catch_up
+
+    def broken(*_a: Any, **_k: Any) -> Any:
+        raise OSError("disk unreadable")
+
+    monkeypatch.setattr(catch_up, "files_changed_since", broken)
+    fake = FakeNotifications()
+    app = make_app(notifications=fake)
+    app.start()
+    running(qtbot, app)
+    app.protection.pause(3600)
+    (watched / "unchecked.com").write_bytes(EICAR)
+    app.protection.resume()
+    running(qtbot, app)
+    qtbot.waitUntil(
+        lambda: any("were not checked" in summary for _n, summary, _b, _a in fake.sent),
+        timeout=60_000,
+    )
+    body = next(b for _n, s, b, _a in fake.sent if "were not checked" in s)
+    assert "disk unreadable" in body and "Quick scan" in body
+    assert app.catch_up.paused_since() is not None, "kept: the next start tries again"
