@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QWidget
 from aegis_engine import Engine
 
 from .alerts import Alert, AlertCenter, AlertResponder
+from .change_watch import ChangeWatch
 from .detection import Detection
 from .icons import icon_path
 from .notifications import ALLOW, DETAILS, QUARANTINE, Notifier
@@ -50,6 +51,13 @@ class AlertPresenter(QObject):
         self._on_vault_changed = on_vault_changed
         self._show_vault = show_vault
         self.window: AlertsWindow | None = None
+        history = engine.paths.history_file
+        self.watch = ChangeWatch(
+            [history, history.with_name(history.name + "-wal")],
+            alive=lambda: self.window is not None and self.window.isVisible(),
+            parent=self,
+        )
+        self.watch.changed.connect(self.history_changed)
         self.dialogs: dict[str, AlertDialog] = {}
         center.changed.connect(self._changed)
         center.added.connect(self._changed)
@@ -93,6 +101,7 @@ class AlertPresenter(QObject):
             self._notifier.inform(title, text, warning=not ok, icon=icon)
         if alert.item_id:
             self._on_vault_changed()
+        self.history_changed()
 
     def _changed(self, alert_id: str) -> None:
         alert = self._center.get(alert_id)
@@ -132,7 +141,14 @@ class AlertPresenter(QObject):
         w.set_data(self._center.all())
         self.reload_history()
         self._show(w)
+        self.watch.start()
         return w
+
+    def history_changed(self) -> None:
+        """The engine's state changed (a decision, a restore, another process): the window
+        follows without Refresh."""
+        if self.window is not None and self.window.isVisible():
+            self.reload_history()
 
     def reload_history(self) -> None:
         w = self._window()

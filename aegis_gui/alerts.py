@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -90,6 +91,8 @@ class Alert:
     message: str = ""
     checked: tuple[int, int] | None = None
     """(size, mtime_ns) when the file was last found unchanged (not hashed again until then)."""
+    changed_at: float | None = None
+    """When its state last changed (quarantined, allowed, ...): the time its row shows."""
 
     @property
     def open(self) -> bool:
@@ -143,6 +146,7 @@ class AlertCenter(QObject):
             return
         alert.state = state
         alert.message = message
+        alert.changed_at = time.time()
         if item_id is not None:
             alert.item_id = item_id
         self.changed.emit(alert_id)

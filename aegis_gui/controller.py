@@ -23,6 +23,7 @@ from . import autostart, memory, preferences
 from .alert_view import AlertPresenter
 from .alerts import AlertCenter, AlertResponder
 from .bridge import EngineBridge
+from .catch_up import PauseCatchUp
 from .dbus_notify import FreedesktopNotifications
 from .icons import TrayState, icon_path
 from .notifications import Notifier
@@ -120,6 +121,15 @@ class TrayApp(QObject):
             on_vault_changed=self._vault_changed,
             show_vault=self.vault.show,
             parent=self,
+        )
+        self.vault.changed.connect(self.alert_view.history_changed)
+        self.catch_up = PauseCatchUp(
+            self.protection,
+            self.scan_view,
+            self.runner,
+            self.notifier,
+            engine.paths.state_dir / "protection-paused.json",
+            self,
         )
         self.updating = False
         self.note = ""

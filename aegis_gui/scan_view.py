@@ -150,7 +150,7 @@ class ScanPresenter(QObject):
         """Start a scan (and show the window, unless it is a scheduled one); None when a
         scan is running already."""
         window = self._window()
-        if kind != "scheduled":
+        if kind not in ("scheduled", "catch-up"):  # background scans never steal focus
             self._show(window)
         if self.scans.running:
             return None
@@ -187,7 +187,8 @@ class ScanPresenter(QObject):
         self.changed.emit()
         if self.queued:
             QTimer.singleShot(0, self._start_queued)
-        if self.scans.kind != "scheduled" and window.isVisible():
+        background = self.scans.kind in ("scheduled", "catch-up")
+        if not background and window.isVisible():
             return
         if summary.threats:
             self._notifier.inform(
@@ -195,7 +196,14 @@ class ScanPresenter(QObject):
                 f"{summary.threats} threat(s) in {summary.files:,} files. Open Alerts.",
                 warning=True,
             )
-        elif not summary.cancelled:
+        elif summary.cancelled:
+            pass
+        elif self.scans.kind == "catch-up":
+            self._notifier.inform(
+                "Aegis: checked what changed during the pause",
+                f"{summary.files:,} files written while protection was paused: all clean.",
+            )
+        else:
             self._notifier.inform("Aegis: scan finished", f"{summary.files:,} files, all clean.")
 
     def _failed(self, scan_id: int, message: str) -> None:

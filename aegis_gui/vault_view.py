@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
 from aegis_engine import Engine
 from aegis_engine.display import display_path
 from aegis_engine.response import RestoreResult
 
+from .change_watch import ChangeWatch
 from .ops import OpRunner
 from .windows.quarantine import QuarantineWindow
 
@@ -23,6 +24,10 @@ ShowFn = Callable[[QWidget], object]
 
 
 class VaultPresenter(QObject):
+    """``changed()`` after a restore or delete done here (other views follow along)."""
+
+    changed = Signal()
+
     def __init__(
         self, engine: Engine, runner: OpRunner, show: ShowFn, parent: QObject | None = None
     ) -> None:
@@ -31,6 +36,13 @@ class VaultPresenter(QObject):
         self._runner = runner
         self._show = show
         self.window: QuarantineWindow | None = None
+        vault = engine.paths.quarantine_dir
+        self.watch = ChangeWatch(  # items added or removed by another process (CLI, monitor)
+            [vault / "items", vault / "journal"],
+            alive=lambda: self.window is not None and self.window.isVisible(),
+            parent=self,
+        )
+        self.watch.changed.connect(self.reload)
 
     def _window(self) -> QuarantineWindow:
         if self.window is None:
@@ -45,6 +57,7 @@ class VaultPresenter(QObject):
         w = self._window()
         self.reload()
         self._show(w)
+        self.watch.start()
         return w
 
     def reload(self, then: Callable[[], None] | None = None) -> None:
@@ -76,6 +89,7 @@ class VaultPresenter(QObject):
             elif result.allow_error:
                 text += f" It could not be marked as kept: {result.allow_error}"
             self.reload(lambda: w.notice(text))
+            self.changed.emit()
 
         self._runner.run(
             lambda: self._engine.outcomes.restore(item_id, to_dir=to_dir or None, allow=allow),
@@ -84,11 +98,15 @@ class VaultPresenter(QObject):
             name="restore",
         )
 
+    def _deleted(self, w: QuarantineWindow) -> None:
+        self.reload(lambda: w.notice("Deleted for good."))
+        self.changed.emit()
+
     def delete(self, item_id: str) -> None:
         w = self._window()
         self._runner.run(
             lambda: self._engine.outcomes.delete(item_id).item,
-            success=lambda _item: self.reload(lambda: w.notice("Deleted for good.")),
+            success=lambda _item: self._deleted(w),
             failure=lambda exc: w.notice(f"Not deleted: {exc}"),
             name="delete",
         )

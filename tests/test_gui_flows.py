@@ -551,3 +551,172 @@ def test_a_due_scheduled_scan_runs_and_reports(
     )
     qtbot.waitUntil(lambda: app.state is TrayState.THREAT, timeout=60_000)
     assert datetime.now() < due + timedelta(days=2)
+
+
+# -- live lists (issue 16, item 6) ---------------------------------------------------------------
+
+
+def _history_statuses(window: Any) -> list[str]:
+    return [r.status for r in window.rows if not r.alert_id]
+
+
+def test_alerts_and_history_follow_a_restore_without_refresh(
+    qtbot: Any, make_app: MakeApp, tmp_path: Path
+) -> None:
+    app = make_app(protection=False)
+    app.start()
+    item_id = _quarantined(app, tmp_path / "wanted.doc")
+    alerts = app.show_alerts()
+    vault = app.show_quarantine()
+    qtbot.waitUntil(lambda: len(vault.items) == 1, timeout=60_000)
+    assert "Restored" not in _history_statuses(alerts)
+    vault.confirm = lambda *_a: True
+    vault.select(item_id)
+    qtbot.mouseClick(vault.restore_button, Qt.MouseButton.LeftButton)
+    # no Refresh clicked: the history shows the decision and the restore
+    qtbot.waitUntil(lambda: "Restored" in _history_statuses(alerts), timeout=60_000)
+    assert "You chose: restore" in _history_statuses(alerts)
+
+
+def test_windows_follow_changes_made_by_another_process(
+    qtbot: Any, make_app: MakeApp, tmp_path: Path, aegis_paths: AegisPaths
+) -> None:
+    """The CLI or the monitor service restores an item: both windows follow, no Refresh."""
+    from aegis_engine import Engine
+
+    app = make_app(protection=False)
+    app.start()
+    item_id = _quarantined(app, tmp_path / "elsewhere.doc")
+    vault = app.show_quarantine()
+    alerts = app.show_alerts()
+    qtbot.waitUntil(lambda: len(vault.items) == 1, timeout=60_000)
+    other = Engine(aegis_paths)  # the same profile, as `aegis quarantine restore` opens it
+    try:
+        other.outcomes.restore(item_id)
+    finally:
+        other.close()
+    qtbot.waitUntil(lambda: vault.items == [], timeout=60_000)
+    qtbot.waitUntil(lambda: "Restored" in _history_statuses(alerts), timeout=60_000)
+
+
+def test_quarantined_rows_show_when_it_was_quarantined(
+    qtbot: Any, make_app: MakeApp, tmp_path: Path
+) -> None:
+    import dataclasses
+    import time
+
+    from aegis_gui.format import local_time
+    from aegis_gui.notifications import QUARANTINE
+
+    app = make_app(protection=False)
+    app.start()
+    report = eicar_detection(tmp_path / "found-earlier.com")
+    found = time.time() - 2 * 3600  # detected two hours ago, answered now
+    det = dataclasses.replace(detection.assess(app.engine, report, "real-time"), time=found)
+    t = threading.Thread(target=app.bridge.on_detection, args=(det,))
+    t.start()
+    t.join()
+    qtbot.waitUntil(lambda: len(app.alerts.all()) == 1, timeout=60_000)
+    alert = app.alerts.all()[0]
+    alerts = app.show_alerts()
+    app.answer(alert.id, QUARANTINE)
+    qtbot.waitUntil(lambda: alert.state is AlertState.QUARANTINED, timeout=60_000)
+    qtbot.waitUntil(
+        lambda: any(r.alert_id == alert.id and r.status == "Quarantined" for r in alerts.rows),
+        timeout=60_000,
+    )
+    row = next(r for r in alerts.rows if r.alert_id == alert.id)
+    assert row.when >= found + 3600, "the row shows the quarantine, not the detection"
+    vault = app.show_quarantine()
+    qtbot.waitUntil(lambda: len(vault.items) == 1, timeout=60_000)
+    item = vault.items[0]
+    assert item.quarantined_at.timestamp() >= found + 3600
+    cell = vault.table.item(0, 0)
+    assert cell is not None and cell.text() == local_time(item.quarantined_at)
+    assert cell.text() != local_time(found)
+
+
+# -- pause catch-up (issue 16, item 3) -----------------------------------------------------------
+
+
+def _alert_paths(app: TrayApp) -> set[str]:
+    return {a.detection.path for a in app.alerts.all()}
+
+
+def test_files_written_during_a_pause_are_checked_on_resume(
+    qtbot: Any, make_app: MakeApp, watched: Path
+) -> None:
+    import time
+
+    from aegis_gui.catch_up import MARGIN_S
+
+    old = watched / "old-notes.txt"
+    old.write_text("written before the pause")
+    app = make_app()
+    app.start()
+    running(qtbot, app)
+    changed_at = os.stat(old).st_ctime  # the pause is recorded MARGIN_S early: wait past it
+    qtbot.waitUntil(lambda: time.time() > changed_at + MARGIN_S + 1, timeout=60_000)
+    app.protection.pause(3600)
+    qtbot.waitUntil(lambda: app.catch_up.paused_since() is not None, timeout=60_000)
+    threat = watched / "sneaked-in.com"
+    threat.write_bytes(EICAR)
+    clean = watched / "letter.txt"
+    clean.write_text("hello")
+    checked: list[list[str]] = []
+    app.catch_up.checking.connect(checked.append)
+    app.protection.resume()
+    running(qtbot, app)
+    qtbot.waitUntil(lambda: str(threat) in _alert_paths(app), timeout=120_000)
+    assert sorted(checked[0]) == sorted([str(threat), str(clean)]), "only what changed"
+    alert = next(a for a in app.alerts.all() if a.detection.path == str(threat))
+    assert alert.detection.source == "scan"  # the scan service, its outcome service
+    qtbot.waitUntil(lambda: not app.scans.running, timeout=120_000)
+    qtbot.waitUntil(lambda: app.catch_up.paused_since() is None, timeout=60_000)
+    assert app.scan_view.window is None or not app.scan_view.window.isVisible()
+    events = app.engine.history.events()
+    assert any(e.kind == "detection" and e.path == str(threat) for e in events)
+
+
+def test_a_pause_until_restart_is_caught_up_at_the_next_start(
+    qtbot: Any, make_app: MakeApp, watched: Path
+) -> None:
+    first = make_app()
+    first.start()
+    running(qtbot, first)
+    first.protection.pause(None)
+    qtbot.waitUntil(lambda: first.catch_up.paused_since() is not None, timeout=60_000)
+    first.shutdown()
+    threat = watched / "while-away.com"
+    threat.write_bytes(EICAR)
+    second = make_app()
+    second.start()
+    running(qtbot, second)
+    qtbot.waitUntil(lambda: str(threat) in _alert_paths(second), timeout=120_000)
+    qtbot.waitUntil(lambda: second.catch_up.paused_since() is None, timeout=120_000)
+
+
+def test_a_catch_up_that_cannot_run_says_so(
+    qtbot: Any, make_app: MakeApp, watched: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aegis_gui import catch_up
+
+    def broken(*_a: Any, **_k: Any) -> Any:
+        raise OSError("disk unreadable")
+
+    monkeypatch.setattr(catch_up, "files_changed_since", broken)
+    fake = FakeNotifications()
+    app = make_app(notifications=fake)
+    app.start()
+    running(qtbot, app)
+    app.protection.pause(3600)
+    (watched / "unchecked.com").write_bytes(EICAR)
+    app.protection.resume()
+    running(qtbot, app)
+    qtbot.waitUntil(
+        lambda: any("were not checked" in summary for _n, summary, _b, _a in fake.sent),
+        timeout=60_000,
+    )
+    body = next(b for _n, s, b, _a in fake.sent if "were not checked" in s)
+    assert "disk unreadable" in body and "Quick scan" in body
+    assert app.catch_up.paused_since() is not None, "kept: the next start tries again"

@@ -53,8 +53,9 @@ class Row:
 
 def alert_row(alert: Alert) -> Row:
     det = alert.detection
-    return Row(
-        when=det.time,
+    acted = alert.state not in (AlertState.PENDING, AlertState.WORKING)
+    return Row(  # a "Quarantined" row shows when it was quarantined, not when it was found
+        when=alert.changed_at if acted and alert.changed_at is not None else det.time,
         kind="detection",
         status=alert.state.label,
         verdict=det.decision.verdict.value,

@@ -32,6 +32,7 @@ KIND_WORDS = {
     "full": "Full scan",
     "folder": "Folder scan",
     "scheduled": "Scheduled scan",
+    "catch-up": "Check of files changed during the pause",
 }
 
 
