@@ -154,8 +154,12 @@ class SingleInstance(QObject):
             self.scan_requested.emit(paths)
 
     def release(self) -> None:
+        for sock in list(self._buffers):  # clients still connected: closed now, not later
+            sock.abort()
+        self._buffers.clear()
         if self._server is not None:
             self._server.close()
+            self._server.deleteLater()  # with its sockets, from the event loop
             self._server = None
         if self._lock_fd is not None:
             with contextlib.suppress(OSError):

@@ -95,6 +95,10 @@ def test_second_start_hands_scan_paths_to_the_running_instance(
             proc.kill()
             proc.wait()
         first.release()
+        # deleted by Qt's event loop now, not by Python's garbage collector at some later
+        # point while Qt still has events for its sockets
+        with qtbot.waitSignal(first.destroyed, timeout=60_000):
+            first.deleteLater()
     assert proc.returncode == 0, err.decode(errors="replace")
     assert b"asked it to scan 2 item(s)" in err
     assert asked == [[str(target), str(tmp_path)]]

@@ -135,9 +135,14 @@ def test_simulator_is_suspended_from_behaviour(
     lost, event, sim, mon, _ = _run_attack(engine, folder, docs, rate)
     try:
         d = event.to_dict()
-        assert d["action"] == "suspended", d
-        assert d["pid"] == sim.pid
-        assert d["processes"][0]["outcome"] == "suspended"
+        assert d["pid"] == sim.pid, d
+        if rate == 0 and _exited(sim):
+            # unthrottled, the simulator can finish before the stop reaches it (a race that
+            # bench/monitor_ransomware.py measures): it must still be named and acted on
+            assert d["action"] in ("suspended", "suspend-failed"), d
+        else:
+            assert d["action"] == "suspended", d
+            assert d["processes"][0]["outcome"] == "suspended"
         assert "burst" in d["reasons"] or "canary" in d["reasons"]
         if not (rate == 0 and _exited(sim)):
             assert lost < len(docs), f"all {lost} files lost: the simulator was never stopped"
