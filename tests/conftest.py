@@ -142,3 +142,29 @@ def _stop_leftover_monitors(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for mon in started:
         if mon.running:
             mon.stop()
+
+
+_SESSION: dict[str, int] = {"exitstatus": 0}
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _SESSION["exitstatus"] = int(exitstatus)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Last safety net, after the summary is printed: a non-daemon thread that some test left
+    running (a monitor stopped by nobody) must not keep the test process from exiting; exit
+    with pytest's own status instead of waiting for it forever."""
+    import threading
+
+    left = [
+        t
+        for t in threading.enumerate()
+        if t is not threading.main_thread() and not t.daemon and t.is_alive()
+    ]
+    if left:
+        names = ", ".join(sorted({t.name for t in left}))
+        print(f"\nconftest: threads left running ({names}); not waiting for them", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_SESSION["exitstatus"])
