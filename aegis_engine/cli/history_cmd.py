@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import socket
+import platform
 import sys
 from pathlib import Path
 
@@ -78,7 +78,7 @@ def run_export(args: argparse.Namespace) -> int:
             raise HistoryError(f"cannot write {args.ecs}: folder {parent} does not exist")
     when = args.export_since or args.since
     since = parse_since(when) if when else None
-    hostname = socket.gethostname() if args.include_hostname else None
+    hostname = platform.node() if args.include_hostname else None
     buffer = io.StringIO()
     with _history() as history:
         count = history.export_ecs(buffer, since=since, hostname=hostname)
