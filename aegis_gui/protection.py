@@ -29,6 +29,10 @@ from .ops import OpRunner
 log = logging.getLogger(__name__)
 
 
+class ProtectionClosed(Exception):
+    """A monitor was asked to start after shutdown() (not an error to show)."""
+
+
 class MonitorLike(Protocol):
     """What the GUI uses of ``aegis_engine.monitor.Monitor``."""
 
@@ -116,10 +120,18 @@ class Protection(QObject):
         self._generation = 0
         self._created: list[MonitorLike] = []
         self._created_lock = threading.Lock()
+        self._closed = False
+        """Set by shutdown(): no monitor starts after it, whatever asks."""
 
     @property
     def monitor(self) -> MonitorLike | None:
         return self._monitor
+
+    @property
+    def live_monitors(self) -> int:
+        """Monitors made and not yet stopped (a pause's stop runs in the background)."""
+        with self._created_lock:
+            return len(self._created)
 
     def configure(self, enabled: bool, folders: Sequence[str]) -> None:
         """Apply the settings: (re)start with these folders, or stop."""
@@ -132,6 +144,8 @@ class Protection(QObject):
         self._restart()
 
     def _restart(self) -> None:
+        if self._closed:
+            return
         self._generation += 1
         generation = self._generation
         old, self._monitor = self._monitor, None
@@ -144,11 +158,19 @@ class Protection(QObject):
         def start() -> tuple[MonitorLike, list[str]]:
             if old is not None:
                 self._stop_and_forget(old)
+            with self._created_lock:
+                if self._closed:
+                    raise ProtectionClosed("Aegis is quitting")
             monitor = self._factory(self._engine, folders or None, handler)
             with self._created_lock:
                 self._created.append(monitor)
             monitor.subscribe(self._bridge.on_monitor_event)
             monitor.start()
+            with self._created_lock:
+                closed = self._closed
+            if closed:  # shutdown() ran while it started: its threads must not outlive it
+                monitor.stop()
+                raise ProtectionClosed("Aegis is quitting")
             return monitor, list(monitor.watch)
 
         def started(result: tuple[MonitorLike, list[str]]) -> None:
@@ -162,7 +184,7 @@ class Protection(QObject):
             self.changed.emit()
 
         def failed(exc: BaseException) -> None:
-            if generation != self._generation:
+            if generation != self._generation or isinstance(exc, ProtectionClosed):
                 return
             log.warning("real-time protection could not start: %s", exc)
             self.status = Status.ERROR
@@ -223,6 +245,7 @@ class Protection(QObject):
         self._resume_timer.stop()
         self._monitor = None
         with self._created_lock:
+            self._closed = True
             created, self._created = self._created, []
         for monitor in created:
             monitor.stop()  # idempotent

@@ -659,6 +659,8 @@ def test_files_written_during_a_pause_are_checked_on_resume(
     qtbot.waitUntil(lambda: time.time() > changed_at + MARGIN_S + 1, timeout=60_000)
     app.protection.pause(3600)
     qtbot.waitUntil(lambda: app.catch_up.paused_since() is not None, timeout=60_000)
+    # the monitor stops in the background: until it has, it would still see the writes
+    qtbot.waitUntil(lambda: app.protection.live_monitors == 0, timeout=60_000)
     threat = watched / "sneaked-in.com"
     threat.write_bytes(EICAR)
     clean = watched / "letter.txt"
