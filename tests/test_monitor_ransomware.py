@@ -484,3 +484,47 @@ def test_process_of_another_user_cannot_be_suspended_reported_not_raised(
     finally:
         victim.kill()
         victim.wait()
+
+
+class _WriteOnlySampler(IoSampler):
+    """One busy process that only writes (a backup, a download, a log): no reads, and no
+    file of the protected folder open."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__()
+        self.pid = pid
+        self.calls = 0
+
+    def snapshot(self) -> IoSnapshot:
+        self.calls += 1
+        n = self.calls * 50_000_000
+        return {self.pid: (n, n, 0, self.calls * 10)}
+
+
+def test_a_busy_writer_that_does_not_look_the_part_is_not_suspended(tmp_path: Path) -> None:
+    """On a busy machine the heaviest writer is not evidence: an incident with no plausible
+    process is reported unattributed, and the innocent program keeps running."""
+    bystander = subprocess.Popen(["sleep", "60"])
+    emitted: list[object] = []
+    shield = RansomwareShield(
+        [str(tmp_path)],
+        options=MonitorOptions(report_delay=0.0),
+        emit=emitted.append,
+        sampler=_WriteOnlySampler(bystander.pid),
+    )
+    shield.start()
+    try:
+        for ev in _burst(tmp_path):
+            shield.observe([ev])
+        deadline = time.monotonic() + 20
+        while not emitted and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert psutil.Process(bystander.pid).status() != psutil.STATUS_STOPPED
+    finally:
+        shield.stop()
+        shield.join(10)
+        bystander.kill()
+        bystander.wait()
+    first = emitted[0].to_dict()  # type: ignore[attr-defined]
+    assert first["event"] == "ransomware" and first["action"] == "unattributed"
+    assert first["processes"] == []

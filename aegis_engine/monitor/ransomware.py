@@ -407,7 +407,15 @@ class RansomwareShield(Worker):
         candidates = self._candidates()
         ops = self._detector.reset()
         self._baseline = None
-        chosen = candidates[:1] + [c for c in candidates[1:3] if c.open_files]
+        # Suspend only a process that looks the part (holds a protected file open, or reads
+        # about as much as it writes, in bulk): the heaviest writer of a busy machine is not
+        # evidence, and suspending an innocent program is a fault of its own. Without one,
+        # the incident is reported unattributed.
+        chosen = (
+            candidates[:1] + [c for c in candidates[1:3] if c.open_files]
+            if plausible(candidates)
+            else []
+        )
         refs: list[ProcessRef] = []
         for cand in chosen:
             refs.extend(self._stop_tree(cand.pid))
