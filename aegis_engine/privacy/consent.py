@@ -23,13 +23,13 @@ import os
 import platform
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, file_lock
 from ..bounded_io import load_json_file
 from ..errors import AegisError, ConsentRequired, ConsentStoreError, UnknownPurpose
 from ..paths import AegisPaths
@@ -457,19 +457,8 @@ class ConsentStore:
 
     # -- writing -------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _process_lock(self) -> Iterator[None]:
-        if _fcntl is None:  # pragma: no cover - Windows
-            yield
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        try:
-            _fcntl.flock(fd, _fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+    def _process_lock(self) -> contextlib.AbstractContextManager[None]:
+        return file_lock(self.path)
 
     def _write(self, snap: _Snapshot, reviewed_at: datetime | None) -> None:
         doc: dict[str, Any] = {

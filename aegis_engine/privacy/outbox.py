@@ -24,14 +24,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, file_lock
 from ..errors import PrivacyError
 from ..paths import AegisPaths
-
-try:
-    import fcntl as _fcntl
-except ImportError:  # pragma: no cover - Windows
-    _fcntl = None  # type: ignore[assignment]
 
 __all__ = ["MAX_AGE", "MAX_PER_PURPOSE", "OUTBOX_FILE", "Outbox", "QueuedRecord"]
 
@@ -109,18 +104,8 @@ class Outbox:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        with self._lock:
-            if _fcntl is None:  # pragma: no cover - Windows
-                yield
-                return
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            lock_path = self.path.with_name(self.path.name + ".lock")
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
-            try:
-                _fcntl.flock(fd, _fcntl.LOCK_EX)
-                yield
-            finally:
-                os.close(fd)
+        with self._lock, file_lock(self.path):
+            yield
 
     def _load(self) -> list[QueuedRecord]:
         try:
