@@ -17,7 +17,7 @@ from helpers.monitor_support import (
     Events,
     needs_root_and_nobody,
     no_thread_leaks,
-    other_user_env,
+    run_as_nobody,
     shared_tmp,
 )
 
@@ -237,9 +237,6 @@ def test_another_users_processes(engine: Engine, folders: FolderKinds, shared_tm
         time.sleep(0.1)
         facts = _monitor(engine, folders).facts(theirs.pid)
         assert facts is not None and facts.user == "nobody" and facts.exe is not None
-        home = shared_tmp / "home"
-        home.mkdir(mode=0o777)
-        home.chmod(0o777)
         code = (
             "import sys\n"
             "from aegis_engine.monitor.behaviour import BehaviourRules\n"
@@ -253,15 +250,7 @@ def test_another_users_processes(engine: Engine, folders: FolderKinds, shared_tm
             "print(f.name, f.exe, m.stats.inaccessible)\n"
             "print(len(m.poll_once()) >= 0)\n"
         )
-        out = subprocess.run(
-            [py, "-c", code, str(ours.pid)],
-            user=65534,
-            cwd=shared_tmp,
-            env=other_user_env(home),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        out = run_as_nobody(py, shared_tmp, code, str(ours.pid))
         assert out.returncode == 0, out.stderr
         assert out.stdout.splitlines() == ["sleep None 1", "True"]
     finally:

@@ -26,7 +26,7 @@ from helpers.monitor_support import (
     needs_root_and_nobody,
     no_thread_leaks,
     originals_left,
-    other_user_env,
+    run_as_nobody,
     shared_tmp,
     spawn_sim,
     stop_process,
@@ -454,9 +454,6 @@ def test_process_of_another_user_cannot_be_suspended_reported_not_raised(
     py = needs_root_and_nobody()
     victim = subprocess.Popen(["sleep", "60"])
     try:
-        home = shared_tmp / "home"
-        home.mkdir(mode=0o777)
-        home.chmod(0o777)
         code = (
             "import sys\n"
             "from aegis_engine.monitor.attribution import IoSampler, ProcessControl\n"
@@ -466,15 +463,7 @@ def test_process_of_another_user_cannot_be_suspended_reported_not_raised(
             "print(c.suspend(pid), c.kill(pid), c.describe(pid, 'x').name)\n"
             "print(pid in IoSampler().snapshot())\n"
         )
-        out = subprocess.run(
-            [py, "-c", code, str(victim.pid)],
-            user=65534,
-            cwd=shared_tmp,
-            env=other_user_env(home),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        out = run_as_nobody(py, shared_tmp, code, str(victim.pid))
         assert out.returncode == 0, out.stderr
         first, second = out.stdout.splitlines()
         assert first == "denied denied sleep"

@@ -125,6 +125,25 @@ def needs_root_and_nobody() -> str:
     return py
 
 
+def run_as_nobody(
+    py: str, shared_tmp: Path, code: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` with the system Python ``py`` as uid 65534, with a home and profile of
+    its own under ``shared_tmp``."""
+    home = shared_tmp / "home"
+    home.mkdir(mode=0o777, exist_ok=True)
+    home.chmod(0o777)
+    return subprocess.run(
+        [py, "-c", code, *args],
+        user=65534,
+        cwd=shared_tmp,
+        env=other_user_env(home),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 @pytest.fixture
 def shared_tmp() -> Iterator[Path]:
     """A temp folder other users may enter (pytest's tmp_path is private to root)."""
