@@ -110,6 +110,26 @@ def serve_file(h: http.server.BaseHTTPRequestHandler, path: Path) -> None:
     send_bytes(h, data)
 
 
+class busy_once:
+    """A handler that answers 429 with ``Retry-After: retry_after`` to the first request and
+    hands every later one to ``then``; ``calls`` counts the requests."""
+
+    def __init__(self, retry_after: str, then: Handler) -> None:
+        self.retry_after = retry_after
+        self.then = then
+        self.calls = 0
+
+    def __call__(self, h: http.server.BaseHTTPRequestHandler) -> None:
+        self.calls += 1
+        if self.calls > 1:
+            self.then(h)
+            return
+        h.send_response(429)
+        h.send_header("Retry-After", self.retry_after)
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+
+
 @dataclass
 class HTTPSServer:
     url: str

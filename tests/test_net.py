@@ -38,7 +38,7 @@ from aegis_engine.net import (
 )
 from aegis_engine.paths import AegisPaths
 from aegis_engine.privacy.consent import ConsentStore
-from tests.https_server import HTTPSServer, https_server, send_bytes
+from tests.https_server import HTTPSServer, busy_once, https_server, send_bytes
 
 PURPOSE = "update-checks"
 
@@ -136,24 +136,13 @@ def test_no_consent_no_socket(server: HTTPSServer, aegis_paths: AegisPaths) -> N
 
 
 def test_429_retry_after_honoured(server: HTTPSServer) -> None:
-    calls = {"n": 0}
-
-    def busy(h: http.server.BaseHTTPRequestHandler) -> None:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            h.send_response(429)
-            h.send_header("Retry-After", "3")
-            h.send_header("Content-Length", "0")
-            h.end_headers()
-        else:
-            send_bytes(h, b"ok now")
-
+    busy = busy_once("3", lambda h: send_bytes(h, b"ok now"))
     server.routes["/busy"] = busy
     sleeps = Sleeps()
     with client(server, sleep=sleeps) as c:
         assert c.get(server.url + "/busy", purpose=PURPOSE).content == b"ok now"
     assert sleeps.calls == [3.0]
-    assert calls["n"] == 2
+    assert busy.calls == 2
 
 
 def test_retry_after_too_long_is_not_waited_for(server: HTTPSServer) -> None:

@@ -29,7 +29,7 @@ from aegis_engine.updates.client import UpdateClient
 from aegis_engine.updates.fetcher import NetFetcher
 from aegis_engine.updates.store import ContentStore
 from tests.conftest import run_cli
-from tests.https_server import HTTPSServer, https_server, serve_file
+from tests.https_server import HTTPSServer, busy_once, https_server, serve_file
 from tests.update_support import Repo, add_hash_line, make_repo
 
 
@@ -282,23 +282,13 @@ def test_no_consent_no_socket(server: HTTPSServer, repo: Repo, aegis_paths: Aegi
 
 
 def test_429_retry_after_honoured(server: HTTPSServer, repo: Repo, aegis_paths: AegisPaths) -> None:
-    seen = {"n": 0}
-
-    def busy_once(h: http.server.BaseHTTPRequestHandler) -> None:
-        seen["n"] += 1
-        if seen["n"] == 1:
-            h.send_response(429)
-            h.send_header("Retry-After", "1")
-            h.send_header("Content-Length", "0")
-            h.end_headers()
-        else:
-            serve_file(h, repo.root / "metadata" / "timestamp.json")
-
-    server.routes["/metadata/timestamp.json"] = busy_once
+    timestamp = repo.root / "metadata" / "timestamp.json"
+    busy = busy_once("1", lambda h: serve_file(h, timestamp))
+    server.routes["/metadata/timestamp.json"] = busy
     started = time.monotonic()
     result = update(aegis_paths, server, repo)
     assert result.result == "updated", result.reason
-    assert seen["n"] == 2 and time.monotonic() - started >= 1.0
+    assert busy.calls == 2 and time.monotonic() - started >= 1.0
 
 
 def test_wrong_certificate_and_pin_mismatch_fail(
