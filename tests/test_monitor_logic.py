@@ -159,6 +159,30 @@ def test_open_files_in_the_protected_folder_outrank_everything() -> None:
     assert ranked[0].pid == 30
 
 
+def test_a_busy_package_manager_does_not_outrank_the_writer_that_matches_the_burst() -> None:
+    """Seen on a loaded machine: a package manager (reads about what it writes, in bulk: both
+    traits) outranked the process that rewrote the decoy, whose reads were dominated by its
+    own start-up. What the burst wrote is the better evidence."""
+    before = {10: (0, 0, 0, 0), 30: (0, 0, 0, 0)}
+    after = {
+        10: (50_000_000, 50_000_000, 48_000_000, 400),  # pip install: 50 MB out, 48 MB in
+        30: (16_384, 16_384, 900_000, 2),  # the attacker: wrote what the burst saw
+    }
+    ranked = rank_candidates(before, after, observed=16_000, exclude=[], open_files=_no_files)
+    assert [c.pid for c in ranked] == [30, 10]
+    assert ranked[0].matches_burst and ranked[0].traits == 1 and ranked[0].looks_the_part
+    assert not ranked[1].matches_burst and ranked[1].traits == 2
+    # a writer that only writes, far from the burst's size, is not evidence on its own
+    lone = rank_candidates(
+        before,
+        {10: (50_000_000, 50_000_000, 0, 10)},
+        observed=16_000,
+        exclude=[],
+        open_files=_no_files,
+    )
+    assert lone[0].traits == 1 and not lone[0].looks_the_part
+
+
 def test_wchar_counts_where_write_bytes_does_not_and_pid_reuse_is_handled() -> None:
     before = {10: (5000, 9_000_000, 9_000_000, 100)}
     after = {10: (5000, 9_100_000, 9_100_000, 110)}  # tmpfs, or pages already dirty

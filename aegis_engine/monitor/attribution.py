@@ -27,6 +27,9 @@ from .events import ProcessRef
 
 __all__ = ["Candidate", "IoSampler", "IoSnapshot", "ProcessControl", "rank_candidates"]
 
+_MATCH_LOG2 = 2.0
+"""A writer "matches" a burst when what it wrote is within 2**2 = 4 times what the burst wrote."""
+
 IoSnapshot = dict[int, tuple[int, int, int, int]]
 """pid -> (write_bytes, wchar, rchar, syscw)."""
 
@@ -116,6 +119,9 @@ class Candidate:
     rchar: int
     syscw: int = 0
     open_files: tuple[str, ...] = ()
+    matches_burst: bool = False
+    """What it wrote is within a factor of 4 of what the burst wrote in the protected folder
+    (set by :func:`rank_candidates` when there is something to compare)."""
 
     @property
     def wrote(self) -> int:
@@ -136,19 +142,38 @@ class Candidate:
             return True
         return self.syscw > 0 and self.wchar / self.syscw >= 1024
 
-    def score(self, observed: int) -> tuple[int, int, float]:
-        """Higher is more likely: it holds a file of the protected folder open; then how
-        many of the ransomware traits it has (reads like it writes, writes in bulk); then
-        how close what it wrote is to what the burst wrote (or, with nothing to compare,
-        how much it wrote)."""
-        traits = int(self.reads_like_it_writes) + int(self.bulk_writer)
-        if observed <= 0:
-            return (int(bool(self.open_files)), traits, math.log2(max(self.wrote, 1)))
-        # write() bytes match the encrypted files exactly; page-cache bytes are rounded to
-        # pages: whichever counter is closer counts.
+    @property
+    def traits(self) -> int:
+        """How many of the two ransomware traits it has (reads like it writes, bulk writer)."""
+        return int(self.reads_like_it_writes) + int(self.bulk_writer)
+
+    @property
+    def looks_the_part(self) -> bool:
+        """Evidence enough to suspend it: it holds a file of the protected folder open; or it
+        wrote about what the burst wrote and has a ransomware trait; or it has both traits."""
+        return (
+            bool(self.open_files)
+            or (self.matches_burst and self.traits >= 1)
+            or self.traits >= 2
+        )
+
+    def closeness(self, observed: int) -> float:
+        """How close what it wrote is to ``observed`` (0 is exact; more negative is
+        further). write() bytes match the encrypted files exactly; page-cache bytes are
+        rounded to pages: whichever counter is closer counts."""
         counts = [n for n in (self.wchar, self.write_bytes) if n > 0] or [1]
-        closeness = -min(abs(math.log2(n / observed)) for n in counts)
-        return (int(bool(self.open_files)), traits, closeness)
+        return -min(abs(math.log2(n / observed)) for n in counts)
+
+    def score(self, observed: int) -> tuple[int, int, int, float]:
+        """Higher is more likely: it holds a file of the protected folder open; then whether
+        what it wrote matches the burst (a busy machine has other heavy writers, with both
+        traits: a package manager, a backup); then how many traits it has; then how close
+        what it wrote is to what the burst wrote (or, with nothing to compare, how much it
+        wrote)."""
+        opened = int(bool(self.open_files))
+        if observed <= 0:
+            return (opened, 0, self.traits, math.log2(max(self.wrote, 1)))
+        return (opened, int(self.matches_burst), self.traits, self.closeness(observed))
 
 
 def rank_candidates(
@@ -176,7 +201,15 @@ def rank_candidates(
             deltas.append(c)
     deltas.sort(key=lambda c: c.wrote, reverse=True)
     checked = [
-        Candidate(c.pid, c.write_bytes, c.wchar, c.rchar, c.syscw, tuple(open_files(c.pid)))
+        Candidate(
+            c.pid,
+            c.write_bytes,
+            c.wchar,
+            c.rchar,
+            c.syscw,
+            tuple(open_files(c.pid)),
+            matches_burst=observed > 0 and c.closeness(observed) >= -_MATCH_LOG2,
+        )
         for c in deltas[:max_candidates]
     ]
     checked.sort(key=lambda c: c.score(observed), reverse=True)

@@ -70,9 +70,8 @@ def incident_event(inc: Incident, action: str) -> RansomwareEvent:
 
 
 def plausible(found: Sequence[Candidate]) -> bool:
-    """The best candidate holds a protected file open, or has both ransomware traits (reads
-    about as much as it writes, and writes in bulk)."""
-    return bool(found) and (bool(found[0].open_files) or found[0].score(1)[1] >= 2)
+    """The best candidate looks the part (:attr:`Candidate.looks_the_part`)."""
+    return bool(found) and found[0].looks_the_part
 
 
 def first_action(inc: Incident) -> str:
