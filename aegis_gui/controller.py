@@ -131,6 +131,8 @@ class TrayApp(QObject):
             engine.paths.state_dir / "protection-paused.json",
             self,
         )
+        # Decoys are planted only once the first run's choices are saved (issue 16, item 5).
+        self.protection.decoys_allowed = not (opts.first_run and not self.consent.reviewed)
         self.updating = False
         self.note = ""
         self.state = TrayState.PAUSED
@@ -363,8 +365,14 @@ class TrayApp(QObject):
         )
 
     def _decoys_chosen(self, on: bool) -> None:
+        """The first-run choices are saved: from now on the shield may plant its decoys (if
+        ``on``); protection restarts with them once the setting is saved."""
+        held_back = not self.protection.decoys_allowed
+        self.protection.decoys_allowed = True
         if on != self.prefs.decoys:
             self._settings_saved(replace(self.prefs, decoys=on))
+        elif on and held_back and self.protection.status is not Status.OFF:
+            self.protection.configure(self.prefs.realtime, self.prefs.folders)
 
     def apply_preferences(self, prefs: Preferences, *, restart_protection: bool) -> None:
         old = self.prefs

@@ -38,7 +38,13 @@ from aegis_gui.state import describe
 from aegis_gui.windows.alert_dialog import AlertDialog
 from aegis_gui.windows.consent import ConsentDialog
 from aegis_gui.windows.settings import SettingsDialog
-from tests.e2e_gui.helpers import EICAR, FakeNotifications, MemoryKeyring, quiet_monitor
+from tests.e2e_gui.helpers import (
+    EICAR,
+    FakeNotifications,
+    MemoryKeyring,
+    quiet_monitor,
+    shielded_monitor,
+)
 
 MakeApp = Callable[..., TrayApp]
 
@@ -141,6 +147,54 @@ def test_first_run_consent_dialog_is_all_off_and_saves(
     again.start()
     qtbot.wait(200)
     assert "consent" not in again.windows, "the dialog shows only until choices are saved"
+
+
+def _decoys_in(folder: Path) -> list[str]:
+    from aegis_engine.own_files import is_decoy
+
+    return sorted(p.name for p in folder.iterdir() if is_decoy(str(p)))
+
+
+def test_decoys_are_planted_only_after_the_first_run_choices_are_saved(
+    qtbot: Any, make_app: MakeApp, watched: Path
+) -> None:
+    app = make_app(first_run=True, monitor_factory=shielded_monitor)
+    app.start()
+    running(qtbot, app)  # protected from the start, the dialog still unanswered
+    qtbot.waitUntil(lambda: isinstance(app.windows.get("consent"), ConsentDialog), timeout=60_000)
+    assert app.protection.monitor is not None and app.protection.monitor.shield is not None
+    assert _decoys_in(watched) == [], "no decoy before the choices are saved"
+    dialog = app.windows["consent"]
+    assert isinstance(dialog, ConsentDialog) and dialog.decoys is not None
+    assert dialog.decoys.isChecked()
+    qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(_decoys_in(watched)) == 1, timeout=120_000)
+    running(qtbot, app)
+    app.shutdown()
+    assert _decoys_in(watched) == [], "removed when protection stops"
+    # the next start (choices saved) plants them at once
+    again = make_app(first_run=True, monitor_factory=shielded_monitor)
+    again.start()
+    running(qtbot, again)
+    assert "consent" not in again.windows
+    qtbot.waitUntil(lambda: len(_decoys_in(watched)) == 1, timeout=60_000)
+
+
+def test_no_decoys_when_the_first_run_turns_them_off(
+    qtbot: Any, make_app: MakeApp, watched: Path, aegis_paths: AegisPaths
+) -> None:
+    app = make_app(first_run=True, monitor_factory=shielded_monitor)
+    app.start()
+    running(qtbot, app)
+    qtbot.waitUntil(lambda: isinstance(app.windows.get("consent"), ConsentDialog), timeout=60_000)
+    dialog = app.windows["consent"]
+    assert isinstance(dialog, ConsentDialog) and dialog.decoys is not None
+    dialog.decoys.setChecked(False)
+    qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: app.prefs.decoys is False, timeout=60_000)
+    running(qtbot, app)
+    qtbot.waitUntil(lambda: app.protection.live_monitors == 1, timeout=60_000)
+    assert _decoys_in(watched) == []
 
 
 def test_settings_toggles_persist(
@@ -719,6 +773,16 @@ def test_a_catch_up_that_cannot_run_says_so(
         lambda: any("were not checked" in summary for _n, summary, _b, _a in fake.sent),
         timeout=60_000,
     )
-    body = next(b for _n, s, b, _a in fake.sent if "were not checked" in s)
+    nid, _s, body, actions = next(n for n in fake.sent if "were not checked" in n[1])
     assert "disk unreadable" in body and "Quick scan" in body
     assert app.catch_up.paused_since() is not None, "kept: the next start tries again"
+    # its button starts the Quick scan, which finds what the pause let in
+    assert ("offer", "Quick scan") in actions and ("default", "Quick scan") in actions
+    started: list[str] = []
+    app.scans.started.connect(lambda _sid, _targets, kind: started.append(kind))
+    fake.click(nid, "offer")
+    qtbot.waitUntil(lambda: started == ["quick"], timeout=60_000)
+    unchecked = str(watched / "unchecked.com")
+    qtbot.waitUntil(lambda: unchecked in _alert_paths(app), timeout=120_000)
+    qtbot.waitUntil(lambda: not app.scans.running, timeout=120_000)
+    qtbot.waitUntil(lambda: app.catch_up.paused_since() is None, timeout=60_000)
