@@ -38,6 +38,7 @@ from .updates import check_for_updates
 from .vault_view import VaultPresenter
 from .windows.alert_dialog import AlertDialog
 from .windows.alerts import AlertsWindow
+from .windows.common import fit_to_screen
 from .windows.consent import ConsentDialog
 from .windows.preview import SendPreviewDialog
 from .windows.quarantine import QuarantineWindow
@@ -45,6 +46,7 @@ from .windows.ransomware import RansomwareWindow
 from .windows.scan import ScanWindow
 from .windows.settings import SettingsDialog
 from .windows.status import StatusWindow
+from .wording import plain_note
 
 log = logging.getLogger(__name__)
 
@@ -230,8 +232,11 @@ class TrayApp(QObject):
 
     # -- windows -------------------------------------------------------------------------------
     def _show(self, window: QWidget) -> QWidget:
+        """Every window the app opens comes here: fitted to the screen's available area
+        (a 1366x768 laptop with a panel), then shown and raised."""
         if window.isMinimized():
             window.showNormal()
+        fit_to_screen(window)
         window.show()
         window.raise_()
         window.activateWindow()
@@ -394,7 +399,7 @@ class TrayApp(QObject):
         """Things people must see (a vault key kept in a file, a damaged history rebuilt):
         logged, and shown in the tooltip and the status window."""
         log.warning("engine: %s", message)
-        self._note(message[0].upper() + message[1:] if message else message)
+        self._note(plain_note(message))
 
     def _note(self, text: str) -> None:
         self.note = text

@@ -786,3 +786,37 @@ def test_a_catch_up_that_cannot_run_says_so(
     qtbot.waitUntil(lambda: unchecked in _alert_paths(app), timeout=120_000)
     qtbot.waitUntil(lambda: not app.scans.running, timeout=120_000)
     qtbot.waitUntil(lambda: app.catch_up.paused_since() is None, timeout=60_000)
+
+
+# -- every window fits the screen (issue 16, item 9) ---------------------------------------------
+
+
+def test_every_window_the_app_opens_fits_the_available_screen(
+    qtbot: Any, make_app: MakeApp, tmp_path: Path
+) -> None:
+    app = make_app(first_run=False, protection=False)
+    app.start()
+    report = eicar_detection(tmp_path / "eicar.com")
+    feed(app, report)
+    qtbot.waitUntil(lambda: len(app.alerts.all()) == 1, timeout=60_000)
+    alert = app.alerts.all()[0]
+    opened = [
+        app.show_status(),
+        app.show_alerts(),
+        app.show_alert(alert.id),
+        app.show_quarantine(),
+        app.show_settings(),
+        app.show_preview("cloud-lookup"),
+        app.show_scan(),
+        app.show_consent(),
+    ]
+    for window in opened:
+        assert window is not None
+        qtbot.waitExposed(window)
+        available = window.screen().availableGeometry()
+        assert available.contains(window.frameGeometry()), (
+            window.objectName(),
+            window.frameGeometry(),
+            available,
+        )
+        assert window.frameGeometry().height() <= available.height()

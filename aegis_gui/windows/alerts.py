@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from aegis_engine.display import readable_sizes
 from aegis_engine.history import HistoryEvent
 
 from ..alerts import Alert, AlertState
@@ -60,8 +61,10 @@ def alert_row(alert: Alert) -> Row:
         status=alert.state.label,
         verdict=det.decision.verdict.value,
         path=det.path,
-        detail=", ".join(det.names) + (f" — {alert.message}" if alert.message else ""),
-        explanation=det.decision.explanation,
+        detail=readable_sizes(
+            ", ".join(det.names) + (f" — {alert.message}" if alert.message else "")
+        ),
+        explanation=tuple(readable_sizes(line) for line in det.decision.explanation),
         alert_id=alert.id,
         item_id=alert.item_id,
         open=alert.state in (AlertState.PENDING, AlertState.FAILED),
@@ -118,8 +121,8 @@ def history_row(event: HistoryEvent) -> Row:
         status=status,
         verdict=event.verdict or "",
         path=event.file_path or event.path,
-        detail=detail,
-        explanation=event.explanation,
+        detail=readable_sizes(detail),  # limits stored as byte counts read as MiB, GiB
+        explanation=tuple(readable_sizes(line) for line in event.explanation),
         item_id=event.item_id,
     )
 
