@@ -1,10 +1,12 @@
-"""Words for people where the engine speaks to engineers: what a privacy purpose sends, and
-the engine's warnings about where the quarantine's key is kept (pure functions)."""
+"""Words for people where the engine speaks to engineers: what a privacy purpose sends, why
+a file was not fully scanned, and the engine's warnings about where the quarantine's key is
+kept (pure functions)."""
 
 from __future__ import annotations
 
 import re
 
+from aegis_engine.display import readable_sizes
 from aegis_engine.privacy import Purpose
 
 PLAIN_SENDS = {
@@ -33,6 +35,28 @@ def field_names(purpose: Purpose) -> str:
     return ", ".join(f.name for f in purpose.sends)
 
 
+PROBLEM_WORDS = {
+    "max-file-size": "Too large to scan whole",
+    "max-files": "Too many files inside to check them all",
+    "max-scan-size": "Too much to unpack to check it all",
+    "max-scan-time": "Took too long to scan completely",
+    "max-recursion": "Packed too many levels deep to check it all",
+    "encrypted": "Password-protected: what is inside could not be checked",
+    "unsupported": "Packed in a way Aegis cannot open",
+}
+
+
+def plain_problem(problem: str) -> str:
+    """Why a file was not fully scanned, for people: the engine's ``code: detail`` (e.g.
+    ``max-file-size: 199603328 bytes is over the limit of 104857600``) becomes ``Too large
+    to scan whole: 190.4 MiB is over the limit of 100 MiB``; unknown codes keep their text."""
+    code, sep, detail = problem.partition(": ")
+    words = PROBLEM_WORDS.get(code.strip()) if sep else None
+    if words is None:
+        return readable_sizes(problem)
+    return f"{words}: {readable_sizes(detail)}" if detail else words
+
+
 _KEY_OFF = re.compile(r"vault key (?:will be|is) kept in a file.*keyring use is turned off")
 _NO_KEYRING = re.compile(r"^no usable OS keyring \((?P<why>.*)\); the quarantine vault key")
 _KEY_FILE = re.compile(r"quarantine vault key (?:will be|is) kept in a file")
@@ -56,4 +80,11 @@ def plain_note(message: str) -> str:
     return message[0].upper() + message[1:] if message else message
 
 
-__all__ = ["PLAIN_SENDS", "field_names", "plain_note", "plain_sends"]
+__all__ = [
+    "PLAIN_SENDS",
+    "PROBLEM_WORDS",
+    "field_names",
+    "plain_note",
+    "plain_problem",
+    "plain_sends",
+]

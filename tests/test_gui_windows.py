@@ -485,3 +485,53 @@ def test_windows_fit_a_1366x768_screen_with_a_panel(qtbot: Any) -> None:
     w.move(600, 500)  # the user moved it half off the screen: the next opening brings it back
     fit_to_screen(w, available)
     assert available.contains(w.frameGeometry()), (w.frameGeometry(), available)
+
+
+def test_an_answered_alert_is_listed_once(qtbot: Any) -> None:
+    w = AlertsWindow()
+    qtbot.addWidget(w)
+    center = AlertCenter()
+    done = center.add(detection("/home/u/Downloads/eicar.com"))
+    center.update(done.id, AlertState.QUARANTINED, item_id="abcd", message="moved")
+    quarantined = HistoryEvent(
+        2,
+        datetime(2026, 11, 1, 9, 1, tzinfo=UTC),
+        "action",
+        "/home/u/Downloads/eicar.com",
+        action="quarantine",
+        outcome="success",
+        item_id="abcd",
+    )
+    w.set_data(center.all(), [quarantined])
+    assert [r.status for r in w.rows] == ["Quarantined"], "not once as alert, once as history"
+    waiting = center.add(detection("/home/u/Downloads/other.com"))
+    w.set_data(center.all(), [quarantined])
+    assert [r.alert_id for r in w.rows] == [waiting.id, None]
+
+
+def test_consent_dialog_says_what_is_sent_without_field_names(
+    qtbot: Any, aegis_paths: AegisPaths
+) -> None:
+    d = ConsentDialog(ConsentStore.for_paths(aegis_paths))
+    qtbot.addWidget(d)
+    crash = d.findChild(QLabel, "sends-crash-reports")
+    assert crash is not None
+    assert "the Python version" in crash.text() and "traceback" not in crash.text()
+    assert "aegis_version" not in crash.text() and "traceback" in crash.toolTip()
+
+
+def test_why_a_file_was_not_fully_scanned_is_said_plainly(qtbot: Any) -> None:
+    path = "/home/u/big.iso"
+    problem = "max-file-size: 199603328 bytes is over the limit of 104857600"
+    obj = ObjectResult(path, Verdict.INCOMPLETE, [], sha256=SHA, size=199603328)
+    obj.problems.append(problem)
+    report = FileReport(path, Verdict.INCOMPLETE, [obj], sha256=SHA, size=199603328)
+    det = Detection(report, DecisionEngine().decide_report(report), "scan")
+    w = ScanWindow()
+    qtbot.addWidget(w)
+    w.scan_started(1, ["/home/u"], "folder")
+    w.scan_found(det)
+    cell = w.results.item(0, 4)
+    assert cell is not None
+    assert cell.text() == "Too large to scan whole: 190.4 MiB is over the limit of 100 MiB"
+    assert cell.toolTip() == cell.text()

@@ -204,8 +204,15 @@ class AlertsWindow(QWidget):
         self._fill()
 
     def _all_rows(self) -> list[Row]:
-        rows = [alert_row(a) for a in self._alerts]
-        rows += [history_row(e) for e in self._history]
+        history = [history_row(e) for e in self._history]
+        in_history = {r.item_id for r in history if r.item_id and r.kind == "action"}
+        # an answered alert whose action the history lists already is not shown twice
+        rows = [
+            alert_row(a)
+            for a in self._alerts
+            if a.open or a.item_id is None or a.item_id not in in_history
+        ]
+        rows += history
         rows.sort(key=lambda r: (not r.open, -r.when))
         return rows
 

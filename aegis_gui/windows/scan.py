@@ -20,11 +20,11 @@ from PySide6.QtWidgets import (
 )
 
 from aegis_engine import ScanProgress, ScanSummary
-from aegis_engine.display import readable_sizes
 
 from ..alerts import Alert
 from ..detection import Detection
 from ..format import duration, human_bytes, show_path
+from ..wording import plain_problem
 from .common import ElidedLabel, heading, muted, setup_table, setup_window
 
 KIND_WORDS = {
@@ -139,7 +139,7 @@ class ScanWindow(QWidget):
             self.results,
             ["File", "Verdict", "Found by", "Status", "Details"],
             stretch=0,
-            widths={3: 120, 4: 160},
+            widths={3: 120, 4: 230},
         )
         self.results.itemSelectionChanged.connect(self._update_buttons)
         lay.addWidget(self.results, 1)
@@ -313,7 +313,7 @@ class ScanWindow(QWidget):
             else:
                 problems = [p for d in det.decision.decisions for p in d.problems]
                 status = "Not fully scanned"
-                why = readable_sizes("; ".join(problems)) or status
+                why = "; ".join(plain_problem(p) for p in problems) or status
             cells = [
                 show_path(det.path),
                 det.decision.verdict.value,
