@@ -46,15 +46,16 @@ PROBLEM_WORDS = {
 }
 
 
-def plain_problem(problem: str) -> str:
+def plain_problem(problem: str, *, detail: bool = True) -> str:
     """Why a file was not fully scanned, for people: the engine's ``code: detail`` (e.g.
     ``max-file-size: 199603328 bytes is over the limit of 104857600``) becomes ``Too large
-    to scan whole: 190.4 MiB is over the limit of 100 MiB``; unknown codes keep their text."""
-    code, sep, detail = problem.partition(": ")
+    to scan whole: 190.4 MiB is over the limit of 100 MiB`` (without ``detail``: ``Too large
+    to scan whole``); unknown codes keep their text."""
+    code, sep, rest = problem.partition(": ")
     words = PROBLEM_WORDS.get(code.strip()) if sep else None
     if words is None:
         return readable_sizes(problem)
-    return f"{words}: {readable_sizes(detail)}" if detail else words
+    return f"{words}: {readable_sizes(rest)}" if rest and detail else words
 
 
 _KEY_OFF = re.compile(r"vault key (?:will be|is) kept in a file.*keyring use is turned off")

@@ -139,7 +139,7 @@ class ScanWindow(QWidget):
             self.results,
             ["File", "Verdict", "Found by", "Status", "Details"],
             stretch=0,
-            widths={3: 120, 4: 230},
+            widths={3: 120, 4: 200},
         )
         self.results.itemSelectionChanged.connect(self._update_buttons)
         lay.addWidget(self.results, 1)
@@ -309,11 +309,12 @@ class ScanWindow(QWidget):
             det: Detection = found.detection if isinstance(found, Alert) else found
             if isinstance(found, Alert):
                 status = found.state.label
-                why = found.message or status
+                why = whole = found.message or status
             else:
                 problems = [p for d in det.decision.decisions for p in d.problems]
                 status = "Not fully scanned"
-                why = "; ".join(plain_problem(p) for p in problems) or status
+                why = "; ".join(plain_problem(p, detail=False) for p in problems) or status
+                whole = "; ".join(plain_problem(p) for p in problems)
             cells = [
                 show_path(det.path),
                 det.decision.verdict.value,
@@ -323,7 +324,7 @@ class ScanWindow(QWidget):
             ]
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                item.setToolTip(text)
+                item.setToolTip(whole if col == 4 and text else text)  # the limit, in full
                 self.results.setItem(i, col, item)
         self.results.setVisible(bool(self.found))
         self.no_results.setVisible(not self.found)
