@@ -221,7 +221,8 @@ class TrayApp(QObject):
             self.tray.set_updating(self.updating)
         status = self.windows.get("status")
         if isinstance(status, StatusWindow):
-            status.set_status(state, detail)
+            paused_headline = "Real-time protection is paused" if paused else None
+            status.set_status(state, detail, paused_headline if state is TrayState.PAUSED else None)
             status.set_open_alerts(self.alerts.open_count)
             status.set_paused(paused, paused or can_pause)
         self.state_changed.emit(state)

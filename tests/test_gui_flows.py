@@ -545,9 +545,12 @@ def test_pause_and_resume(qtbot: Any, make_app: MakeApp, watched: Path) -> None:
     app.protection.pause(3600)
     assert app.protection.status is Status.PAUSED and app.state is TrayState.PAUSED
     assert app.protection.pause_remaining_ms() is not None
+    status = app.show_status()
+    assert status.headline.text() == "Real-time protection is paused", "paused, not off"
     app.protection.resume()
     running(qtbot, app)
     assert app.state is TrayState.PROTECTED
+    assert status.headline.text() == "You are protected"
 
 
 def test_check_for_updates_asks_consent_and_says_why_it_failed(
