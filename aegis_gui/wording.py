@@ -37,12 +37,12 @@ def field_names(purpose: Purpose) -> str:
 
 PROBLEM_WORDS = {
     "max-file-size": "Too large to scan whole",
-    "max-files": "Too many files inside to check them all",
-    "max-scan-size": "Too much to unpack to check it all",
-    "max-scan-time": "Took too long to scan completely",
-    "max-recursion": "Packed too many levels deep to check it all",
-    "encrypted": "Password-protected: what is inside could not be checked",
-    "unsupported": "Packed in a way Aegis cannot open",
+    "max-files": "Too many files inside",
+    "max-scan-size": "Too much to unpack",
+    "max-scan-time": "Took too long to scan",
+    "max-recursion": "Nested too deep",
+    "encrypted": "Password-protected",
+    "unsupported": "Cannot be unpacked",
 }
 
 
