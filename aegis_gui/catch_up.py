@@ -4,8 +4,9 @@ When protection pauses, the moment is recorded in ``<state_dir>/protection-pause
 pause "until restart", a quit or a crash is caught up at the next start too). When protection
 runs again, the watched folders are walked in a worker op for files changed since then, and
 those files are scanned by the one scan service (the engine's scan, its outcome service and
-the alerts), without opening the scan window. What cannot be checked is said plainly, with
-the scan to run.
+the alerts), without opening the scan window. What cannot be checked is said plainly, in a
+notification whose "Quick scan" button starts that scan (when it ends uncancelled, the
+watched folders have been checked, and the pause's record goes).
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ class PauseCatchUp(QObject):
         self._busy = False
         """From the walk until the catch-up scan ended (or could not run)."""
         self._scan_id: int | None = None
+        self._offered_scan: int | None = None
+        """The Quick scan started from the "were not checked" notification."""
         protection.changed.connect(self._protection_changed)
         scans.scans.finished.connect(self._scan_finished)
         scans.scans.failed.connect(self._scan_failed)
@@ -129,6 +132,10 @@ class PauseCatchUp(QObject):
         self.checking.emit(list(paths))
 
     def _scan_finished(self, scan_id: int, summary: object) -> None:
+        if scan_id == self._offered_scan:
+            self._offered_scan = None
+            if not getattr(summary, "cancelled", False) and not self._busy:
+                self._done()
         if scan_id == self._scan_id:
             self._scan_id = None
             if getattr(summary, "cancelled", False):
@@ -152,11 +159,18 @@ class PauseCatchUp(QObject):
 
     def _not_checked(self, why: str) -> None:
         self._busy = False  # the record stays: the next start tries again
-        self._notifier.inform(
+        self._notifier.offer(
             "Aegis: files changed during the pause were not checked",
-            f"{why}. Run a Quick scan (tray menu ▸ Quick scan) to check them.",
+            f"{why}. Run a Quick scan to check them.",
+            "Quick scan",
+            self.quick_scan,
             warning=True,
         )
+
+    def quick_scan(self) -> None:
+        """The notification's button: a Quick scan of the watched folders, in the scan
+        window (the person asked for it)."""
+        self._offered_scan = self._scans.start("quick")
 
 
 __all__ = ["KIND", "PauseCatchUp"]

@@ -38,6 +38,7 @@ from .updates import check_for_updates
 from .vault_view import VaultPresenter
 from .windows.alert_dialog import AlertDialog
 from .windows.alerts import AlertsWindow
+from .windows.common import fit_to_screen
 from .windows.consent import ConsentDialog
 from .windows.preview import SendPreviewDialog
 from .windows.quarantine import QuarantineWindow
@@ -45,6 +46,7 @@ from .windows.ransomware import RansomwareWindow
 from .windows.scan import ScanWindow
 from .windows.settings import SettingsDialog
 from .windows.status import StatusWindow
+from .wording import plain_note
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +133,8 @@ class TrayApp(QObject):
             engine.paths.state_dir / "protection-paused.json",
             self,
         )
+        # Decoys are planted only once the first run's choices are saved (issue 16, item 5).
+        self.protection.decoys_allowed = not (opts.first_run and not self.consent.reviewed)
         self.updating = False
         self.note = ""
         self.state = TrayState.PAUSED
@@ -217,7 +221,8 @@ class TrayApp(QObject):
             self.tray.set_updating(self.updating)
         status = self.windows.get("status")
         if isinstance(status, StatusWindow):
-            status.set_status(state, detail)
+            paused_headline = "Real-time protection is paused" if paused else None
+            status.set_status(state, detail, paused_headline if state is TrayState.PAUSED else None)
             status.set_open_alerts(self.alerts.open_count)
             status.set_paused(paused, paused or can_pause)
         self.state_changed.emit(state)
@@ -228,8 +233,11 @@ class TrayApp(QObject):
 
     # -- windows -------------------------------------------------------------------------------
     def _show(self, window: QWidget) -> QWidget:
+        """Every window the app opens comes here: fitted to the screen's available area
+        (a 1366x768 laptop with a panel), then shown and raised."""
         if window.isMinimized():
             window.showNormal()
+        fit_to_screen(window)
         window.show()
         window.raise_()
         window.activateWindow()
@@ -363,8 +371,14 @@ class TrayApp(QObject):
         )
 
     def _decoys_chosen(self, on: bool) -> None:
+        """The first-run choices are saved: from now on the shield may plant its decoys (if
+        ``on``); protection restarts with them once the setting is saved."""
+        held_back = not self.protection.decoys_allowed
+        self.protection.decoys_allowed = True
         if on != self.prefs.decoys:
             self._settings_saved(replace(self.prefs, decoys=on))
+        elif on and held_back and self.protection.status is not Status.OFF:
+            self.protection.configure(self.prefs.realtime, self.prefs.folders)
 
     def apply_preferences(self, prefs: Preferences, *, restart_protection: bool) -> None:
         old = self.prefs
@@ -386,7 +400,7 @@ class TrayApp(QObject):
         """Things people must see (a vault key kept in a file, a damaged history rebuilt):
         logged, and shown in the tooltip and the status window."""
         log.warning("engine: %s", message)
-        self._note(message[0].upper() + message[1:] if message else message)
+        self._note(plain_note(message))
 
     def _note(self, text: str) -> None:
         self.note = text

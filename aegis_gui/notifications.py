@@ -35,6 +35,8 @@ DETAILS = "details"
 
 _KEYS = {"default": QUARANTINE, "quarantine": QUARANTINE, "allow": ALLOW, "details": DETAILS}
 PROMPT_ACTIONS = (("default", "Quarantine"), ("allow", "Allow"), ("details", "Details"))
+OFFER_KEY = "offer"
+"""The action key of an :meth:`Notifier.offer` button (``default`` does the same)."""
 
 TrayGetter = Callable[[], QSystemTrayIcon | None]
 
@@ -85,6 +87,9 @@ class Notifier(QObject):
         self._by_nid: dict[int, str] = {}
         self._timers: dict[str, QTimer] = {}
         self._last_tray_alert: str | None = None
+        self._offers: dict[int, Callable[[], None]] = {}
+        """Open notifications with one button (e.g. "Quick scan") and what it does."""
+        self._last_tray_offer: Callable[[], None] | None = None
         self._dbus_action.connect(self._on_dbus_action, Qt.ConnectionType.QueuedConnection)
         self._dbus_closed.connect(self._on_dbus_closed, Qt.ConnectionType.QueuedConnection)
 
@@ -187,6 +192,7 @@ class Notifier(QObject):
         tray = self._tray()
         if self.mode == "tray" and tray is not None:
             self._last_tray_alert = alert.id
+            self._last_tray_offer = None
             tray.showMessage(
                 title,
                 body + "\nClick to choose: Quarantine, Allow or Details.",
@@ -218,6 +224,11 @@ class Notifier(QObject):
 
     @Slot(int, str)
     def _on_dbus_action(self, nid: int, key: str) -> None:
+        act = self._offers.pop(nid, None)
+        if act is not None:
+            if key in ("default", OFFER_KEY):
+                act()
+            return
         alert_id = self._by_nid.get(nid)
         if alert_id is None:
             return
@@ -234,9 +245,13 @@ class Notifier(QObject):
     def _on_dbus_closed(self, nid: int, _reason: int) -> None:
         # Dismissed or expired on screen: the deadline still runs (the policy then applies).
         self._by_nid.pop(nid, None)
+        self._offers.pop(nid, None)
 
     def tray_message_clicked(self) -> None:
-        if self._last_tray_alert is not None:
+        if self._last_tray_offer is not None:
+            act, self._last_tray_offer = self._last_tray_offer, None
+            act()
+        elif self._last_tray_alert is not None:
             alert_id, self._last_tray_alert = self._last_tray_alert, None
             self.choice.emit(alert_id, DETAILS)
 
@@ -262,5 +277,45 @@ class Notifier(QObject):
             )
             tray.showMessage(title, body, kind, 8000)
 
+    def offer(
+        self, title: str, body: str, label: str, act: Callable[[], None], *, warning: bool = False
+    ) -> None:
+        """A notification with one button, ``label`` (e.g. "Quick scan"): pressing it, or
+        clicking the notification, calls ``act`` on the GUI thread. In a tray message,
+        clicking the message does it; without either, nothing is shown."""
+        if self.mode == "dbus" and self._backend is not None:
+            backend = self._backend
+            shown = self._icon if warning else self._info_icon
+            actions = (("default", label), (OFFER_KEY, label))
 
-__all__ = ["ALLOW", "DETAILS", "QUARANTINE", "NotificationError", "Notifier", "prompt_text"]
+            def send() -> int:
+                return backend.notify(title, body, actions, icon=shown, timeout_ms=0)
+
+            def sent(nid: int) -> None:
+                self._offers[nid] = act
+
+            self._runner.run(
+                send, success=sent, failure=lambda e: log.warning("notify failed: %s", e)
+            )
+            return
+        tray = self._tray()
+        if tray is not None and tray.isVisible() and tray.supportsMessages():
+            self._last_tray_offer = act
+            self._last_tray_alert = None
+            kind = (
+                QSystemTrayIcon.MessageIcon.Warning
+                if warning
+                else QSystemTrayIcon.MessageIcon.Information
+            )
+            tray.showMessage(title, f"{body}\nClick here: {label}.", kind, 30_000)
+
+
+__all__ = [
+    "ALLOW",
+    "DETAILS",
+    "OFFER_KEY",
+    "QUARANTINE",
+    "NotificationError",
+    "Notifier",
+    "prompt_text",
+]

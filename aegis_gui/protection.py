@@ -47,17 +47,31 @@ class MonitorLike(Protocol):
     def resolve(self, incident: str, choice: str) -> Any: ...
 
 
-MonitorFactory = Callable[
-    [Engine, Sequence[str] | None, Callable[[FileReport], Mapping[str, Any]]], MonitorLike
-]
+class MonitorFactory(Protocol):
+    """Makes the monitor. ``decoys=False``: it plants no decoy files whatever the settings
+    say (before the first run's choices are saved)."""
+
+    def __call__(
+        self,
+        engine: Engine,
+        watch: Sequence[str] | None,
+        handle: Callable[[FileReport], Mapping[str, Any]],
+        *,
+        decoys: bool = True,
+    ) -> MonitorLike: ...
 
 
 def default_monitor_factory(
-    engine: Engine, watch: Sequence[str] | None, handle: Callable[[FileReport], Mapping[str, Any]]
+    engine: Engine,
+    watch: Sequence[str] | None,
+    handle: Callable[[FileReport], Mapping[str, Any]],
+    *,
+    decoys: bool = True,
 ) -> MonitorLike:
-    from aegis_engine.monitor import Monitor
+    from aegis_engine.monitor import Monitor, MonitorOptions
 
-    return Monitor(engine, list(watch) if watch else None, handle=handle)
+    folders = list(watch) if watch else None
+    return Monitor(engine, folders, handle=handle, options=MonitorOptions(canaries=decoys))
 
 
 def default_folders() -> list[str]:
@@ -122,6 +136,9 @@ class Protection(QObject):
         self._created_lock = threading.Lock()
         self._closed = False
         """Set by shutdown(): no monitor starts after it, whatever asks."""
+        self.decoys_allowed = True
+        """False until the first run's choices are saved: monitors started meanwhile plant
+        no decoys (``[realtime] decoys`` still decides once it is True)."""
 
     @property
     def monitor(self) -> MonitorLike | None:
@@ -154,6 +171,7 @@ class Protection(QObject):
         self.changed.emit()
         handler = PromptingHandler(self._engine, self._bridge.on_detection)
         folders = list(self._wanted_folders)
+        decoys = self.decoys_allowed
 
         def start() -> tuple[MonitorLike, list[str]]:
             if old is not None:
@@ -161,7 +179,7 @@ class Protection(QObject):
             with self._created_lock:
                 if self._closed:
                     raise ProtectionClosed("Aegis is quitting")
-            monitor = self._factory(self._engine, folders or None, handler)
+            monitor = self._factory(self._engine, folders or None, handler, decoys=decoys)
             with self._created_lock:
                 self._created.append(monitor)
             monitor.subscribe(self._bridge.on_monitor_event)

@@ -38,7 +38,13 @@ from aegis_gui.state import describe
 from aegis_gui.windows.alert_dialog import AlertDialog
 from aegis_gui.windows.consent import ConsentDialog
 from aegis_gui.windows.settings import SettingsDialog
-from tests.e2e_gui.helpers import EICAR, FakeNotifications, MemoryKeyring, quiet_monitor
+from tests.e2e_gui.helpers import (
+    EICAR,
+    FakeNotifications,
+    MemoryKeyring,
+    quiet_monitor,
+    shielded_monitor,
+)
 
 MakeApp = Callable[..., TrayApp]
 
@@ -141,6 +147,54 @@ def test_first_run_consent_dialog_is_all_off_and_saves(
     again.start()
     qtbot.wait(200)
     assert "consent" not in again.windows, "the dialog shows only until choices are saved"
+
+
+def _decoys_in(folder: Path) -> list[str]:
+    from aegis_engine.own_files import is_decoy
+
+    return sorted(p.name for p in folder.iterdir() if is_decoy(str(p)))
+
+
+def test_decoys_are_planted_only_after_the_first_run_choices_are_saved(
+    qtbot: Any, make_app: MakeApp, watched: Path
+) -> None:
+    app = make_app(first_run=True, monitor_factory=shielded_monitor)
+    app.start()
+    running(qtbot, app)  # protected from the start, the dialog still unanswered
+    qtbot.waitUntil(lambda: isinstance(app.windows.get("consent"), ConsentDialog), timeout=60_000)
+    assert app.protection.monitor is not None and app.protection.monitor.shield is not None
+    assert _decoys_in(watched) == [], "no decoy before the choices are saved"
+    dialog = app.windows["consent"]
+    assert isinstance(dialog, ConsentDialog) and dialog.decoys is not None
+    assert dialog.decoys.isChecked()
+    qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(_decoys_in(watched)) == 1, timeout=120_000)
+    running(qtbot, app)
+    app.shutdown()
+    assert _decoys_in(watched) == [], "removed when protection stops"
+    # the next start (choices saved) plants them at once
+    again = make_app(first_run=True, monitor_factory=shielded_monitor)
+    again.start()
+    running(qtbot, again)
+    assert "consent" not in again.windows
+    qtbot.waitUntil(lambda: len(_decoys_in(watched)) == 1, timeout=60_000)
+
+
+def test_no_decoys_when_the_first_run_turns_them_off(
+    qtbot: Any, make_app: MakeApp, watched: Path, aegis_paths: AegisPaths
+) -> None:
+    app = make_app(first_run=True, monitor_factory=shielded_monitor)
+    app.start()
+    running(qtbot, app)
+    qtbot.waitUntil(lambda: isinstance(app.windows.get("consent"), ConsentDialog), timeout=60_000)
+    dialog = app.windows["consent"]
+    assert isinstance(dialog, ConsentDialog) and dialog.decoys is not None
+    dialog.decoys.setChecked(False)
+    qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: app.prefs.decoys is False, timeout=60_000)
+    running(qtbot, app)
+    qtbot.waitUntil(lambda: app.protection.live_monitors == 1, timeout=60_000)
+    assert _decoys_in(watched) == []
 
 
 def test_settings_toggles_persist(
@@ -491,9 +545,12 @@ def test_pause_and_resume(qtbot: Any, make_app: MakeApp, watched: Path) -> None:
     app.protection.pause(3600)
     assert app.protection.status is Status.PAUSED and app.state is TrayState.PAUSED
     assert app.protection.pause_remaining_ms() is not None
+    status = app.show_status()
+    assert status.headline.text() == "Real-time protection is paused", "paused, not off"
     app.protection.resume()
     running(qtbot, app)
     assert app.state is TrayState.PROTECTED
+    assert status.headline.text() == "You are protected"
 
 
 def test_check_for_updates_asks_consent_and_says_why_it_failed(
@@ -621,11 +678,17 @@ def test_quarantined_rows_show_when_it_was_quarantined(
     alerts = app.show_alerts()
     app.answer(alert.id, QUARANTINE)
     qtbot.waitUntil(lambda: alert.state is AlertState.QUARANTINED, timeout=60_000)
-    qtbot.waitUntil(
-        lambda: any(r.alert_id == alert.id and r.status == "Quarantined" for r in alerts.rows),
-        timeout=60_000,
-    )
-    row = next(r for r in alerts.rows if r.alert_id == alert.id)
+
+    def quarantined_rows() -> list[Any]:  # the alert's row, or the history's once it has it
+        mine = (alert.id, alert.item_id)
+        return [
+            r
+            for r in alerts.rows
+            if r.status == "Quarantined" and (r.alert_id in mine or r.item_id in mine)
+        ]
+
+    qtbot.waitUntil(lambda: len(quarantined_rows()) == 1, timeout=60_000)
+    row = quarantined_rows()[0]
     assert row.when >= found + 3600, "the row shows the quarantine, not the detection"
     vault = app.show_quarantine()
     qtbot.waitUntil(lambda: len(vault.items) == 1, timeout=60_000)
@@ -719,6 +782,50 @@ def test_a_catch_up_that_cannot_run_says_so(
         lambda: any("were not checked" in summary for _n, summary, _b, _a in fake.sent),
         timeout=60_000,
     )
-    body = next(b for _n, s, b, _a in fake.sent if "were not checked" in s)
+    nid, _s, body, actions = next(n for n in fake.sent if "were not checked" in n[1])
     assert "disk unreadable" in body and "Quick scan" in body
     assert app.catch_up.paused_since() is not None, "kept: the next start tries again"
+    # its button starts the Quick scan, which finds what the pause let in
+    assert ("offer", "Quick scan") in actions and ("default", "Quick scan") in actions
+    started: list[str] = []
+    app.scans.started.connect(lambda _sid, _targets, kind: started.append(kind))
+    fake.click(nid, "offer")
+    qtbot.waitUntil(lambda: started == ["quick"], timeout=60_000)
+    unchecked = str(watched / "unchecked.com")
+    qtbot.waitUntil(lambda: unchecked in _alert_paths(app), timeout=120_000)
+    qtbot.waitUntil(lambda: not app.scans.running, timeout=120_000)
+    qtbot.waitUntil(lambda: app.catch_up.paused_since() is None, timeout=60_000)
+
+
+# -- every window fits the screen (issue 16, item 9) ---------------------------------------------
+
+
+def test_every_window_the_app_opens_fits_the_available_screen(
+    qtbot: Any, make_app: MakeApp, tmp_path: Path
+) -> None:
+    app = make_app(first_run=False, protection=False)
+    app.start()
+    report = eicar_detection(tmp_path / "eicar.com")
+    feed(app, report)
+    qtbot.waitUntil(lambda: len(app.alerts.all()) == 1, timeout=60_000)
+    alert = app.alerts.all()[0]
+    opened = [
+        app.show_status(),
+        app.show_alerts(),
+        app.show_alert(alert.id),
+        app.show_quarantine(),
+        app.show_settings(),
+        app.show_preview("cloud-lookup"),
+        app.show_scan(),
+        app.show_consent(),
+    ]
+    for window in opened:
+        assert window is not None
+        qtbot.waitExposed(window)
+        available = window.screen().availableGeometry()
+        assert available.contains(window.frameGeometry()), (
+            window.objectName(),
+            window.frameGeometry(),
+            available,
+        )
+        assert window.frameGeometry().height() <= available.height()

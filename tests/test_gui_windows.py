@@ -387,3 +387,151 @@ def test_consent_dialog_says_update_checks_are_on_and_shows_them_without_scrolli
     top_left = box.mapTo(viewport, box.rect().topLeft())
     bottom = box.mapTo(viewport, box.rect().bottomLeft())
     assert top_left.y() >= 0 and bottom.y() <= viewport.height(), "visible without scrolling"
+
+
+# -- issue 16, items 7 and 9: plain words, paths that keep their file name, windows that fit --
+
+
+def test_privacy_settings_say_what_is_sent_in_plain_words(
+    qtbot: Any, aegis_paths: AegisPaths
+) -> None:
+    d = SettingsDialog(Preferences(), ConsentStore.for_paths(aegis_paths), [])
+    qtbot.addWidget(d)
+    d.tabs.setCurrentIndex(3)
+    d.show()
+    lines = {p.id: d.findChild(QLabel, f"sends-{p.id}") for p in PURPOSES}
+    assert all(label is not None for label in lines.values())
+    texts = {pid: label.text() for pid, label in lines.items() if label is not None}
+    for pid, text in texts.items():
+        fields = next(p for p in PURPOSES if p.id == pid).sends
+        for f in fields:  # no data-field names (aegis_version, sha256, traceback, prefix)
+            if "_" in f.name or f.name in ("sha256", "traceback", "prefix"):
+                assert f.name not in text, (pid, f.name, text)
+    assert "first 5 characters of a file's fingerprint" in texts["cloud-lookup"]
+    assert "Python versions" in texts["crash-reports"]
+    # the field names stay one step away: tooltip, and the preview lists each one
+    label = lines["crash-reports"]
+    assert label is not None and "traceback" in label.toolTip()
+    preview = SendPreviewDialog(ConsentStore.for_paths(aegis_paths), "crash-reports")
+    qtbot.addWidget(preview)
+    assert "traceback" in preview.text.toPlainText()
+
+
+def test_vault_key_notes_are_plain_words(tmp_path: Path) -> None:
+    import keyring.backends.null
+
+    from aegis_engine.quarantine.keys import KeyStore
+    from aegis_gui.wording import plain_note
+
+    said: list[str] = []
+    off = KeyStore(tmp_path / "v1", tmp_path / "v1.key", warn=said.append, use_keyring=False)
+    (tmp_path / "v1").mkdir()
+    off.key()
+    nothing = keyring.backends.null.Keyring()
+    null = KeyStore(tmp_path / "v2", tmp_path / "v2.key", warn=said.append, backend=nothing)
+    (tmp_path / "v2").mkdir()
+    null.key()
+    assert len(said) == 2 and "v1.key" in said[0] and "v2.key" in said[1]
+    for message in said:
+        note = plain_note(message)
+        assert str(tmp_path) not in note and "null keyring" not in note, note
+        assert "file only you can read" in note
+    assert "turned off in the settings" in plain_note(said[0])
+    assert "GNOME Keyring" in plain_note(said[1])
+    assert plain_note("history rebuilt") == "History rebuilt"
+
+
+def test_long_paths_keep_their_file_name(qtbot: Any) -> None:
+    w = ScanWindow()
+    qtbot.addWidget(w)
+    w.resize(520, 520)
+    w.show()
+    qtbot.waitExposed(w)
+    deep = "/home/u/" + "/".join(f"folder-number-{i}" for i in range(12))
+    path = f"{deep}/quarterly-report-2026-final.pdf"
+    w.scan_started(1, [deep], "folder")
+    w.scan_progress(1, ScanProgress(5, 500, 0, path))
+    qtbot.waitUntil(lambda: "…" in w.current.text())
+    shown = w.current.text()
+    assert "…" in shown and shown.endswith("/quarterly-report-2026-final.pdf"), shown
+    assert shown.startswith("/home/u/")
+    assert w.current.toolTip() == path and w.current.full_text() == path
+    w.scan_finished(1, ScanSummary(files=5, seconds=1.0))
+    assert w.targets.text().startswith("Scanned: /home/u/") and "…" in w.targets.text()
+    assert w.targets.text().endswith("/folder-number-11"), w.targets.text()
+    assert w.targets.toolTip() == f"Scanned: {deep}"
+    narrow = w.targets.text()
+    w.resize(1300, 520)  # wider: re-elided, more of the path shows
+    qtbot.waitUntil(lambda: len(w.targets.text()) > len(narrow) + 40)
+    assert w.targets.text().endswith("/folder-number-11")
+
+
+def test_windows_fit_a_1366x768_screen_with_a_panel(qtbot: Any) -> None:
+    from PySide6.QtCore import QRect
+
+    from aegis_gui.windows.common import fit_to_screen
+
+    available = QRect(0, 28, 1366, 740)  # below a 28-pixel top panel
+    w = AlertsWindow()
+    qtbot.addWidget(w)
+    w.resize(860, 900)
+    w.move(300, 200)
+    fit_to_screen(w, available)
+    frame = QRect(w.pos(), w.size()).adjusted(0, 0, 8, 36)  # with a title bar and borders
+    assert available.contains(frame), (frame, available)
+    assert w.width() == 860, "only what does not fit is changed"
+    w.show()
+    qtbot.waitExposed(w)
+    w.move(600, 500)  # the user moved it half off the screen: the next opening brings it back
+    fit_to_screen(w, available)
+    assert available.contains(w.frameGeometry()), (w.frameGeometry(), available)
+
+
+def test_an_answered_alert_is_listed_once(qtbot: Any) -> None:
+    w = AlertsWindow()
+    qtbot.addWidget(w)
+    center = AlertCenter()
+    done = center.add(detection("/home/u/Downloads/eicar.com"))
+    center.update(done.id, AlertState.QUARANTINED, item_id="abcd", message="moved")
+    quarantined = HistoryEvent(
+        2,
+        datetime(2026, 11, 1, 9, 1, tzinfo=UTC),
+        "action",
+        "/home/u/Downloads/eicar.com",
+        action="quarantine",
+        outcome="success",
+        item_id="abcd",
+    )
+    w.set_data(center.all(), [quarantined])
+    assert [r.status for r in w.rows] == ["Quarantined"], "not once as alert, once as history"
+    waiting = center.add(detection("/home/u/Downloads/other.com"))
+    w.set_data(center.all(), [quarantined])
+    assert [r.alert_id for r in w.rows] == [waiting.id, None]
+
+
+def test_consent_dialog_says_what_is_sent_without_field_names(
+    qtbot: Any, aegis_paths: AegisPaths
+) -> None:
+    d = ConsentDialog(ConsentStore.for_paths(aegis_paths))
+    qtbot.addWidget(d)
+    crash = d.findChild(QLabel, "sends-crash-reports")
+    assert crash is not None
+    assert "the Python version" in crash.text() and "traceback" not in crash.text()
+    assert "aegis_version" not in crash.text() and "traceback" in crash.toolTip()
+
+
+def test_why_a_file_was_not_fully_scanned_is_said_plainly(qtbot: Any) -> None:
+    path = "/home/u/big.iso"
+    problem = "max-file-size: 199603328 bytes is over the limit of 104857600"
+    obj = ObjectResult(path, Verdict.INCOMPLETE, [], sha256=SHA, size=199603328)
+    obj.problems.append(problem)
+    report = FileReport(path, Verdict.INCOMPLETE, [obj], sha256=SHA, size=199603328)
+    det = Detection(report, DecisionEngine().decide_report(report), "scan")
+    w = ScanWindow()
+    qtbot.addWidget(w)
+    w.scan_started(1, ["/home/u"], "folder")
+    w.scan_found(det)
+    cell = w.results.item(0, 4)
+    assert cell is not None
+    assert cell.text() == "Too large to scan whole"
+    assert cell.toolTip() == "Too large to scan whole: 190.4 MiB is over the limit of 100 MiB"

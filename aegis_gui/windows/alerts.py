@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from aegis_engine.display import readable_sizes
 from aegis_engine.history import HistoryEvent
 
 from ..alerts import Alert, AlertState
@@ -60,8 +61,10 @@ def alert_row(alert: Alert) -> Row:
         status=alert.state.label,
         verdict=det.decision.verdict.value,
         path=det.path,
-        detail=", ".join(det.names) + (f" — {alert.message}" if alert.message else ""),
-        explanation=det.decision.explanation,
+        detail=readable_sizes(
+            ", ".join(det.names) + (f" — {alert.message}" if alert.message else "")
+        ),
+        explanation=tuple(readable_sizes(line) for line in det.decision.explanation),
         alert_id=alert.id,
         item_id=alert.item_id,
         open=alert.state in (AlertState.PENDING, AlertState.FAILED),
@@ -118,8 +121,8 @@ def history_row(event: HistoryEvent) -> Row:
         status=status,
         verdict=event.verdict or "",
         path=event.file_path or event.path,
-        detail=detail,
-        explanation=event.explanation,
+        detail=readable_sizes(detail),  # limits stored as byte counts read as MiB, GiB
+        explanation=tuple(readable_sizes(line) for line in event.explanation),
         item_id=event.item_id,
     )
 
@@ -201,8 +204,15 @@ class AlertsWindow(QWidget):
         self._fill()
 
     def _all_rows(self) -> list[Row]:
-        rows = [alert_row(a) for a in self._alerts]
-        rows += [history_row(e) for e in self._history]
+        history = [history_row(e) for e in self._history]
+        in_history = {r.item_id for r in history if r.item_id and r.kind == "action"}
+        # an answered alert whose action the history lists already is not shown twice
+        rows = [
+            alert_row(a)
+            for a in self._alerts
+            if a.open or a.item_id is None or a.item_id not in in_history
+        ]
+        rows += history
         rows.sort(key=lambda r: (not r.open, -r.when))
         return rows
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont, QFontMetrics, QPalette, QResizeEvent
+from PySide6.QtCore import QMargins, QRect, QSize, Qt
+from PySide6.QtGui import QFont, QFontMetrics, QGuiApplication, QPalette, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -77,8 +77,69 @@ def setup_table(
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
 
 
+def elide_path(metrics: QFontMetrics, text: str, width: int) -> str:
+    """``text`` (a path, maybe after a prefix such as "Scanned: ") cut to ``width`` pixels
+    so that its file name stays whole: the folders between are elided in the middle
+    (``Scanned: /home/me/Doc…/2026/report.pdf``). A file name too long for the width
+    keeps its start and its end."""
+    if metrics.horizontalAdvance(text) <= width:
+        return text
+    cut = text.rfind("/")
+    if 0 < cut < len(text) - 1:
+        name = text[cut:]
+        room = width - metrics.horizontalAdvance(name)
+        if room >= metrics.horizontalAdvance("…/…"):
+            head = metrics.elidedText(text[:cut], Qt.TextElideMode.ElideMiddle, room)
+            return head + name
+    return metrics.elidedText(text, Qt.TextElideMode.ElideMiddle, width)
+
+
+WINDOW_FRAME = QMargins(4, 32, 4, 4)
+"""What a window manager adds around a window not yet shown (title bar, borders)."""
+
+
+def fit_to_screen(window: QWidget, available: QRect | None = None) -> None:
+    """Make a top-level ``window`` fit the screen's available area (``available``, by default
+    its screen's ``availableGeometry()``: without panels and docks), frame included:
+    never taller or wider than it, and moved inside it when it would stick out."""
+    if available is None:
+        screen = window.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            return
+        available = screen.availableGeometry()
+    geo, frame = window.geometry(), window.frameGeometry()
+    if window.isVisible() and frame.height() > geo.height():
+        margins = QMargins(
+            geo.left() - frame.left(),
+            geo.top() - frame.top(),
+            frame.right() - geo.right(),
+            frame.bottom() - geo.bottom(),
+        )
+    else:
+        margins = WINDOW_FRAME
+    room_w = available.width() - margins.left() - margins.right()
+    room_h = available.height() - margins.top() - margins.bottom()
+    width, height = min(window.width(), room_w), min(window.height(), room_h)
+    if (width, height) != (window.width(), window.height()):
+        window.resize(width, height)
+    # a top-level window's pos() and move() are its frame's top-left corner
+    outer = QRect(
+        window.pos(),
+        QSize(width + margins.left() + margins.right(), height + margins.top() + margins.bottom()),
+    )
+    if not window.isVisible() and not window.testAttribute(Qt.WidgetAttribute.WA_Moved):
+        outer.moveCenter(available.center())  # first showing: centred on the screen
+    elif available.contains(outer):
+        return
+    x = max(available.left(), min(outer.left(), available.right() + 1 - outer.width()))
+    y = max(available.top(), min(outer.top(), available.bottom() + 1 - outer.height()))
+    window.move(x, y)
+
+
 class ElidedLabel(QLabel):
-    """A one-line label that elides its text in the middle instead of growing the window."""
+    """A one-line label that elides its text instead of growing the window: a path keeps
+    its file name (:func:`elide_path`); the whole text is in the tooltip. Re-elided on
+    every resize."""
 
     def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -101,5 +162,5 @@ class ElidedLabel(QLabel):
 
     def _elide(self) -> None:
         metrics = QFontMetrics(self.font())
-        shown = metrics.elidedText(self._full, Qt.TextElideMode.ElideMiddle, max(10, self.width()))
-        super().setText(shown)
+        room = max(10, self.contentsRect().width())
+        super().setText(elide_path(metrics, self._full, room))

@@ -4,6 +4,8 @@ everything else is off. The heading and text say so (privacy.DEFAULTS_SENTENCE).
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -18,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from aegis_engine.privacy import DEFAULTS_SENTENCE, ConsentState, ConsentStore
 
+from ..wording import field_names
 from .common import heading, muted, setup_window
 from .settings import DECOYS_TEXT
 
@@ -41,10 +44,12 @@ def purpose_box(state: ConsentState, checked: bool) -> tuple[QFrame, QCheckBox]:
     summary = QLabel(p.summary)
     summary.setWordWrap(True)
     lay.addWidget(summary)
-    sends = "<br>".join(f"• <b>{f.name}</b>: {f.description}" for f in p.sends)
+    sends = "<br>".join(f"• {html.escape(f.description)}" for f in p.sends)
     sent = QLabel(f"Would send, and nothing else:<br>{sends}")
+    sent.setObjectName(f"sends-{p.id}")
     sent.setWordWrap(True)
     sent.setTextFormat(Qt.TextFormat.RichText)
+    sent.setToolTip(f"Data fields: {field_names(p)}")  # for those who want the names
     lay.addWidget(sent)
     lay.addWidget(muted(f"Never sends: {p.never_sends}."))
     return frame, box

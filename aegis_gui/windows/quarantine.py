@@ -72,7 +72,7 @@ class QuarantineWindow(QWidget):
         setup_table(
             self.table, ["Quarantined", "File", "Original folder", "Size", "Detected as"], stretch=2
         )
-        lay.addWidget(self.table, 2)
+        lay.addWidget(self.table, 3)
         self.empty = muted("The quarantine is empty.")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         lay.addWidget(self.empty)
@@ -80,9 +80,10 @@ class QuarantineWindow(QWidget):
         self.details.setReadOnly(True)
         self.details.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.details.setPlaceholderText("Select a file to see why it was quarantined.")
-        lay.addWidget(self.details, 1)
+        lay.addWidget(self.details, 2)
         self.status = muted("")
         self.status.setObjectName("quarantine-status")
+        self.status.setVisible(False)  # no empty band until there is something to say
         lay.addWidget(self.status)
         row = QHBoxLayout()
         self.restore_button = QPushButton("Restore and allow")
@@ -116,11 +117,15 @@ class QuarantineWindow(QWidget):
         self.resize(860, 520)
         self.set_items([])
 
+    def _notice(self, text: str) -> None:
+        self.status.setText(text)
+        self.status.setVisible(bool(text))
+
     def set_items(self, items: list[VaultItem]) -> None:
         selected = self.selected()
         before = {it.id for it in self.items}
         if any(it.id not in before for it in items):
-            self.status.setText("")  # a new item: the last notice is about something else
+            self._notice("")  # a new item: the last notice is about something else
         self.items = sorted(items, key=lambda it: it.quarantined_at, reverse=True)
         self.table.setRowCount(len(self.items))
         for i, it in enumerate(self.items):
@@ -155,7 +160,7 @@ class QuarantineWindow(QWidget):
                 self.table.selectRow(i)
 
     def notice(self, text: str) -> None:
-        self.status.setText(text)
+        self._notice(text)
 
     def _item_buttons(self) -> tuple[QPushButton, ...]:
         return (
@@ -208,7 +213,7 @@ class QuarantineWindow(QWidget):
             f"Restore {it.name} into {where}?\n\nIt was detected as {names}. Restore it only "
             f"if you are sure it is safe. {then}",
         ):
-            self.status.setText("")
+            self._notice("")
             self.restore_requested.emit(it.id, target, allow)
 
     def _delete(self) -> None:

@@ -20,11 +20,11 @@ from PySide6.QtWidgets import (
 )
 
 from aegis_engine import ScanProgress, ScanSummary
-from aegis_engine.display import readable_sizes
 
 from ..alerts import Alert
 from ..detection import Detection
 from ..format import duration, human_bytes, show_path
+from ..wording import plain_problem
 from .common import ElidedLabel, heading, muted, setup_table, setup_window
 
 KIND_WORDS = {
@@ -139,7 +139,7 @@ class ScanWindow(QWidget):
             self.results,
             ["File", "Verdict", "Found by", "Status", "Details"],
             stretch=0,
-            widths={3: 120, 4: 160},
+            widths={3: 120, 4: 200},
         )
         self.results.itemSelectionChanged.connect(self._update_buttons)
         lay.addWidget(self.results, 1)
@@ -309,11 +309,12 @@ class ScanWindow(QWidget):
             det: Detection = found.detection if isinstance(found, Alert) else found
             if isinstance(found, Alert):
                 status = found.state.label
-                why = found.message or status
+                why = whole = found.message or status
             else:
                 problems = [p for d in det.decision.decisions for p in d.problems]
                 status = "Not fully scanned"
-                why = readable_sizes("; ".join(problems)) or status
+                why = "; ".join(plain_problem(p, detail=False) for p in problems) or status
+                whole = "; ".join(plain_problem(p) for p in problems)
             cells = [
                 show_path(det.path),
                 det.decision.verdict.value,
@@ -323,7 +324,7 @@ class ScanWindow(QWidget):
             ]
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                item.setToolTip(text)
+                item.setToolTip(whole if col == 4 and text else text)  # the limit, in full
                 self.results.setItem(i, col, item)
         self.results.setVisible(bool(self.found))
         self.no_results.setVisible(not self.found)

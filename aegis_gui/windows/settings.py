@@ -34,6 +34,7 @@ from aegis_engine.privacy import ConsentStore
 
 from ..preferences import Preferences
 from ..schedule import WEEKDAYS, Schedule
+from ..wording import field_names, plain_sends
 from .common import muted, setup_window
 
 PickFolder = Callable[[QWidget], str]
@@ -262,7 +263,7 @@ class SettingsDialog(QDialog):
             label = p.title + (" (on by default: no identifier)" if p.default else "")
             box = QCheckBox(label)
             box.setObjectName(f"consent-{p.id}")
-            box.setToolTip(f"{p.summary}\nSends: {p.describe_data()}")
+            box.setToolTip(f"{p.summary}\nData fields: {field_names(p)}")
             self.consent_boxes[p.id] = box
             row.addWidget(box, 1)
             show = QPushButton("Show what would be sent")
@@ -273,7 +274,9 @@ class SettingsDialog(QDialog):
             where = f" to {state.endpoint}" if state.endpoint else ""
             if state.endpoint_changed:
                 where += " (changed since you allowed it: allow it again)"
-            sends = muted("Sends: " + ", ".join(f.name for f in p.sends) + where)
+            sends = muted(f"Sends: {plain_sends(p)}{where}.")
+            sends.setObjectName(f"sends-{p.id}")
+            sends.setToolTip(f"Data fields: {field_names(p)} (Show what would be sent: each one)")
             sends.setContentsMargins(22, 0, 0, 6)
             lay.addWidget(sends)
         lay.addStretch(1)

@@ -36,13 +36,38 @@ class MemoryKeyring(KeyringBackend):
 
 
 def quiet_monitor(
-    engine: Any, watch: Sequence[str] | None, handle: Callable[..., Mapping[str, Any]]
+    engine: Any,
+    watch: Sequence[str] | None,
+    handle: Callable[..., Mapping[str, Any]],
+    *,
+    decoys: bool = True,
 ) -> Any:
-    """The real Monitor, on-access scanning only (no process monitor, no shield)."""
+    """The real Monitor, on-access scanning only (no process monitor, no shield, so no
+    decoys either)."""
     from aegis_engine.monitor import Monitor
 
     return Monitor(
         engine, list(watch) if watch else None, handle=handle, processes=False, shield=False
+    )
+
+
+def shielded_monitor(
+    engine: Any,
+    watch: Sequence[str] | None,
+    handle: Callable[..., Mapping[str, Any]],
+    *,
+    decoys: bool = True,
+) -> Any:
+    """The real Monitor with the ransomware shield over the watched folders (it plants its
+    decoys there when ``decoys``), without the process monitor."""
+    from aegis_engine.monitor import Monitor, MonitorOptions
+
+    return Monitor(
+        engine,
+        list(watch) if watch else None,
+        handle=handle,
+        processes=False,
+        options=MonitorOptions(canaries=decoys),
     )
 
 

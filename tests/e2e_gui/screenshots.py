@@ -122,7 +122,9 @@ def main(out: Path, scan_folder: str) -> int:
         until("protected", lambda: tray_app.state.value == "protected")
         geo = tray_app.tray.icon.geometry()
         print("tray icon at", geo, flush=True)
-        top_right = QRect(1280 - 420, 0, 420, 120)
+        screen_w = QGuiApplication.primaryScreen().geometry().width()
+        top_right = QRect(screen_w - 240, 0, 240, 40)  # the tray host's corner
+        notification_area = QRect(screen_w - 340, 0, 340, 160)
         shots.screen("tray-protected", top_right)
         tray_app.tray.menu.popup(QPoint(geo.left() - 10, geo.bottom() + 4))
         pump(400)
@@ -149,7 +151,7 @@ def main(out: Path, scan_folder: str) -> int:
         target.write_bytes(EICAR)
         until("threat state", lambda: tray_app.state.value == "threat")
         pump(800)
-        shots.screen("notification-and-tray-threat", QRect(1280 - 520, 0, 520, 260), settle=300)
+        shots.screen("notification-and-tray-threat", notification_area, settle=300)
         shots.widget("status-threat", tray_app.show_status())
         alert = tray_app.alerts.all()[0]
         dialog = tray_app.show_alert(alert.id)
@@ -158,7 +160,7 @@ def main(out: Path, scan_folder: str) -> int:
         tray_app.answer(alert.id, "quarantine")
         until("quarantined", lambda: alert.state.value == "quarantined")
         pump(600)
-        shots.screen("notification-confirmation", QRect(1280 - 520, 0, 520, 260), settle=200)
+        shots.screen("notification-confirmation", notification_area, settle=200)
         shots.widget("alert-done", dialog)
         dialog.close()
 
@@ -203,6 +205,9 @@ def main(out: Path, scan_folder: str) -> int:
         scan.results.selectRow(0)
         shots.widget("scan-results", scan)
         scan.close()
+        for waiting in [a for a in tray_app.alerts.all() if a.open]:
+            tray_app.answer(waiting.id, "quarantine")
+        until("answered", lambda: tray_app.alerts.open_count == 0)
 
         tray_app.protection.pause(15 * 60)
         pump(300)
