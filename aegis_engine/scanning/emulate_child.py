@@ -22,8 +22,9 @@ import os
 import struct
 import sys
 import time
+from typing import Any
 
-from unicorn import (
+from unicorn import (  # type: ignore[attr-defined]  # unicorn re-exports these untyped
     UC_ARCH_X86,
     UC_HOOK_BLOCK,
     UC_HOOK_CODE,
@@ -74,8 +75,13 @@ _CONTEXT_SIZE = 0x2CC
 _EXCEPTION_CODES = {0: 0xC0000094, 1: 0x80000004, 3: 0x80000003}
 
 
+def _new_cpu() -> Any:
+    """A 32-bit x86 Unicorn CPU (unicorn's API is only partly typed: it is used as Any)."""
+    return Uc(UC_ARCH_X86, UC_MODE_32)  # type: ignore[no-untyped-call]
+
+
 class _Memory:
-    def __init__(self, uc: Uc) -> None:
+    def __init__(self, uc: Any) -> None:
         self.uc = uc
 
     def read(self, address: int, size: int) -> bytes:
@@ -92,7 +98,7 @@ class Emulation:
     def __init__(self, image: Image, seconds: float, data: bytes = b"") -> None:
         self.image = image
         self.deadline = time.monotonic() + seconds
-        self.uc = Uc(UC_ARCH_X86, UC_MODE_32)
+        self.uc = _new_cpu()
         self.memory = _Memory(self.uc)
         self.proc = Process(self.memory, image.base, image.size, file_data=data)
         self.written: set[int] = set()
@@ -146,12 +152,12 @@ class Emulation:
         self.uc.reg_write(UC_X86_REG_SS, 0x10)
         self.uc.reg_write(UC_X86_REG_FS, 0x3B)
 
-    def _wrote(self, uc: Uc, access: int, address: int, size: int, value: int, _: object) -> None:
+    def _wrote(self, uc: Any, access: int, address: int, size: int, value: int, _: object) -> None:
         self.written.add(address >> 12)
         if (address + size - 1) >> 12 != address >> 12:
             self.written.add((address + size - 1) >> 12)
 
-    def _block(self, uc: Uc, address: int, size: int, _: object) -> None:
+    def _block(self, uc: Any, address: int, size: int, _: object) -> None:
         page = address >> 12
         if page in self.written:
             self.written.discard(page)
@@ -160,7 +166,7 @@ class Emulation:
             self.stop_reason = "time limit"
             uc.emu_stop()
 
-    def _api(self, uc: Uc, address: int, size: int, _: object) -> None:
+    def _api(self, uc: Any, address: int, size: int, _: object) -> None:
         if address == SEH_RETURN:
             self._seh_return()
             return
@@ -190,7 +196,7 @@ class Emulation:
         self.stop_reason = reason
         self.uc.emu_stop()
 
-    def _interrupt(self, uc: Uc, intno: int, _: object) -> None:
+    def _interrupt(self, uc: Any, intno: int, _: object) -> None:
         if intno not in _EXCEPTION_CODES:
             self._stop(f"interrupt {intno}")
             return
@@ -199,7 +205,9 @@ class Emulation:
             uc.reg_write(UC_X86_REG_EIP, uc.reg_read(UC_X86_REG_EIP) - 1)
         uc.emu_stop()
 
-    def _invalid(self, uc: Uc, access: int, address: int, size: int, value: int, _: object) -> bool:
+    def _invalid(
+        self, uc: Any, access: int, address: int, size: int, value: int, _: object
+    ) -> bool:
         self.pending = 0xC0000005
         return False
 
@@ -214,7 +222,8 @@ class Emulation:
             self.pending = None
             pc = self.uc.reg_read(UC_X86_REG_EIP)
             try:
-                self.uc.emu_start(pc, 0xFFFFFFFF, timeout=int(left * 1_000_000), count=MAX_INSTRUCTIONS)
+                micros = int(left * 1_000_000)
+                self.uc.emu_start(pc, 0xFFFFFFFF, timeout=micros, count=MAX_INSTRUCTIONS)
             except UcError as exc:
                 if self.pending is None:
                     self.pending = 0xC0000005 if "UNMAPPED" in str(exc) else 0xC000001D
@@ -286,7 +295,7 @@ class Emulation:
         if not changed:
             return False
         zips = 0
-        for path, blob in list(blobs):
+        for _path, blob in list(blobs):
             for start, end in carve_zips(blob):
                 if zips < MAX_ZIPS:
                     zips += 1

@@ -50,11 +50,11 @@ class Image:
     """Per DLL named in the import directory: (IAT slot RVA, function name or ``#ordinal``)."""
 
 
-def _u16(data: bytes, at: int) -> int:
+def _u16(data: bytes | bytearray, at: int) -> int:
     return int(struct.unpack_from("<H", data, at)[0])
 
 
-def _u32(data: bytes, at: int) -> int:
+def _u32(data: bytes | bytearray, at: int) -> int:
     return int(struct.unpack_from("<I", data, at)[0])
 
 

@@ -32,27 +32,111 @@ SEH_RETURN = 0x70FFF000
 """Where an exception handler called by the emulator returns to."""
 PID, TID = 0x1000, 0x1004
 
-_KERNEL32 = (
-    "LoadLibraryA LoadLibraryW LoadLibraryExA LoadLibraryExW GetModuleHandleA GetModuleHandleW "
-    "GetProcAddress VirtualAlloc VirtualFree VirtualProtect VirtualQuery ExitProcess "
-    "ExitThread GetTickCount IsDebuggerPresent GetVersion GetVersionExA Sleep SleepEx "
-    "FlushInstructionCache GetCurrentProcess GetCurrentProcessId GetCurrentThreadId "
-    "CloseHandle GetLastError SetLastError GetModuleFileNameA GetModuleFileNameW "
-    "GetCommandLineA GetCommandLineW GetStartupInfoA GlobalAlloc GlobalFree LocalAlloc "
-    "LocalFree HeapCreate HeapAlloc HeapFree HeapReAlloc GetProcessHeap CreateFileA "
-    "CreateFileW ReadFile WriteFile GetFileSize SetFilePointer CreateFileMappingA "
-    "MapViewOfFile UnmapViewOfFile CreateThread ResumeThread SuspendThread "
-    "WaitForSingleObject OpenProcess TerminateProcess CreateToolhelp32Snapshot "
-    "Process32First Process32Next Module32First Module32Next CheckRemoteDebuggerPresent "
-    "OutputDebugStringA SetUnhandledExceptionFilter UnhandledExceptionFilter RaiseException "
-    "RtlUnwind GetSystemTime GetLocalTime GetSystemTimeAsFileTime QueryPerformanceCounter "
-    "GetSystemDirectoryA GetWindowsDirectoryA GetTempPathA GetFileAttributesA "
-    "GetEnvironmentVariableA MultiByteToWideChar WideCharToMultiByte lstrlenA lstrcpyA "
-    "lstrcatA lstrcmpA lstrcmpiA InitializeCriticalSection EnterCriticalSection "
-    "LeaveCriticalSection DeleteCriticalSection TlsAlloc TlsGetValue TlsSetValue TlsFree "
-    "GetStdHandle GetFileType SetErrorMode GetACP GetSystemInfo IsBadReadPtr IsBadWritePtr "
-    "DeviceIoControl CreateMutexA OpenMutexA ReleaseMutex CreateEventA SetEvent"
-).split()
+_KERNEL32 = [
+    "LoadLibraryA",
+    "LoadLibraryW",
+    "LoadLibraryExA",
+    "LoadLibraryExW",
+    "GetModuleHandleA",
+    "GetModuleHandleW",
+    "GetProcAddress",
+    "VirtualAlloc",
+    "VirtualFree",
+    "VirtualProtect",
+    "VirtualQuery",
+    "ExitProcess",
+    "ExitThread",
+    "GetTickCount",
+    "IsDebuggerPresent",
+    "GetVersion",
+    "GetVersionExA",
+    "Sleep",
+    "SleepEx",
+    "FlushInstructionCache",
+    "GetCurrentProcess",
+    "GetCurrentProcessId",
+    "GetCurrentThreadId",
+    "CloseHandle",
+    "GetLastError",
+    "SetLastError",
+    "GetModuleFileNameA",
+    "GetModuleFileNameW",
+    "GetCommandLineA",
+    "GetCommandLineW",
+    "GetStartupInfoA",
+    "GlobalAlloc",
+    "GlobalFree",
+    "LocalAlloc",
+    "LocalFree",
+    "HeapCreate",
+    "HeapAlloc",
+    "HeapFree",
+    "HeapReAlloc",
+    "GetProcessHeap",
+    "CreateFileA",
+    "CreateFileW",
+    "ReadFile",
+    "WriteFile",
+    "GetFileSize",
+    "SetFilePointer",
+    "CreateFileMappingA",
+    "MapViewOfFile",
+    "UnmapViewOfFile",
+    "CreateThread",
+    "ResumeThread",
+    "SuspendThread",
+    "WaitForSingleObject",
+    "OpenProcess",
+    "TerminateProcess",
+    "CreateToolhelp32Snapshot",
+    "Process32First",
+    "Process32Next",
+    "Module32First",
+    "Module32Next",
+    "CheckRemoteDebuggerPresent",
+    "OutputDebugStringA",
+    "SetUnhandledExceptionFilter",
+    "UnhandledExceptionFilter",
+    "RaiseException",
+    "RtlUnwind",
+    "GetSystemTime",
+    "GetLocalTime",
+    "GetSystemTimeAsFileTime",
+    "QueryPerformanceCounter",
+    "GetSystemDirectoryA",
+    "GetWindowsDirectoryA",
+    "GetTempPathA",
+    "GetFileAttributesA",
+    "GetEnvironmentVariableA",
+    "MultiByteToWideChar",
+    "WideCharToMultiByte",
+    "lstrlenA",
+    "lstrcpyA",
+    "lstrcatA",
+    "lstrcmpA",
+    "lstrcmpiA",
+    "InitializeCriticalSection",
+    "EnterCriticalSection",
+    "LeaveCriticalSection",
+    "DeleteCriticalSection",
+    "TlsAlloc",
+    "TlsGetValue",
+    "TlsSetValue",
+    "TlsFree",
+    "GetStdHandle",
+    "GetFileType",
+    "SetErrorMode",
+    "GetACP",
+    "GetSystemInfo",
+    "IsBadReadPtr",
+    "IsBadWritePtr",
+    "DeviceIoControl",
+    "CreateMutexA",
+    "OpenMutexA",
+    "ReleaseMutex",
+    "CreateEventA",
+    "SetEvent",
+]
 _EXPORTS = {
     "kernel32.dll": _KERNEL32,
     "ntdll.dll": ["RtlDecompressBuffer", "NtQueryInformationProcess", "ZwQueryInformationProcess"],
@@ -164,7 +248,8 @@ class Process:
         teb = struct.pack("<IIIIII", 0xFFFFFFFF, STACK_TOP, STACK_TOP - STACK_SIZE, 0, 0, 0)
         teb += struct.pack("<IIIIIII", TEB, 0, PID, TID, 0, 0, PEB)
         self.memory.write(TEB, teb)
-        self.memory.write(PEB, struct.pack("<BBBBIII", 0, 0, 0, 0, 0xFFFFFFFF, self.image_base, LDR))
+        peb = struct.pack("<BBBBIII", 0, 0, 0, 0, 0xFFFFFFFF, self.image_base, LDR)
+        self.memory.write(PEB, peb)
         modules = [("image.exe", self.image_base, self.image_size)]
         for name in ("ntdll.dll", "kernel32.dll"):
             dll = self.module(name)
@@ -249,7 +334,7 @@ def read_cstring(memory: Memory, address: int, wide: bool = False, limit: int = 
     for at in range(address, address + limit * step, 64):
         try:
             chunk = memory.read(at, 64)
-        except Exception:  # noqa: BLE001 - the emulator's own error type
+        except Exception:  # the emulator's own error type: the string ends there
             break
         if wide:
             chunk = chunk[::2]
