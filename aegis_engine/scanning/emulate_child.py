@@ -1,23 +1,23 @@
 """Child process of unpack_packer: ``python -I -m aegis_engine.scanning.emulate_child IN OUT
 [SECONDS]`` runs the packed PE32 ``IN`` on the Unicorn CPU emulator from its entry point and
-writes what it unpacked into the folder ``OUT``: the image as it stands when the emulation
-ends (``image``, a PE file again, see unpack_emu_image.as_file) and each memory block the stub
-allocated and wrote (``alloc-<address>``).
+writes what it unpacked: ``OUT`` is the image as it stands when the emulation ends (a PE file
+again, see unpack_emu_image.as_file, whose entry point is the last place where execution
+entered memory the stub had written: the original entry point), ``OUT-alloc-<address>`` each
+memory block the stub allocated and wrote, ``OUT-zip-<n>`` each zip archive found in those.
 
 The emulation ends when the program calls an API that an unpacking stub does not need (its
 first call after the jump to the original entry point), exits, faults with no handler, or
-reaches the instruction cap or the time limit. Exceptions the stub raises on purpose (int3,
-division by zero, access violations) go to the handler its SEH chain names, as Windows
-would, at most :data:`MAX_EXCEPTIONS` times.
+reaches the instruction cap, :data:`MAX_EXCEPTIONS` or the time limit (``SECONDS``).
+Exceptions the stub raises on purpose (int3, division by zero, access violations) go to the
+handler its SEH chain names, as on Windows. The Windows it sees: unpack_emu_winapi.
 
-Exit status 0 when the image was written and something in it was written by the stub, 1
-when nothing was unpacked, 2 for bad arguments or a file we cannot emulate. The parent
-discards the output. ``unicorn`` (GPL-2.0, the ``packers`` extra) is imported here only: the
-engine never imports this module.
+See :func:`main` for what it prints. ``unicorn`` (GPL-2.0, the ``packers`` extra) is imported
+here only: the engine never imports this module.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 import sys
@@ -57,7 +57,7 @@ from .unpack_emu_winapi import DLL_AREA, SEH_RETURN, STACK_TOP, TEB, Process, St
 
 MAX_INSTRUCTIONS = 40_000_000
 """Instructions one emulation may run."""
-DEFAULT_SECONDS = 25.0
+DEFAULT_SECONDS = 20.0
 MAX_EXCEPTIONS = 64
 MAX_ZIPS = 16
 """Zip archives carved out of one emulation's dump."""
@@ -103,8 +103,13 @@ class Emulation:
         self.proc = Process(self.memory, image.base, image.size, file_data=data)
         self.written: set[int] = set()
         self.entered: list[int] = []
-        """Addresses where execution first entered a page written during the emulation."""
+        """Addresses where execution first entered a page written during the emulation, or a
+        page of the image outside the entry point's section: the last is the original entry
+        point."""
+        self.visited: set[int] = set()
+        self.stub = image.section_span(image.base + image.entry)
         self.stop_reason = ""
+        self.hit_limit = False
         self.pending: int | None = None
         self.exceptions = 0
         self.uc.mem_map(image.base, image.size)
@@ -162,8 +167,12 @@ class Emulation:
         if page in self.written:
             self.written.discard(page)
             self.entered.append(address)
+        elif page not in self.visited and self.image.contains(address):
+            self.visited.add(page)
+            if not self.stub[0] <= address < self.stub[1]:
+                self.entered.append(address)  # the stub left its section (ASPack's .text)
         if time.monotonic() > self.deadline:
-            self.stop_reason = "time limit"
+            self._limit("its time limit")
             uc.emu_stop()
 
     def _api(self, uc: Any, address: int, size: int, _: object) -> None:
@@ -184,10 +193,13 @@ class Emulation:
 
         try:
             result, count = call(self.proc, found[1], args)
+            (ret,) = struct.unpack("<I", uc.mem_read(esp, 4))
         except Stop as stop:
             self._stop(str(stop))
             return
-        (ret,) = struct.unpack("<I", uc.mem_read(esp, 4))
+        except UcError:
+            self._stop(f"{found[1]} was called with arguments outside memory")
+            return
         uc.reg_write(UC_X86_REG_EAX, result)
         uc.reg_write(UC_X86_REG_ESP, esp + 4 + 4 * count)
         uc.reg_write(UC_X86_REG_EIP, ret)
@@ -212,12 +224,12 @@ class Emulation:
         return False
 
     def run(self) -> None:
-        start = self.image.base + self.image.entry
-        self.uc.reg_write(UC_X86_REG_EIP, start)
+        """Emulate from the entry point until a stop (see the module's docstring)."""
+        self.uc.reg_write(UC_X86_REG_EIP, self.image.base + self.image.entry)
         while not self.stop_reason:
             left = self.deadline - time.monotonic()
             if left <= 0:
-                self.stop_reason = "time limit"
+                self._limit("its time limit")
                 break
             self.pending = None
             pc = self.uc.reg_read(UC_X86_REG_EIP)
@@ -230,16 +242,20 @@ class Emulation:
             if self.stop_reason:
                 break
             if self.pending is None:
-                self.stop_reason = "instruction cap or time limit"
+                self._limit("its time limit or instruction cap")
                 break
             if not self._raise(self.pending):
                 break
+
+    def _limit(self, what: str) -> None:
+        self.stop_reason = what
+        self.hit_limit = True
 
     def _raise(self, code: int) -> bool:
         """Call the first SEH handler with an EXCEPTION_RECORD and a CONTEXT (False: none)."""
         self.exceptions += 1
         if self.exceptions > MAX_EXCEPTIONS:
-            self.stop_reason = "too many exceptions"
+            self._limit(f"{MAX_EXCEPTIONS} exceptions")
             return False
         uc = self.uc
         try:
@@ -261,9 +277,13 @@ class Emulation:
         ctx_at = (esp - _CONTEXT_SIZE - 0x100) & ~0xF
         rec_at = ctx_at - 0x60
         frame = rec_at - 0x14
-        uc.mem_write(ctx_at, bytes(context))
-        uc.mem_write(rec_at, struct.pack("<IIII", code, 0, 0, eip) + bytes(0x40))
-        uc.mem_write(frame, struct.pack("<IIIII", SEH_RETURN, rec_at, record, ctx_at, 0))
+        try:
+            uc.mem_write(ctx_at, bytes(context))
+            uc.mem_write(rec_at, struct.pack("<IIII", code, 0, 0, eip) + bytes(0x40))
+            uc.mem_write(frame, struct.pack("<IIIII", SEH_RETURN, rec_at, record, ctx_at, 0))
+        except UcError:
+            self.stop_reason = f"exception {code:#x} with no usable stack"
+            return False
         uc.reg_write(UC_X86_REG_ESP, frame)
         uc.reg_write(UC_X86_REG_EIP, handler)
         return True
@@ -274,8 +294,12 @@ class Emulation:
         if uc.reg_read(UC_X86_REG_EAX) != 0:  # not ExceptionContinueExecution
             self._stop("an exception handler declined")
             return
-        ctx_at = struct.unpack("<I", uc.mem_read(esp + 8, 4))[0]
-        context = bytes(uc.mem_read(ctx_at, _CONTEXT_SIZE))
+        try:
+            ctx_at = struct.unpack("<I", uc.mem_read(esp + 8, 4))[0]
+            context = bytes(uc.mem_read(ctx_at, _CONTEXT_SIZE))
+        except UcError:
+            self._stop("an exception handler broke its context")
+            return
         for i, reg in enumerate(_REGS):
             if reg is not None:
                 uc.reg_write(reg, struct.unpack_from("<I", context, 0x9C + 4 * i)[0])
@@ -286,7 +310,8 @@ class Emulation:
         was written by the stub."""
         image = bytes(self.uc.mem_read(self.image.base, self.image.size))
         changed = image != self.initial
-        blobs = [(out, as_file(self.image, image))]
+        oep = next((a for a in reversed(self.entered) if self.image.contains(a)), None)
+        blobs = [(out, as_file(self.image, image, oep))]
         for address, size in self.proc.allocations:
             block = bytes(self.uc.mem_read(address, size)).rstrip(b"\x00")
             if block:
@@ -321,26 +346,48 @@ def carve_zips(blob: bytes) -> list[tuple[int, int]]:
 
 
 def _write(path: str, data: bytes) -> None:
+    """Write ``data``; past the size cap the parent set (prlimit's file size, one byte over
+    max-file-size), what was written stays: the parent reports that member too large."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError as exc:
+        if exc.errno != errno.EFBIG:
+            raise
+    finally:
+        os.close(fd)
 
 
 def main(argv: list[str]) -> int:
+    """Exit 0 with one line on standard output: ``unpacked: <why it stopped>``, ``limit:
+    <which>`` (stopped by a limit; what was unpacked so far is written) or ``nothing: <why>``.
+    Any other exit status is a failure of the emulator: nothing it wrote is to be read."""
     if len(argv) not in (3, 4):
         return 2
     src, out = argv[1], argv[2]
-    seconds = float(argv[3]) if len(argv) == 4 else DEFAULT_SECONDS
-    with open(src, "rb") as fh:
-        data = fh.read()
     try:
-        emulation = Emulation(load(data), seconds, data)
-    except (ContainerError, UcError, Stop):
-        return 2
-    emulation.run()
-    if os.environ.get("AEGIS_EMU_TRACE"):
-        print(emulation.stop_reason, [hex(a) for a in emulation.entered[:20]], file=sys.stderr)
-    return 0 if emulation.dump(out) else 1
+        seconds = max(0.5, float(argv[3])) if len(argv) == 4 else DEFAULT_SECONDS
+        with open(src, "rb") as fh:
+            data = fh.read()
+        try:
+            emulation = Emulation(load(data), seconds, data)
+        except (ContainerError, Stop) as exc:
+            print(f"nothing: {exc}")
+            return 0
+        emulation.run()
+        wrote = emulation.dump(out)
+    except Exception as exc:  # a bug or an emulator failure: one line, no traceback
+        print(f"emulator failure: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 3
+    if emulation.hit_limit:
+        print(f"limit: {emulation.stop_reason}")
+    elif wrote:
+        print(f"unpacked: {emulation.stop_reason}")
+    else:
+        print(f"nothing: {emulation.stop_reason}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -49,6 +49,17 @@ class Image:
     imports: list[tuple[str, list[tuple[int, str]]]] = field(default_factory=list)
     """Per DLL named in the import directory: (IAT slot RVA, function name or ``#ordinal``)."""
 
+    def contains(self, address: int) -> bool:
+        return self.base <= address < self.base + self.size
+
+    def section_span(self, address: int) -> tuple[int, int]:
+        """[start, end) of the section holding ``address`` (the headers when none does)."""
+        rva = address - self.base
+        for s in self.sections:
+            if s.rva <= rva < s.rva + max(s.vsize, s.raw_size, 1):
+                return self.base + s.rva, self.base + s.rva + max(s.vsize, s.raw_size, 1)
+        return self.base, self.base + PAGE
+
 
 def _u16(data: bytes | bytearray, at: int) -> int:
     return int(struct.unpack_from("<H", data, at)[0])
@@ -147,13 +158,15 @@ def _imports(memory: bytearray, rva: int) -> list[tuple[str, list[tuple[int, str
     return found
 
 
-def as_file(image: Image, memory: bytes) -> bytes:
+def as_file(image: Image, memory: bytes, entry: int | None = None) -> bytes:
     """A dumped image made readable as a PE file again: every section's file offset and raw
-    size become its virtual address and size (the layout of a memory dump). Headers that do
-    not parse are left as they are."""
+    size become its virtual address and size (the layout of a memory dump), and the entry
+    point ``entry`` (an address) when given. Headers that do not parse are left as they are."""
     out = bytearray(memory)
     try:
         opt = image.header_offset + 24
+        if entry is not None:
+            struct.pack_into("<I", out, opt + 16, entry - image.base)
         count = _u16(out, image.header_offset + 6)
         table = opt + _u16(out, image.header_offset + 20)
         struct.pack_into("<I", out, opt + 36, PAGE)  # FileAlignment

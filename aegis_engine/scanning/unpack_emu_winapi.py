@@ -21,7 +21,8 @@ MAX_DLLS = 64
 MAX_SLOTS = (DLL_SPAN - 0x4000) // 16
 SLOTS_AT = 0x4000
 HEAP_AREA = 0x60000000
-HEAP_END = 0x6FFF0000
+HEAP_END = HEAP_AREA + 0x4000000
+"""At most 64 MiB of emulated allocations."""
 STACK_TOP = 0x7F100000
 STACK_SIZE = 0x100000
 TEB = 0x7FFDE000
@@ -32,111 +33,27 @@ SEH_RETURN = 0x70FFF000
 """Where an exception handler called by the emulator returns to."""
 PID, TID = 0x1000, 0x1004
 
-_KERNEL32 = [
-    "LoadLibraryA",
-    "LoadLibraryW",
-    "LoadLibraryExA",
-    "LoadLibraryExW",
-    "GetModuleHandleA",
-    "GetModuleHandleW",
-    "GetProcAddress",
-    "VirtualAlloc",
-    "VirtualFree",
-    "VirtualProtect",
-    "VirtualQuery",
-    "ExitProcess",
-    "ExitThread",
-    "GetTickCount",
-    "IsDebuggerPresent",
-    "GetVersion",
-    "GetVersionExA",
-    "Sleep",
-    "SleepEx",
-    "FlushInstructionCache",
-    "GetCurrentProcess",
-    "GetCurrentProcessId",
-    "GetCurrentThreadId",
-    "CloseHandle",
-    "GetLastError",
-    "SetLastError",
-    "GetModuleFileNameA",
-    "GetModuleFileNameW",
-    "GetCommandLineA",
-    "GetCommandLineW",
-    "GetStartupInfoA",
-    "GlobalAlloc",
-    "GlobalFree",
-    "LocalAlloc",
-    "LocalFree",
-    "HeapCreate",
-    "HeapAlloc",
-    "HeapFree",
-    "HeapReAlloc",
-    "GetProcessHeap",
-    "CreateFileA",
-    "CreateFileW",
-    "ReadFile",
-    "WriteFile",
-    "GetFileSize",
-    "SetFilePointer",
-    "CreateFileMappingA",
-    "MapViewOfFile",
-    "UnmapViewOfFile",
-    "CreateThread",
-    "ResumeThread",
-    "SuspendThread",
-    "WaitForSingleObject",
-    "OpenProcess",
-    "TerminateProcess",
-    "CreateToolhelp32Snapshot",
-    "Process32First",
-    "Process32Next",
-    "Module32First",
-    "Module32Next",
-    "CheckRemoteDebuggerPresent",
-    "OutputDebugStringA",
-    "SetUnhandledExceptionFilter",
-    "UnhandledExceptionFilter",
-    "RaiseException",
-    "RtlUnwind",
-    "GetSystemTime",
-    "GetLocalTime",
-    "GetSystemTimeAsFileTime",
-    "QueryPerformanceCounter",
-    "GetSystemDirectoryA",
-    "GetWindowsDirectoryA",
-    "GetTempPathA",
-    "GetFileAttributesA",
-    "GetEnvironmentVariableA",
-    "MultiByteToWideChar",
-    "WideCharToMultiByte",
-    "lstrlenA",
-    "lstrcpyA",
-    "lstrcatA",
-    "lstrcmpA",
-    "lstrcmpiA",
-    "InitializeCriticalSection",
-    "EnterCriticalSection",
-    "LeaveCriticalSection",
-    "DeleteCriticalSection",
-    "TlsAlloc",
-    "TlsGetValue",
-    "TlsSetValue",
-    "TlsFree",
-    "GetStdHandle",
-    "GetFileType",
-    "SetErrorMode",
-    "GetACP",
-    "GetSystemInfo",
-    "IsBadReadPtr",
-    "IsBadWritePtr",
-    "DeviceIoControl",
-    "CreateMutexA",
-    "OpenMutexA",
-    "ReleaseMutex",
-    "CreateEventA",
-    "SetEvent",
-]
+_KERNEL32 = """
+LoadLibraryA LoadLibraryW LoadLibraryExA LoadLibraryExW GetModuleHandleA GetModuleHandleW
+GetProcAddress VirtualAlloc VirtualFree VirtualProtect VirtualQuery ExitProcess ExitThread
+GetTickCount IsDebuggerPresent GetVersion GetVersionExA Sleep SleepEx
+FlushInstructionCache GetCurrentProcess GetCurrentProcessId GetCurrentThreadId CloseHandle
+GetLastError SetLastError GetModuleFileNameA GetModuleFileNameW GetCommandLineA
+GetCommandLineW GetStartupInfoA GlobalAlloc GlobalFree LocalAlloc LocalFree HeapCreate
+HeapAlloc HeapFree HeapReAlloc GetProcessHeap CreateFileA CreateFileW ReadFile WriteFile
+GetFileSize SetFilePointer CreateFileMappingA MapViewOfFile UnmapViewOfFile CreateThread
+ResumeThread SuspendThread WaitForSingleObject OpenProcess TerminateProcess
+CreateToolhelp32Snapshot Process32First Process32Next Module32First Module32Next
+CheckRemoteDebuggerPresent OutputDebugStringA SetUnhandledExceptionFilter
+UnhandledExceptionFilter RaiseException RtlUnwind GetSystemTime GetLocalTime
+GetSystemTimeAsFileTime QueryPerformanceCounter GetSystemDirectoryA GetWindowsDirectoryA
+GetTempPathA GetFileAttributesA GetEnvironmentVariableA MultiByteToWideChar
+WideCharToMultiByte lstrlenA lstrcpyA lstrcatA lstrcmpA lstrcmpiA
+InitializeCriticalSection EnterCriticalSection LeaveCriticalSection DeleteCriticalSection
+TlsAlloc TlsGetValue TlsSetValue TlsFree GetStdHandle GetFileType SetErrorMode GetACP
+GetSystemInfo IsBadReadPtr IsBadWritePtr DeviceIoControl CreateMutexA OpenMutexA
+ReleaseMutex CreateEventA SetEvent
+""".split()  # noqa: SIM905 - a name list
 _EXPORTS = {
     "kernel32.dll": _KERNEL32,
     "ntdll.dll": ["RtlDecompressBuffer", "NtQueryInformationProcess", "ZwQueryInformationProcess"],

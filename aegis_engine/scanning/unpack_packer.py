@@ -35,6 +35,8 @@ from .unpack_7zz import prlimit_args, read_tree, run_tool
 EMULATION_TIMEOUT = 30.0
 """Longest one emulation may take (seconds)."""
 EMULATION_ADDRESS_SPACE = 4 * 1024 * 1024 * 1024
+CHILD_MARGIN = 3.0
+"""Seconds left to the child after its own time limit: start-up, writing what it unpacked."""
 _SECTION_PACKERS = {
     b"UPX0": "upx",
     b"UPX1": "upx",
@@ -104,15 +106,22 @@ def packer_of(data: Buffer) -> str | None:
     return None
 
 
-def child_command(src: str, dst: str) -> list[str]:
+def child_command(src: str, dst: str, seconds: float) -> list[str]:
     """How the child is started (a test replaces this to model an emulation that hangs)."""
-    return [sys.executable, "-I", "-m", CHILD_MODULE, src, dst]
+    return [sys.executable, "-I", "-m", CHILD_MODULE, src, dst, f"{seconds:.1f}"]
+
+
+def _limit_for(budget: ExtractionBudget) -> float:
+    """Seconds the emulation may take: EMULATION_TIMEOUT, or what max-scan-time leaves."""
+    left = budget.time_left()
+    return EMULATION_TIMEOUT if left is None else max(1.0, min(EMULATION_TIMEOUT, left))
 
 
 def iter_unpacked(
     data: Buffer, packer: str, budget: ExtractionBudget, tmpdir: Path
 ) -> Iterator[Member]:
     label = f"unpacked-{packer}"
+    what = f"{packer} emulation"
     work = tempfile.mkdtemp(prefix="aegis-unpack-", dir=tmpdir)
     try:
         src = os.path.join(work, "input")
@@ -121,21 +130,25 @@ def iter_unpacked(
             fh.write(view)
         out = os.path.join(work, "out")
         os.mkdir(out, 0o700)
+        limit = _limit_for(budget)
+        # the child stops itself first and keeps what it unpacked; the wall clock is the backstop
         args = [
-            *prlimit_args(
-                budget, address_space=EMULATION_ADDRESS_SPACE, cpu_seconds=EMULATION_TIMEOUT
-            ),
-            *child_command(src, os.path.join(out, label)),
+            *prlimit_args(budget, address_space=EMULATION_ADDRESS_SPACE, cpu_seconds=limit),
+            *child_command(src, os.path.join(out, label), max(0.5, limit - CHILD_MARGIN)),
         ]
         try:
-            run_tool(args, work, budget, f"{packer} emulation", timeout=EMULATION_TIMEOUT)
+            said = run_tool(args, work, budget, what, timeout=limit)
         except LimitExceeded as exc:
             if exc.limit != "max-scan-time":
                 raise
             yield Member(label, b"", 0, problem=f"max-scan-time: {exc.detail}")
             return
         except ContainerError:
-            return  # the emulation failed: the packed file was scanned as it is
+            return  # the emulator failed: the packed file was scanned as it is
         yield from read_tree(out, budget, tmpdir)
+        if said.startswith("limit:"):
+            reason = said.partition(":")[2].strip().splitlines()[0][:200]
+            problem = f"max-scan-time: {what} stopped at {reason}; what it unpacked was scanned"
+            yield Member(f"{label}-emulation", b"", 0, problem=problem)
     finally:
         shutil.rmtree(work, ignore_errors=True)
