@@ -52,6 +52,7 @@ from unicorn.x86_const import (
 )
 
 from ..errors import ContainerError
+from .unpack_emu_carve import MAX_ZIPS, carve_zips
 from .unpack_emu_image import PAGE, Image, as_file, load
 from .unpack_emu_winapi import DLL_AREA, SEH_RETURN, STACK_TOP, TEB, Process, Stop, call
 
@@ -59,8 +60,6 @@ MAX_INSTRUCTIONS = 40_000_000
 """Instructions one emulation may run."""
 DEFAULT_SECONDS = 20.0
 MAX_EXCEPTIONS = 64
-MAX_ZIPS = 16
-"""Zip archives carved out of one emulation's dump."""
 GDT = 0x7FFC0000
 FINAL_RECORD = STACK_TOP - 0x20
 START_UP = "BaseThreadInitThunk"
@@ -321,28 +320,13 @@ class Emulation:
             return False
         zips = 0
         for _path, blob in list(blobs):
-            for start, end in carve_zips(blob):
+            for archive in carve_zips(blob):
                 if zips < MAX_ZIPS:
                     zips += 1
-                    blobs.append((f"{out}-zip-{zips}", blob[start:end]))
+                    blobs.append((f"{out}-zip-{zips}", archive))
         for path, blob in blobs:
             _write(path, blob)
         return True
-
-
-def carve_zips(blob: bytes) -> list[tuple[int, int]]:
-    """(start, end) of each zip archive held in ``blob``: found from its end record, whose
-    central directory offset and size say where the archive starts."""
-    found: list[tuple[int, int]] = []
-    at = blob.find(b"PK\x05\x06")
-    while at >= 0 and len(found) < MAX_ZIPS:
-        if at + 22 <= len(blob):
-            cd_size, cd_offset, comment = struct.unpack_from("<IIH", blob, at + 12)
-            start = at - cd_size - cd_offset
-            if start >= 0 and blob[start : start + 4] == b"PK\x03\x04":
-                found.append((start, min(len(blob), at + 22 + comment)))
-        at = blob.find(b"PK\x05\x06", at + 4)
-    return found
 
 
 def _write(path: str, data: bytes) -> None:
