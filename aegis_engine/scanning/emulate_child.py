@@ -54,7 +54,7 @@ from unicorn.x86_const import (
 from ..errors import ContainerError
 from .unpack_emu_carve import MAX_ZIPS, carve_zips
 from .unpack_emu_image import PAGE, Image, as_file, load
-from .unpack_emu_winapi import DLL_AREA, SEH_RETURN, STACK_TOP, TEB, Process, Stop, call
+from .unpack_emu_winapi import DLL_AREA, PEB, SEH_RETURN, STACK_TOP, TEB, Process, Stop, call
 
 MAX_INSTRUCTIONS = 40_000_000
 """Instructions one emulation may run."""
@@ -94,6 +94,9 @@ class _Memory:
 
 
 class Emulation:
+    """One packed image in a fresh emulated process, registers as Windows leaves them at the
+    entry point (EAX the entry point, EBX the PEB)."""
+
     def __init__(self, image: Image, seconds: float, data: bytes = b"") -> None:
         self.image = image
         self.deadline = time.monotonic() + seconds
@@ -129,7 +132,7 @@ class Emulation:
         self.uc.reg_write(UC_X86_REG_ESP, esp)
         self.uc.reg_write(UC_X86_REG_EBP, esp + 0x10)
         self.uc.reg_write(UC_X86_REG_EAX, image.base + image.entry)
-        self.uc.reg_write(UC_X86_REG_EBX, 0x7FFDF000)
+        self.uc.reg_write(UC_X86_REG_EBX, PEB)
         self.uc.hook_add(UC_HOOK_CODE, self._api, begin=DLL_AREA, end=0x70FFFFFF)
         self.uc.hook_add(UC_HOOK_MEM_WRITE, self._wrote)
         self.uc.hook_add(UC_HOOK_BLOCK, self._block)
@@ -137,8 +140,8 @@ class Emulation:
         self.uc.hook_add(UC_HOOK_MEM_INVALID, self._invalid)
 
     def _segments(self) -> None:
-        """A GDT: flat 32-bit code (0x08) and data (0x10, 0x2B for SS/DS/ES), and FS (0x3B)
-        whose base is the TEB."""
+        """A GDT: flat 32-bit code (0x08) and data (0x10, loaded in SS), and FS (0x3B) whose
+        base is the TEB."""
         gdt = bytearray(0x80)
         for index, base, limit, access, flags in (
             (1, 0, 0xFFFFF, 0x9A, 0xC),

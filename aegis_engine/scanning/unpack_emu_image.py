@@ -15,6 +15,8 @@ PAGE = 0x1000
 MAX_IMAGE = 64 * 1024 * 1024
 """Largest SizeOfImage emulated."""
 MAX_SECTIONS = 96
+MAX_IMPORTS = 8192
+"""Import names read from one image (all DLLs together)."""
 LOWEST_BASE = 0x10000
 HIGHEST_END = 0x5FFF0000
 """The image must fit below the emulator's own regions (heap, DLL stubs, stack, TEB)."""
@@ -131,6 +133,7 @@ def _imports(memory: bytearray, rva: int) -> list[tuple[str, list[tuple[int, str
     if not rva:
         return found
     end = len(memory)
+    total = 0
     for n in range(256):
         desc = rva + 20 * n
         if desc + 20 > end:
@@ -143,7 +146,7 @@ def _imports(memory: bytearray, rva: int) -> list[tuple[str, list[tuple[int, str
             continue
         names: list[tuple[int, str]] = []
         thunks = lookup or iat
-        for k in range(4096):
+        for k in range(MAX_IMPORTS - total):
             at = thunks + 4 * k
             if at + 4 > end or iat + 4 * k + 4 > end:
                 break
@@ -155,6 +158,7 @@ def _imports(memory: bytearray, rva: int) -> list[tuple[str, list[tuple[int, str
             else:
                 names.append((iat + 4 * k, _cstring(memory, value + 2)))
         found.append((dll, names))
+        total += len(names)
     return found
 
 
