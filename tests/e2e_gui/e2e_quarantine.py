@@ -11,6 +11,7 @@ Usage: e2e_quarantine.py WORKDIR
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -106,7 +107,7 @@ def main(work: Path) -> int:
         env = {**os.environ, "QT_QPA_PLATFORM": "xcb"}
         started = time.monotonic()
         app = subprocess.Popen(
-            [sys.executable, "-m", "aegis_gui.app", "--timings"],
+            [sys.executable, "-m", "aegis_gui.app", "--timings", "--verbose"],
             cwd=REPO,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -188,12 +189,17 @@ def main(work: Path) -> int:
         result["error"] = f"{type(exc).__name__}: {exc}"
         if log.exists():
             result["notifications"] = log.read_text()
+        # what the engine saw and did, for a failure that happens once in many runs
+        with contextlib.suppress(Exception):
+            result["history"] = run_cli("history", "--json").stdout[-3000:]
+        with contextlib.suppress(Exception):
+            result["dunst_err"] = (work / "dunst.err").read_text()[-1000:]
         ok = False
     finally:
         if app is not None and app.poll() is None:
             app.kill()
             app.wait(10)
-            result.setdefault("app_stderr", "".join(app_lines)[-2000:])
+            result.setdefault("app_stderr", "".join(app_lines)[-8000:])
         for p in procs:
             p.terminate()
             try:
