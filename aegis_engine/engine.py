@@ -144,6 +144,7 @@ class Engine:
         """The worker processes for scans with ``limits`` (started on first use, kept warm)."""
         key = detector_limits(limits or self.limits)
         with self._lock:
+            self._reload_if_content_changed()  # a scan without the cache asks nothing else
             pool = self._pools.get(key)
             if pool is None:
                 config = WorkerConfig(

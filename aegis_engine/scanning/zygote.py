@@ -63,6 +63,8 @@ class PreloadServer:
         self._lock = threading.Lock()
         self._exits: dict[int, int | None] = {}
         self._dead = False
+        self._closed = False
+        self._pid = 0
         self.conn, child = ctx.Pipe(duplex=True)
         lifeline_child, self._lifeline = ctx.Pipe(duplex=False)
         self.process: Any = ctx.Process(  # type: ignore[attr-defined]
@@ -74,6 +76,7 @@ class PreloadServer:
         try:
             with main_module_hidden():
                 self.process.start()
+            self._pid = int(self.process.pid)
         except BaseException:
             self.close()
             raise
@@ -104,7 +107,7 @@ class PreloadServer:
 
     @property
     def pid(self) -> int:
-        return int(self.process.pid)
+        return self._pid
 
     def fork(self, tmpdir: str) -> tuple[Connection, ForkedProcess]:
         """A new worker: the parent's end of its connection and its process handle."""
@@ -167,13 +170,16 @@ class PreloadServer:
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the server now (its workers, if any are left, exit with the lifeline)."""
+        if self._closed:
+            return
+        self._closed = True
         with contextlib.suppress(OSError, ValueError):
             self._lifeline.close()
         with self._lock:
             self._dead = True
             with contextlib.suppress(OSError, ValueError):
                 self.conn.close()
-        if self.process.pid is not None:
+        if self._pid:
             self.process.join(timeout)
             with contextlib.suppress(OSError, ValueError):
                 self.process.kill()
