@@ -165,7 +165,7 @@ class WorkerPool:
                     with self._cond:
                         self._old_servers.append(server)
                     self._server = None
-                server = self._server = zygote.PreloadServer(self._ctx, self.config)
+                server = self._server = zygote.PreloadServer(zygote.server_context(), self.config)
         try:
             return WorkerProcess(self._ctx, self.config, server)
         finally:

@@ -2,8 +2,8 @@
 
 Without it every worker loads its own copy of the content (compiled YARA rules, hash lists,
 the ML model's session), paying the memory and the start-up time once per worker. The
-server is started like any worker (``forkserver``, never a fork of the caller, which may be
-a Qt process; the caller's ``__main__`` hidden), loads the content, freezes the garbage
+server is started in a fresh interpreter (``spawn``: never a fork of the caller, which may
+be a Qt process; the caller's ``__main__`` hidden), loads the content, freezes the garbage
 collector's view of it (``gc.freeze``, so a collection in a worker does not write to every
 shared page) and then, on request, forks a worker that shares all of it copy-on-write. The
 server itself has one thread of ours (onnxruntime and OpenBLAS keep an idle one each; a
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import multiprocessing
 import os
 import signal
 import sys
@@ -41,8 +42,6 @@ from .mp_start import main_module_hidden
 from .worker_main import Outbox, forked_worker, limit_memory, load_content
 
 if TYPE_CHECKING:
-    import multiprocessing.context
-
     from .worker_pool import WorkerConfig
 
 REPLY_TIMEOUT = 30.0
@@ -54,6 +53,13 @@ EXIT_STATUS_WAIT = 5.0
 def supported() -> bool:
     """Whether workers can be forked from a preload server here (Linux: pidfds)."""
     return hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal")
+
+
+def server_context() -> multiprocessing.context.BaseContext:
+    """How the server starts: ``spawn``, a fresh interpreter (never a fork of the caller).
+    No fork server is needed (one process less, ~13 MB PSS); the server is started once per
+    content version and forks the workers itself."""
+    return multiprocessing.get_context("spawn")
 
 
 class PreloadServer:
