@@ -58,18 +58,29 @@ def _exit_with_parent() -> None:
 
 def _warm_up(detectors: list[Detector]) -> None:
     """Load every detector's content now (rules compiled or read from the cache, lists
-    parsed, the model's session created), so the first file's time limit is spent on the
-    file, and so workers forked from the preload server share all of it."""
-    from ..ml.detector import MLDetector
-
+    parsed), so the first file's time limit is spent on the file, and so workers forked from
+    the preload server share all of it. The ML model's session is made on the first PE file
+    (see :func:`warm_model`)."""
     probe = ScanObject(path="<warm-up>", name="warm-up", data=b"", size=0, hashes={})
     for det in detectors:
         try:
             det.scan(probe)
-            if isinstance(det, MLDetector):  # its session is otherwise made on the first PE
-                det.score_vectors([[0.0] * len(FEATURE_NAMES)])
         except Exception:  # the real files report whatever this detector says
             continue
+
+
+def warm_model(detectors: list[Detector]) -> None:
+    """Create the ML model's session now (onnxruntime imported, ~30-40 MB) instead of on the
+    first PE file: done once in the preload server before it forks workers for a whole scan,
+    which then share it."""
+    from ..ml.detector import MLDetector
+
+    for det in detectors:
+        if isinstance(det, MLDetector):
+            try:
+                det.score_vectors([[0.0] * len(FEATURE_NAMES)])
+            except Exception:  # the real files report whatever this detector says
+                continue
 
 
 class Outbox:

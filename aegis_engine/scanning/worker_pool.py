@@ -60,6 +60,8 @@ class WorkerProcess:
         ctx: multiprocessing.context.BaseContext,
         config: WorkerConfig,
         server: zygote.PreloadServer | None = None,
+        *,
+        model: bool = True,
     ) -> None:
         self.tmpdir = tempfile.mkdtemp(prefix="aegis-scan-worker-")
         self.ready = False
@@ -70,7 +72,7 @@ class WorkerProcess:
         self.process: Any
         if server is not None:
             try:
-                self.conn, self.process = server.fork(self.tmpdir)
+                self.conn, self.process = server.fork(self.tmpdir, model)
             except BaseException:
                 shutil.rmtree(self.tmpdir, ignore_errors=True)
                 raise
@@ -155,21 +157,32 @@ class WorkerPool:
         when workers load their own content)."""
         return self._server
 
-    def _start_worker(self) -> WorkerProcess:
+    def _start_worker(self, model: bool) -> WorkerProcess:
         if not (self.config.share_content and zygote.supported()):
             return WorkerProcess(self._ctx, self.config)
+        try:
+            server = self._live_server()
+            try:
+                return WorkerProcess(self._ctx, self.config, server, model=model)
+            except ScanError:
+                if server.alive:
+                    raise
+            # It had just left (idle timeout, killed): once more with a new one.
+            return WorkerProcess(self._ctx, self.config, self._live_server(), model=model)
+        finally:
+            self._sweep()
+
+    def _live_server(self) -> zygote.PreloadServer:
+        """The running preload server; a new one when there is none or it is gone."""
         with self._server_lock:
             server = self._server
             if server is None or not server.alive:
-                if server is not None:  # died: its workers may still be finishing files
+                if server is not None:  # gone: its workers may still be finishing files
                     with self._cond:
                         self._old_servers.append(server)
                     self._server = None
                 server = self._server = zygote.PreloadServer(zygote.server_context(), self.config)
-        try:
-            return WorkerProcess(self._ctx, self.config, server)
-        finally:
-            self._sweep()
+            return server
 
     def _sweep(self) -> None:
         """Close the servers no worker needs any more: replaced ones whose workers are all
@@ -194,9 +207,10 @@ class WorkerPool:
         with self._cond:
             return [*self._idle, *self._busy]
 
-    def acquire(self, *, limit: int, block: bool) -> WorkerProcess | None:
+    def acquire(self, *, limit: int, block: bool, model: bool = True) -> WorkerProcess | None:
         """An idle worker, or a new one while fewer than ``limit`` exist; else wait (``block``)
-        or None. A non-blocking call yields to callers that are waiting."""
+        or None. A non-blocking call yields to callers that are waiting. ``model``: for a
+        whole scan (a new worker gets the ML model's session from the preload server)."""
         with self._cond:
             while True:
                 if self._closed:
@@ -222,7 +236,7 @@ class WorkerPool:
                 finally:
                     self._waiters -= 1
         try:
-            worker = self._start_worker()
+            worker = self._start_worker(model)
         except BaseException:
             with self._cond:
                 self._starting -= 1

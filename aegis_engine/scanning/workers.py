@@ -119,12 +119,16 @@ class PoolScan:
         fault: WarnCallback | None = None,
         *,
         limit: int | None = None,
+        whole_scan: bool = True,
     ) -> None:
         self.pool = pool
         self.fault = fault or warn
         """Told of content that could not be used (a broken rule file): a scan that finds
         nothing then ends with exit 2."""
         self.fallback = fallback
+        self.whole_scan = whole_scan
+        """False for on-access scanning (one file now and then): a worker started for it does
+        not have the preload server make the ML model's session first."""
         self.limit = limit or max(1, jobs)
         """How many workers the pool may hold in all before this scan waits for one."""
         self.options = options
@@ -193,7 +197,9 @@ class PoolScan:
                 continue
             if len(self._running) < self.jobs:
                 try:
-                    worker = self.pool.acquire(limit=self.limit, block=not self._running)
+                    worker = self.pool.acquire(
+                        limit=self.limit, block=not self._running, model=self.whole_scan
+                    )
                 except (OSError, ScanError) as exc:  # cannot fork, pool shut down, ...
                     self._start_failed(self._queue.popleft(), str(exc), out)
                     continue
@@ -375,7 +381,7 @@ def scan_one(
 
     It may start one worker more than the pool's size, so a full scan that keeps every
     worker busy does not hold on-access scanning up."""
-    session = PoolScan(pool, options, 1, warn, fallback, limit=pool.size + 1)
+    session = PoolScan(pool, options, 1, warn, fallback, limit=pool.size + 1, whole_scan=False)
     session.submit([entry])
     try:
         while session.backlog:

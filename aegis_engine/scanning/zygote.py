@@ -5,17 +5,21 @@ the ML model's session), paying the memory and the start-up time once per worker
 server is started in a fresh interpreter (``spawn``: never a fork of the caller, which may
 be a Qt process; the caller's ``__main__`` hidden), loads the content, freezes the garbage
 collector's view of it (``gc.freeze``, so a collection in a worker does not write to every
-shared page) and then, on request, forks a worker that shares all of it copy-on-write. The
-server itself has one thread of ours (onnxruntime and OpenBLAS keep an idle one each; a
-worker forked from it runs the model fine: tests/test_worker_preload.py) and never scans.
+shared page) and then, on request, forks a worker that shares all of it copy-on-write. It
+never scans. The ML model's session (onnxruntime, 30-40 MB) is made in the server only when
+a worker is asked for a whole scan (``model=True``): on-access scanning, which seldom meets
+a PE file, does not pay for it; a worker without it makes its own on its first PE file.
+onnxruntime and OpenBLAS then keep an idle thread each in the server; a worker forked from
+it runs the model fine (tests/test_worker_preload.py).
 
 The parent holds, per worker, a connection (sent to the server as a file descriptor) and a
 pidfd (sent back), so it can wait for, kill and tell the end of a worker that is not its
 child without any risk of a reused pid. The server reaps its workers and sends their exit
-status back. One server per content version and limits (one per :class:`WorkerPool`): a
-new content version retires the pool, whose server stops forking and exits once its last
-worker has; a server that dies is replaced at the next worker start, while the workers it
-had forked go on with their files.
+status back. One server per content version and limits (one per :class:`WorkerPool`). Like
+a worker, a server with no worker left for ``WorkerConfig.idle_timeout`` exits (the next
+scan starts another); a new content version retires the pool, whose server stops forking
+and exits once its last worker has; a server that dies is replaced at the next worker
+start, while the workers it had forked go on with their files.
 
 Every process here also holds a *lifeline*: the read end of a pipe whose write end only the
 engine's process holds. When the engine's process ends, however it ends, the pipe reads
@@ -39,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ScanError
 from .mp_start import main_module_hidden
-from .worker_main import Outbox, forked_worker, limit_memory, load_content
+from .worker_main import Outbox, forked_worker, limit_memory, load_content, warm_model
 
 if TYPE_CHECKING:
     from .worker_pool import WorkerConfig
@@ -115,13 +119,15 @@ class PreloadServer:
     def pid(self) -> int:
         return self._pid
 
-    def fork(self, tmpdir: str) -> tuple[Connection, ForkedProcess]:
-        """A new worker: the parent's end of its connection and its process handle."""
+    def fork(self, tmpdir: str, model: bool = True) -> tuple[Connection, ForkedProcess]:
+        """A new worker: the parent's end of its connection and its process handle.
+        ``model``: have the ML model's session made in the server first (shared by this and
+        later workers); otherwise a worker makes its own on its first PE file."""
         mine, theirs = self._pipe()
         try:
             with self._lock:
                 try:
-                    self.conn.send(("fork", tmpdir))
+                    self.conn.send(("fork", tmpdir, model))
                     reduction.send_handle(self.conn, theirs.fileno(), self.pid)
                     theirs.close()
                     while True:
@@ -238,13 +244,16 @@ def server_main(conn: Connection, lifeline: Connection, config: WorkerConfig) ->
     except Exception as exc:
         conn.send(("fatal", f"detectors could not be loaded: {exc}"))
         return
-    gc.collect()
-    gc.freeze()  # what is loaded now stays put: no collection in a worker writes to it
+    freeze()
     conn.send(("ready",))
+    model = False
     children: dict[int, int] = {}  # pidfd -> pid
     stopping = False
     while not (stopping and not children):
-        ready = wait([conn, lifeline, *children])
+        # With no worker left for ``idle_timeout`` s, leave too (the next scan starts another).
+        ready = wait([conn, lifeline, *children], None if children else config.idle_timeout)
+        if not ready:
+            return
         for handle in ready:
             if isinstance(handle, int):
                 pid = children.pop(handle)
@@ -264,7 +273,17 @@ def server_main(conn: Connection, lifeline: Connection, config: WorkerConfig) ->
             stopping = True
         elif message[0] == "fork":
             fd = reduction.recv_handle(conn)
+            if message[2] and not model:
+                warm_model(detectors)
+                freeze()
+                model = True
             _fork_worker(conn, lifeline, fd, message[1], config, detectors, outbox, children)
+
+
+def freeze() -> None:
+    """What is loaded now stays put: no collection in a worker writes to those pages."""
+    gc.collect()
+    gc.freeze()
 
 
 def _send(conn: Connection, message: tuple[object, ...]) -> bool:
