@@ -188,3 +188,44 @@ def test_content_update_reaches_new_workers_through_a_new_server(
             time.sleep(0.1)
     finally:
         engine.close()
+
+
+def test_on_access_scanning_does_not_load_the_model_in_the_server(
+    aegis_paths: AegisPaths, tmp_path: Path, no_leaks: None
+) -> None:
+    """The model's session (onnxruntime) is made in the server for a whole scan only."""
+    (tmp_path / "eicar.com").write_bytes(EICAR)
+    engine = Engine(aegis_paths)
+    try:
+        report = engine.scan_file(tmp_path / "eicar.com")
+        assert report is not None and report.verdict is Verdict.MALICIOUS
+        server = engine.worker_pool().server
+        assert server is not None
+        assert "onnxruntime" not in _maps(server.pid)
+        summary = engine.scan([tmp_path], engine.default_options(use_cache=False))
+        assert summary.threats == 1
+        assert "onnxruntime" in _maps(server.pid)
+    finally:
+        engine.close()
+
+
+def test_an_idle_server_leaves_and_the_next_scan_starts_another(
+    aegis_paths: AegisPaths, tmp_path: Path, no_leaks: None
+) -> None:
+    (tmp_path / "eicar.com").write_bytes(EICAR)
+    engine = Engine(aegis_paths)
+    try:
+        pool = engine.worker_pool()
+        pool.config = replace(pool.config, idle_timeout=1.0)
+        opts = engine.default_options(use_cache=False)
+        assert engine.scan([tmp_path], opts).threats == 1
+        first = pool.server
+        assert first is not None
+        deadline = time.monotonic() + 60  # its workers leave after 1 s idle, then it does
+        while first.alive:
+            assert time.monotonic() < deadline, "the idle server never left"
+            time.sleep(0.1)
+        assert engine.scan([tmp_path], opts).threats == 1
+        assert pool.server is not None and pool.server.pid != first.pid
+    finally:
+        engine.close()
