@@ -1,7 +1,8 @@
 """What runs inside a scan worker process (see ``workers.py`` for the parent's side).
 
 Messages to the parent: ``("ready",)`` once the detectors are loaded, ``("report", report)``
-per file in batch order, ``("warn", text)``, ``("retire",)`` after a file that hit the memory
+per file in batch order, ``("warn", text)``, ``("model",)`` once it made the ML model's
+session (a PE file), ``("retire",)`` after a file that hit the memory
 cap (the parent starts a fresh worker), ``("fatal", text)`` if the detectors cannot be built.
 """
 
@@ -69,10 +70,16 @@ def _warm_up(detectors: list[Detector]) -> None:
             continue
 
 
+def _model_loaded(detectors: list[Detector]) -> bool:
+    from ..ml.detector import MLDetector
+
+    return any(isinstance(d, MLDetector) and d.session_loaded for d in detectors)
+
+
 def warm_model(detectors: list[Detector]) -> None:
     """Create the ML model's session now (onnxruntime imported, ~30-40 MB) instead of on the
-    first PE file: done once in the preload server before it forks workers for a whole scan,
-    which then share it."""
+    first PE file: done once in the preload server, once some worker of its pool needed the
+    model, before it forks the next workers (which then share it)."""
     from ..ml.detector import MLDetector
 
     for det in detectors:
@@ -183,6 +190,15 @@ def serve(
         send(("warn", text))
 
     send(("ready",))
+    model_told = _model_loaded(detectors)  # forked with it: nothing to tell
+
+    def send_result(message: tuple[object, ...]) -> None:
+        nonlocal model_told
+        if not model_told and _model_loaded(detectors):
+            send(("model",))  # before the file's result: the parent reads both
+            model_told = True
+        send(message)
+
     scanner: FileScanner | None = None
     while True:
         try:
@@ -196,7 +212,7 @@ def serve(
         _, options, entries = message
         if options is not None or scanner is None:
             scanner = FileScanner(detectors, options, Path(tmpdir), warn)
-        if not _scan_batch(scanner, entries, send):
+        if not _scan_batch(scanner, entries, send_result):
             send(("retire",))
             return
 

@@ -150,6 +150,10 @@ class WorkerPool:
         self._server: zygote.PreloadServer | None = None
         self._old_servers: list[zygote.PreloadServer] = []
         """Servers replaced (dead) or retired whose workers may still be running."""
+        self.model_wanted = False
+        """Set once a worker of this pool needed the ML model (it met a PE file): from then
+        on the preload server makes the model's session once and the workers it forks share
+        it. Until then no process pays for onnxruntime (30-40 MB) that may never be used."""
 
     @property
     def server(self) -> zygote.PreloadServer | None:
@@ -157,7 +161,8 @@ class WorkerPool:
         when workers load their own content)."""
         return self._server
 
-    def _start_worker(self, model: bool) -> WorkerProcess:
+    def _start_worker(self) -> WorkerProcess:
+        model = self.model_wanted
         if not (self.config.share_content and zygote.supported()):
             return WorkerProcess(self._ctx, self.config)
         try:
@@ -207,10 +212,9 @@ class WorkerPool:
         with self._cond:
             return [*self._idle, *self._busy]
 
-    def acquire(self, *, limit: int, block: bool, model: bool = True) -> WorkerProcess | None:
+    def acquire(self, *, limit: int, block: bool) -> WorkerProcess | None:
         """An idle worker, or a new one while fewer than ``limit`` exist; else wait (``block``)
-        or None. A non-blocking call yields to callers that are waiting. ``model``: for a
-        whole scan (a new worker gets the ML model's session from the preload server)."""
+        or None. A non-blocking call yields to callers that are waiting."""
         with self._cond:
             while True:
                 if self._closed:
@@ -236,7 +240,7 @@ class WorkerPool:
                 finally:
                     self._waiters -= 1
         try:
-            worker = self._start_worker(model)
+            worker = self._start_worker()
         except BaseException:
             with self._cond:
                 self._starting -= 1

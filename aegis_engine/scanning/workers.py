@@ -119,16 +119,12 @@ class PoolScan:
         fault: WarnCallback | None = None,
         *,
         limit: int | None = None,
-        whole_scan: bool = True,
     ) -> None:
         self.pool = pool
         self.fault = fault or warn
         """Told of content that could not be used (a broken rule file): a scan that finds
         nothing then ends with exit 2."""
         self.fallback = fallback
-        self.whole_scan = whole_scan
-        """False for on-access scanning (one file now and then): a worker started for it does
-        not have the preload server make the ML model's session first."""
         self.limit = limit or max(1, jobs)
         """How many workers the pool may hold in all before this scan waits for one."""
         self.options = options
@@ -197,9 +193,7 @@ class PoolScan:
                 continue
             if len(self._running) < self.jobs:
                 try:
-                    worker = self.pool.acquire(
-                        limit=self.limit, block=not self._running, model=self.whole_scan
-                    )
+                    worker = self.pool.acquire(limit=self.limit, block=not self._running)
                 except (OSError, ScanError) as exc:  # cannot fork, pool shut down, ...
                     self._start_failed(self._queue.popleft(), str(exc), out)
                     continue
@@ -302,6 +296,8 @@ class PoolScan:
                     job.worker.ready = True
                     job.since = time.monotonic()
                     self._failed_starts = 0
+                elif kind == "model":  # it needed the ML model: later workers get it shared
+                    self.pool.model_wanted = True
                 elif kind == "warn":
                     self.warn(msg[1])
                 elif kind == "fault":
@@ -381,7 +377,7 @@ def scan_one(
 
     It may start one worker more than the pool's size, so a full scan that keeps every
     worker busy does not hold on-access scanning up."""
-    session = PoolScan(pool, options, 1, warn, fallback, limit=pool.size + 1, whole_scan=False)
+    session = PoolScan(pool, options, 1, warn, fallback, limit=pool.size + 1)
     session.submit([entry])
     try:
         while session.backlog:

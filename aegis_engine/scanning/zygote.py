@@ -6,9 +6,10 @@ server is started in a fresh interpreter (``spawn``: never a fork of the caller,
 be a Qt process; the caller's ``__main__`` hidden), loads the content, freezes the garbage
 collector's view of it (``gc.freeze``, so a collection in a worker does not write to every
 shared page) and then, on request, forks a worker that shares all of it copy-on-write. It
-never scans. The ML model's session (onnxruntime, 30-40 MB) is made in the server only when
-a worker is asked for a whole scan (``model=True``): on-access scanning, which seldom meets
-a PE file, does not pay for it; a worker without it makes its own on its first PE file.
+never scans. The ML model's session (onnxruntime, 30-40 MB) is made in the server only once
+a worker of its pool needed it (``model=True`` from then on, see ``WorkerPool.model_wanted``):
+a scan that meets no PE file, like most on-access scanning, never pays for it; a worker
+forked before that makes its own on its first PE file, as every worker did before.
 onnxruntime and OpenBLAS then keep an idle thread each in the server; a worker forked from
 it runs the model fine (tests/test_worker_preload.py).
 
