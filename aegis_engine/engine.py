@@ -89,6 +89,7 @@ class Engine:
         self._pools: dict[ScanLimits, WorkerPool] = {}
         self._content_faults: list[str] = []
         self._detectors: list[Detector] | None = None
+        self._versions: tuple[tuple[str, str], ...] | None = None
         self._lock = threading.Lock()
         self._single: _SingleFileSession | None = None
         self._retired: list[_SingleFileSession] = []
@@ -143,6 +144,7 @@ class Engine:
         """The worker processes for scans with ``limits`` (started on first use, kept warm)."""
         key = detector_limits(limits or self.limits)
         with self._lock:
+            self._reload_if_content_changed()  # a scan without the cache asks nothing else
             pool = self._pools.get(key)
             if pool is None:
                 config = WorkerConfig(
@@ -172,6 +174,7 @@ class Engine:
         if self.content.problem:
             self._warn(self.content.problem)
         self._detectors = None
+        self._versions = None
         if self._single is not None:  # another thread may still use it: closed in close()
             self._retired.append(self._single)
             self._single = None
@@ -199,23 +202,34 @@ class Engine:
 
     @property
     def detectors(self) -> list[Detector]:
+        """The detectors, built in this process: only for scanning here when no worker can
+        start (their content is loaded on first use). Scans through workers never build them
+        here: the content is loaded once, in the workers' preload server."""
         with self._lock:
             self._reload_if_content_changed()
             if self._detectors is None:
-                # Built here for their versions (the scan-cache key); the content is loaded
-                # in the workers.
-                limits = detector_limits(self.limits)
-                ctx = DetectorContext(
-                    self.paths, self.content, limits, self._warn, fault=self._fault
-                )
-                self._detectors = load_detectors(
-                    ctx, plugins=self._plugins, extra=self._extra_factories
-                )
+                self._detectors = self._build_detectors()
             return self._detectors
+
+    def _build_detectors(self) -> list[Detector]:
+        ctx = DetectorContext(
+            self.paths, self.content, detector_limits(self.limits), self._warn, fault=self._fault
+        )
+        return load_detectors(ctx, plugins=self._plugins, extra=self._extra_factories)
+
+    def _detector_versions(self) -> tuple[tuple[str, str], ...]:
+        """Each detector's name and content fingerprint (the scan cache's key). The
+        detectors are built for it and dropped: their content is never loaded here."""
+        with self._lock:
+            self._reload_if_content_changed()
+            if self._versions is None:
+                built = self._detectors or self._build_detectors()
+                self._versions = tuple((d.name, d.version) for d in built)
+            return self._versions
 
     def signature_version(self, options: ScanOptions | None = None) -> str:
         """Identifies the whole signature set and the options that change results."""
-        return _sigver(self.detectors, options or self.default_options())
+        return _sigver(self._detector_versions(), options or self.default_options())
 
     def default_options(self, **changes: object) -> ScanOptions:
         """Scan options with this engine's configured limits, changed as given."""
@@ -304,10 +318,10 @@ class Engine:
         return report
 
     def _single_file_session(self) -> _SingleFileSession:
-        detectors = self.detectors  # built first: that property takes the same lock
+        versions = self._detector_versions()  # first: it takes the same lock
         with self._lock:
             if self._single is None:
-                self._single = _SingleFileSession(self, detectors, self.default_options())
+                self._single = _SingleFileSession(self, versions, self.default_options())
             return self._single
 
     def close(self) -> None:
@@ -332,12 +346,14 @@ class Engine:
 class _SingleFileSession:
     """What scan_file() keeps between calls."""
 
-    def __init__(self, engine: Engine, detectors: Sequence[Detector], options: ScanOptions) -> None:
+    def __init__(
+        self, engine: Engine, versions: Sequence[tuple[str, str]], options: ScanOptions
+    ) -> None:
         self.lock = threading.Lock()
         self.options = options
         self.fallback = _InProcessScanner(engine, options)
         self.cache = ScanCache(
-            engine.paths.scan_cache_file, _sigver(detectors, options), engine._warn
+            engine.paths.scan_cache_file, _sigver(versions, options), engine._warn
         )
 
     def close(self) -> None:
@@ -374,9 +390,9 @@ class _InProcessScanner:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
 
 
-def _sigver(detectors: Sequence[Detector], options: ScanOptions) -> str:
+def _sigver(versions: Sequence[tuple[str, str]], options: ScanOptions) -> str:
     digest = hashlib.sha256(b"aegis-sigset-1")
-    for det in detectors:
-        digest.update(f"{det.name}={det.version};".encode())
+    for name, version in versions:
+        digest.update(f"{name}={version};".encode())
     digest.update(repr((options.limits, options.scan_archives)).encode())
     return digest.hexdigest()[:24]

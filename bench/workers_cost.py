@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """The cost of isolation: scanning many small files in worker processes (what ``Engine.scan``
-does) against the same scanner run on threads in one process (the design before workers).
+does) against the same scanner run on threads in one process (the design before workers),
+and workers forked from the preload server (``pool``, issue 13) against workers that each
+load their own content (``pool-own``, ``WorkerConfig.share_content=False``).
 
     .venv/bin/python bench/workers_cost.py [--files 50000] [--rounds 3] [--jobs 2]
 
@@ -55,19 +57,27 @@ def _cpu_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_pool(tree: str, jobs: int) -> dict[str, float]:
+def run_pool(tree: str, jobs: int, share: bool = True) -> dict[str, float]:
+    """Through the engine's worker pool: forked from the preload server (``share``), or each
+    worker loading its own content (the design before the server)."""
+    from dataclasses import replace
+
     from aegis_engine import Engine
 
     engine = Engine()
     try:
         options = engine.default_options(jobs=jobs, use_cache=False)
+        pool = engine.worker_pool(options.limits)
+        pool.config = replace(pool.config, share_content=share)
         cpu0 = _cpu_self()
         started = time.perf_counter()
         summary = engine.scan([tree], options)
         took = time.perf_counter() - started
         # The workers are still alive (kept warm): their CPU, all of it spent on this scan
         # but for loading the detectors, which the untimed warm-up run below also pays.
-        workers = sum(_cpu_of(w.process.pid) for w in engine.worker_pool(options.limits).processes)
+        workers = sum(_cpu_of(w.process.pid) for w in pool.processes)
+        if pool.server is not None:  # loaded the content once for all the workers
+            workers += _cpu_of(pool.server.pid)
         cpu = _cpu_self() - cpu0 + workers
     finally:
         engine.close()
@@ -161,14 +171,16 @@ def measure(mode: str, tree: str, jobs: int, home: str) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("tree", nargs="?")
-    parser.add_argument("--mode", choices=["pool", "threads"])
+    parser.add_argument("--mode", choices=["pool", "pool-own", "threads"])
     parser.add_argument("--files", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
     if args.mode:
-        run = run_pool if args.mode == "pool" else run_threads
-        print(json.dumps(run(args.tree, args.jobs)))
+        if args.mode == "threads":
+            print(json.dumps(run_threads(args.tree, args.jobs)))
+        else:
+            print(json.dumps(run_pool(args.tree, args.jobs, share=args.mode == "pool")))
         return 0
     with tempfile.TemporaryDirectory(prefix="aegis-bench-") as tmp:
         tree = Path(args.tree) if args.tree else Path(tmp) / "tree"
@@ -176,9 +188,10 @@ def main() -> int:
             make_tree(tree, args.files)
         home = str(Path(tmp) / "home")
         measure("pool", str(tree), args.jobs, home)  # untimed warm-up: rules compiled, cached
-        results: dict[str, list[dict[str, float]]] = {"threads": [], "pool": []}
-        for _ in range(args.rounds):
-            for mode in ("threads", "pool"):
+        modes = ("threads", "pool-own", "pool")
+        results: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
+        for rnd in range(args.rounds):
+            for mode in modes if rnd % 2 == 0 else modes[::-1]:
                 results[mode].append(measure(mode, str(tree), args.jobs, home))
         med = {
             m: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for m, rs in results.items()
@@ -191,9 +204,12 @@ def main() -> int:
                 f"CPU {figures['cpu']:7.2f} s  "
                 f"peak PSS (all processes) {figures['peak_pss_mib']:6.1f} MiB"
             )
-        ratio = med["pool"]["seconds"] / med["threads"]["seconds"]
-        cpu_ratio = med["pool"]["cpu"] / med["threads"]["cpu"]
-        print(f"workers / threads: wall time {ratio:.2f}x, CPU {cpu_ratio:.2f}x")
+        for mode in ("pool-own", "pool"):
+            ratio = med[mode]["seconds"] / med["threads"]["seconds"]
+            cpu_ratio = med[mode]["cpu"] / med["threads"]["cpu"]
+            print(f"{mode} / threads: wall time {ratio:.2f}x, CPU {cpu_ratio:.2f}x")
+        pss = med["pool"]["peak_pss_mib"] / med["pool-own"]["peak_pss_mib"]
+        print(f"pool / pool-own: peak PSS {pss:.2f}x")
     return 0
 
 

@@ -1,23 +1,26 @@
 """What runs inside a scan worker process (see ``workers.py`` for the parent's side).
 
 Messages to the parent: ``("ready",)`` once the detectors are loaded, ``("report", report)``
-per file in batch order, ``("warn", text)``, ``("retire",)`` after a file that hit the memory
+per file in batch order, ``("warn", text)``, ``("model",)`` once it made the ML model's
+session (a PE file), ``("retire",)`` after a file that hit the memory
 cap (the parent starts a fresh worker), ``("fatal", text)`` if the detectors cannot be built.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 import time
 from collections.abc import Callable
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..detectors.base import Detector, ScanObject
 from ..detectors.registry import DetectorContext, load_detectors
+from ..ml.features import FEATURE_NAMES
 from .scanner import FileScanner
 from .walk import FileEntry
 
@@ -27,7 +30,7 @@ if TYPE_CHECKING:
 PARENT_CHECK_SECONDS = 1.0
 
 
-def _limit_memory(limit: int) -> None:
+def limit_memory(limit: int) -> None:
     if limit <= 0:
         return
     try:
@@ -56,7 +59,9 @@ def _exit_with_parent() -> None:
 
 def _warm_up(detectors: list[Detector]) -> None:
     """Load every detector's content now (rules compiled or read from the cache, lists
-    parsed, the model opened), so the first file's time limit is spent on the file."""
+    parsed), so the first file's time limit is spent on the file, and so workers forked from
+    the preload server share all of it. The ML model's session is made on the first PE file
+    (see :func:`warm_model`)."""
     probe = ScanObject(path="<warm-up>", name="warm-up", data=b"", size=0, hashes={})
     for det in detectors:
         try:
@@ -65,30 +70,135 @@ def _warm_up(detectors: list[Detector]) -> None:
             continue
 
 
-def worker_main(conn: Connection, config: WorkerConfig, tmpdir: str) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the parent's to handle
-    _limit_memory(config.memory_limit)
-    _exit_with_parent()
+def _model_loaded(detectors: list[Detector]) -> bool:
+    from ..ml.detector import MLDetector
+
+    return any(isinstance(d, MLDetector) and d.session_loaded for d in detectors)
+
+
+def warm_model(detectors: list[Detector]) -> None:
+    """Create the ML model's session now (onnxruntime imported, ~30-40 MB) instead of on the
+    first PE file: done once in the preload server, once some worker of its pool needed the
+    model, before it forks the next workers (which then share it)."""
+    from ..ml.detector import MLDetector
+
+    for det in detectors:
+        if isinstance(det, MLDetector):
+            try:
+                det.score_vectors([[0.0] * len(FEATURE_NAMES)])
+            except Exception:  # the real files report whatever this detector says
+                continue
+
+
+class Outbox:
+    """Where the detectors' warnings and faults go: kept while the content is loaded in the
+    preload server (which has no scan to report to), sent by each worker forked from it
+    first thing, then straight to that worker's parent."""
+
+    def __init__(self) -> None:
+        self.kept: list[tuple[object, ...]] = []
+        self.send: Callable[[tuple[object, ...]], None] | None = None
+
+    def warn(self, text: str) -> None:
+        self._out(("warn", text))
+
+    def fault(self, text: str) -> None:
+        self._out(("fault", text))
+
+    def _out(self, message: tuple[object, ...]) -> None:
+        if self.send is None:
+            self.kept.append(message)
+        else:
+            self.send(message)
+
+
+def load_content(config: WorkerConfig, outbox: Outbox) -> list[Detector]:
+    """Build the detectors and load all their content (raises when that fails)."""
+    ctx = DetectorContext(config.paths, config.content, config.limits, outbox.warn, outbox.fault)
+    detectors = load_detectors(ctx, plugins=config.plugins, extra=config.extra_factories)
+    _warm_up(detectors)
+    return detectors
+
+
+def _sender(conn: Connection) -> Callable[[tuple[object, ...]], None]:
     send_lock = threading.Lock()
 
     def send(message: tuple[object, ...]) -> None:
         with send_lock:
             conn.send(message)
 
+    return send
+
+
+def worker_main(conn: Connection, config: WorkerConfig, tmpdir: str) -> None:
+    """A worker that loads its own content (where there is no preload server)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the parent's to handle
+    limit_memory(config.memory_limit)
+    _exit_with_parent()
+    outbox = Outbox()
+    outbox.send = _sender(conn)
+    try:
+        detectors = load_content(config, outbox)
+    except Exception as exc:
+        outbox.send(("fatal", f"detectors could not be loaded: {exc}"))
+        return
+    serve(conn, config, detectors, outbox.send, tmpdir)
+
+
+def forked_worker(
+    conn: Connection,
+    config: WorkerConfig,
+    detectors: list[Detector],
+    outbox: Outbox,
+    tmpdir: str,
+    lifeline: Connection,
+) -> None:
+    """A worker forked from the preload server: its content is already loaded (and shared
+    with the server and the other workers until written to)."""
+    exit_with_lifeline(lifeline)
+    send = _sender(conn)
+    for message in outbox.kept:  # what loading the content said, for this scan to hear
+        send(message)
+    outbox.kept = []
+    outbox.send = send
+    serve(conn, config, detectors, send, tmpdir)
+
+
+def exit_with_lifeline(lifeline: Connection) -> None:
+    """Exit as soon as the engine's process is gone (it holds the lifeline's other end),
+    even while the main thread is stuck in a match."""
+
+    def watch() -> None:
+        with contextlib.suppress(OSError, ValueError):
+            wait([lifeline])
+        os._exit(3)
+
+    threading.Thread(target=watch, name="aegis-worker-watch", daemon=True).start()
+
+
+def serve(
+    conn: Connection,
+    config: WorkerConfig,
+    detectors: list[Detector],
+    send: Callable[[tuple[object, ...]], None],
+    tmpdir: str,
+) -> None:
+    """Scan the batches the parent sends until told to stop, the parent leaves or the
+    worker has been idle for ``config.idle_timeout``."""
+
     def warn(text: str) -> None:
         send(("warn", text))
 
-    def fault(text: str) -> None:
-        send(("fault", text))
-
-    try:
-        ctx = DetectorContext(config.paths, config.content, config.limits, warn, fault=fault)
-        detectors = load_detectors(ctx, plugins=config.plugins, extra=config.extra_factories)
-        _warm_up(detectors)
-    except Exception as exc:
-        send(("fatal", f"detectors could not be loaded: {exc}"))
-        return
     send(("ready",))
+    model_told = _model_loaded(detectors)  # forked with it: nothing to tell
+
+    def send_result(message: tuple[object, ...]) -> None:
+        nonlocal model_told
+        if not model_told and _model_loaded(detectors):
+            send(("model",))  # before the file's result: the parent reads both
+            model_told = True
+        send(message)
+
     scanner: FileScanner | None = None
     while True:
         try:
@@ -102,7 +212,7 @@ def worker_main(conn: Connection, config: WorkerConfig, tmpdir: str) -> None:
         _, options, entries = message
         if options is not None or scanner is None:
             scanner = FileScanner(detectors, options, Path(tmpdir), warn)
-        if not _scan_batch(scanner, entries, send):
+        if not _scan_batch(scanner, entries, send_result):
             send(("retire",))
             return
 

@@ -10,11 +10,9 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import shutil
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +20,10 @@ from ..config import ScanLimits, ScanOptions
 from ..content import ContentSources
 from ..errors import ScanError
 from ..paths import AegisPaths
+from . import zygote
+from .mp_start import main_module_hidden, mp_context
+
+__all__ = ["DEFAULT_MEMORY_LIMIT", "WorkerConfig", "WorkerPool", "WorkerProcess", "mp_context"]
 
 MiB = 1024 * 1024
 DEFAULT_MEMORY_LIMIT = 3072 * MiB
@@ -45,62 +47,47 @@ class WorkerConfig:
     """A worker with nothing to do for this long exits (the pool starts another when needed)."""
     start_timeout: float = 600.0
     """Seconds a worker may take to load its detectors (rules compiled on first use)."""
-
-
-def mp_context() -> multiprocessing.context.BaseContext:
-    """``forkserver`` where the platform has it, else ``spawn``; never a plain fork."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        # Imported once in the fork server, shared by every worker forked from it.
-        ctx.set_forkserver_preload(["aegis_engine.scanning.worker_main"])
-        return ctx
-    return multiprocessing.get_context("spawn")
-
-
-_MAIN_LOCK = threading.Lock()
-_MISSING = object()
-
-
-@contextlib.contextmanager
-def _main_module_hidden() -> Iterator[None]:
-    """Start workers without re-importing the caller's ``__main__`` in them.
-
-    multiprocessing re-runs the main script (or module) in every spawned or forkserver
-    child. A worker needs none of it: for the tray app it would import Qt, and a main that
-    is not a file (``python -`` from a pipe, an embedding host) makes every start fail."""
-    main = sys.modules.get("__main__")
-    if main is None:
-        yield
-        return
-    with _MAIN_LOCK:
-        saved = {name: getattr(main, name, _MISSING) for name in ("__spec__", "__file__")}
-        main.__spec__ = None
-        if saved["__file__"] is not _MISSING:
-            del main.__file__
-        try:
-            yield
-        finally:
-            for name, value in saved.items():
-                if value is not _MISSING:
-                    setattr(main, name, value)
+    share_content: bool = True
+    """Fork workers from a preload server that loaded the content once (``zygote.py``), so
+    they share it; False (or no pidfds here): each worker loads its own, as before."""
 
 
 class WorkerProcess:
     """The parent's handle on one worker process."""
 
-    def __init__(self, ctx: multiprocessing.context.BaseContext, config: WorkerConfig) -> None:
+    def __init__(
+        self,
+        ctx: multiprocessing.context.BaseContext,
+        config: WorkerConfig,
+        server: zygote.PreloadServer | None = None,
+        *,
+        model: bool = True,
+    ) -> None:
+        self.tmpdir = tempfile.mkdtemp(prefix="aegis-scan-worker-")
+        self.ready = False
+        self.since = time.monotonic()
+        self.options: ScanOptions | None = None
+        self.server = server
+        """The preload server it was forked from (None: it loads its own content)."""
+        self.process: Any
+        if server is not None:
+            try:
+                self.conn, self.process = server.fork(self.tmpdir, model)
+            except BaseException:
+                shutil.rmtree(self.tmpdir, ignore_errors=True)
+                raise
+            return
         from .worker_main import worker_main
 
-        self.tmpdir = tempfile.mkdtemp(prefix="aegis-scan-worker-")
         self.conn, child = ctx.Pipe(duplex=True)
-        self.process: Any = ctx.Process(  # type: ignore[attr-defined]
+        self.process = ctx.Process(  # type: ignore[attr-defined]
             target=worker_main,
             args=(child, config, self.tmpdir),
             name="aegis-scan-worker",
             daemon=True,
         )
         try:
-            with _main_module_hidden():
+            with main_module_hidden():
                 self.process.start()
         except BaseException:
             self.conn.close()
@@ -108,9 +95,6 @@ class WorkerProcess:
             raise
         finally:
             child.close()
-        self.ready = False
-        self.since = time.monotonic()
-        self.options: ScanOptions | None = None
 
     @property
     def alive(self) -> bool:
@@ -162,6 +146,66 @@ class WorkerPool:
         self._waiters = 0
         self._closed = False
         self._retired = False
+        self._server_lock = threading.Lock()
+        self._server: zygote.PreloadServer | None = None
+        self._old_servers: list[zygote.PreloadServer] = []
+        """Servers replaced (dead) or retired whose workers may still be running."""
+        self.model_wanted = False
+        """Set once a worker of this pool needed the ML model (it met a PE file): from then
+        on the preload server makes the model's session once and the workers it forks share
+        it. Until then no process pays for onnxruntime (30-40 MB) that may never be used."""
+
+    @property
+    def server(self) -> zygote.PreloadServer | None:
+        """The preload server new workers are forked from (None until the first start, or
+        when workers load their own content)."""
+        return self._server
+
+    def _start_worker(self) -> WorkerProcess:
+        model = self.model_wanted
+        if not (self.config.share_content and zygote.supported()):
+            return WorkerProcess(self._ctx, self.config)
+        try:
+            server = self._live_server()
+            try:
+                return WorkerProcess(self._ctx, self.config, server, model=model)
+            except ScanError:
+                if server.alive:
+                    raise
+            # It had just left (idle timeout, killed): once more with a new one.
+            return WorkerProcess(self._ctx, self.config, self._live_server(), model=model)
+        finally:
+            self._sweep()
+
+    def _live_server(self) -> zygote.PreloadServer:
+        """The running preload server; a new one when there is none or it is gone."""
+        with self._server_lock:
+            server = self._server
+            if server is None or not server.alive:
+                if server is not None:  # gone: its workers may still be finishing files
+                    with self._cond:
+                        self._old_servers.append(server)
+                    self._server = None
+                server = self._server = zygote.PreloadServer(zygote.server_context(), self.config)
+            return server
+
+    def _sweep(self) -> None:
+        """Close the servers no worker needs any more: replaced ones whose workers are all
+        gone, and the current one once the pool is retired or shut down and idle."""
+        with self._cond:
+            used = {w.server for w in (*self._idle, *self._busy)}
+            done = [s for s in self._old_servers if s not in used]
+            self._old_servers = [s for s in self._old_servers if s in used]
+            current = self._server
+            if (
+                current is not None
+                and current not in used
+                and (self._closed or (self._retired and not self._starting))
+            ):
+                done.append(current)
+                self._server = None
+        for server in done:
+            server.close()
 
     @property
     def processes(self) -> list[WorkerProcess]:
@@ -196,7 +240,7 @@ class WorkerPool:
                 finally:
                     self._waiters -= 1
         try:
-            worker = WorkerProcess(self._ctx, self.config)
+            worker = self._start_worker()
         except BaseException:
             with self._cond:
                 self._starting -= 1
@@ -204,10 +248,13 @@ class WorkerPool:
             raise
         with self._cond:
             self._starting -= 1
-            if self._closed:
-                worker.kill()
-                raise ScanError("the scan worker pool is shut down")
-            self._busy.add(worker)
+            closed = self._closed
+            if not closed:
+                self._busy.add(worker)
+        if closed:
+            worker.kill()
+            self._sweep()
+            raise ScanError("the scan worker pool is shut down")
         return worker
 
     def release(self, worker: WorkerProcess) -> None:
@@ -219,6 +266,7 @@ class WorkerPool:
                 worker.since = time.monotonic()
                 self._idle.append(worker)
             self._cond.notify_all()
+        self._sweep()
 
     def discard(self, worker: WorkerProcess) -> int | None:
         """Kill (if needed) and forget a worker; returns its exit code."""
@@ -226,6 +274,7 @@ class WorkerPool:
         with self._cond:
             self._busy.discard(worker)
             self._cond.notify_all()
+        self._sweep()
         return code
 
     def retire(self) -> None:
@@ -238,6 +287,7 @@ class WorkerPool:
             self._cond.notify_all()
         for worker in idle:
             worker.stop(2)
+        self._sweep()
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Stop every worker: ask, join up to ``timeout`` s, then kill. Nothing is left."""
@@ -254,3 +304,5 @@ class WorkerPool:
         for worker in workers:
             worker.process.join(max(0.0, deadline - time.monotonic()))
             worker.kill()
+        with self._server_lock:
+            self._sweep()

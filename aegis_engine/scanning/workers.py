@@ -296,6 +296,8 @@ class PoolScan:
                     job.worker.ready = True
                     job.since = time.monotonic()
                     self._failed_starts = 0
+                elif kind == "model":  # it needed the ML model: later workers get it shared
+                    self.pool.model_wanted = True
                 elif kind == "warn":
                     self.warn(msg[1])
                 elif kind == "fault":
