@@ -55,6 +55,30 @@ def _import_engine_first() -> None:
         import jeepney.io.threading  # noqa: F401
 
 
+def _hand_off_if_running(args: argparse.Namespace) -> int | None:
+    """A second start (the menu entry, "Scan with Aegis") hands its request to the running
+    instance before it loads the engine's scanning code and Qt's widgets, which is what makes
+    a start slow. None: no instance is running (or it cannot be told): start normally, and
+    ``SingleInstance.claim`` decides for good."""
+    from aegis_engine.paths import AegisPaths
+
+    from .instance_lock import held_by_another, lock_file
+
+    paths = AegisPaths.default()
+    if not held_by_another(lock_file(paths.state_dir)):
+        return None  # nothing imported Qt yet: the engine still comes first
+    from .single_instance import SHOW, scan_request, send_request, server_name
+
+    scan_paths = [os.path.abspath(p) for p in args.scan or []]
+    request = scan_request(scan_paths) if scan_paths else SHOW
+    if not send_request(server_name(paths.config_dir), request):
+        print("aegis-tray: Aegis is running but did not answer; try again.", file=sys.stderr)
+        return 2
+    what = f"asked it to scan {len(scan_paths)} item(s)" if scan_paths else "showing its window"
+    print(f"aegis-tray: Aegis is already running; {what}.", file=sys.stderr)
+    return 0
+
+
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="aegis-tray", description="The Aegis tray application.")
     p.add_argument("--no-protection", action="store_true", help="do not start real-time protection")
@@ -88,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="aegis-tray: %(levelname)s: %(name)s: %(message)s",
     )
+    handed = _hand_off_if_running(args)
+    if handed is not None:
+        return handed
     _import_engine_first()
     warning = qt_warning()
     if warning:

@@ -17,6 +17,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
+from .instance_lock import lock_file
+
 try:
     import fcntl as _fcntl
 except ImportError:  # pragma: no cover - Windows: the server name alone decides
@@ -52,6 +54,27 @@ def server_name(config_dir: Path) -> str:
     return f"aegis-tray-{uid}-{digest}"
 
 
+def send_request(name: str, request: bytes, wait_ms: int = 3000) -> bool:
+    """Hand ``request`` to the running instance listening on ``name``; it may still be
+    starting, so retry until ``wait_ms``. Needs no QApplication."""
+    import time
+
+    deadline = time.monotonic() + wait_ms / 1000
+    while True:
+        sock = QLocalSocket()
+        sock.connectToServer(name)
+        if sock.waitForConnected(300):
+            sock.write(request)
+            sock.flush()
+            while sock.bytesToWrite() > 0 and sock.waitForBytesWritten(1000):
+                pass
+            sock.disconnectFromServer()
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+
+
 class SingleInstance(QObject):
     """``claim()`` returns True in the first instance (which then receives
     ``show_requested`` or ``scan_requested(paths)``), False in any other (after handing its
@@ -63,7 +86,7 @@ class SingleInstance(QObject):
     def __init__(self, config_dir: Path, lock_dir: Path, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.name = server_name(config_dir)
-        self._lock_path = lock_dir / "tray.lock"
+        self._lock_path = lock_file(lock_dir)
         self._lock_fd: int | None = None
         self._server: QLocalServer | None = None
         self._buffers: dict[QLocalSocket, bytearray] = {}
@@ -98,23 +121,7 @@ class SingleInstance(QObject):
         return True
 
     def _send(self, request: bytes, wait_ms: int) -> bool:
-        """Hand ``request`` to the running instance; it may still be starting, so retry."""
-        import time
-
-        deadline = time.monotonic() + wait_ms / 1000
-        while True:
-            sock = QLocalSocket()
-            sock.connectToServer(self.name)
-            if sock.waitForConnected(300):
-                sock.write(request)
-                sock.flush()
-                while sock.bytesToWrite() > 0 and sock.waitForBytesWritten(1000):
-                    pass
-                sock.disconnectFromServer()
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.1)
+        return send_request(self.name, request, wait_ms)
 
     def _accept(self) -> None:
         assert self._server is not None

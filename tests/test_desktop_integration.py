@@ -105,6 +105,47 @@ def test_second_start_hands_scan_paths_to_the_running_instance(
     assert not shown
 
 
+def test_a_second_start_hands_over_before_loading_qt_widgets(
+    qtbot: Any, aegis_paths: AegisPaths, aegis_home: Path
+) -> None:
+    """The menu entry's second start shows the running app's window: it hands the request
+    over from the lock file and a local socket, without QApplication or Qt's widgets (which,
+    with the engine's scanning code, are most of a start's time)."""
+    first = SingleInstance(aegis_paths.config_dir, aegis_paths.state_dir)
+    assert first.claim()
+    shown: list[bool] = []
+    first.show_requested.connect(lambda: shown.append(True))
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "AEGIS_HOME": str(aegis_home)}
+    env.pop("DBUS_SESSION_BUS_ADDRESS", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-X", "importtime", "-m", "aegis_gui.app", "--show"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    try:
+        qtbot.waitUntil(lambda: bool(shown), timeout=120_000)
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        first.release()
+        with qtbot.waitSignal(first.destroyed, timeout=60_000):
+            first.deleteLater()
+    assert proc.returncode == 0, err.decode(errors="replace")[-3000:]
+    assert b"showing its window" in err
+    imported = {
+        line.split(b"|")[-1].strip()
+        for line in err.splitlines()
+        if line.startswith(b"import time:")
+    }
+    assert b"PySide6.QtNetwork" in imported, "the hand-over itself uses a local socket"
+    assert b"PySide6.QtWidgets" not in imported
+    assert b"aegis_gui.controller" not in imported
+
+
 def test_scan_paths_scan_in_the_window_and_queue_behind_a_running_scan(
     qtbot: Any, tray_app: TrayApp, tmp_path: Path
 ) -> None:
