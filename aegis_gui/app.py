@@ -200,6 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sending = SendTimer(paths)  # queued reports of allowed purposes with an endpoint only
     tray_app.start()
     sending.start()
+    tray_app.freeze_startup_heap()
     if args.show:
         tray_app.show_status()
     if scan_paths:

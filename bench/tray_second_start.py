@@ -74,6 +74,9 @@ def main() -> int:
     ap.add_argument("--files", type=int, default=100_000)
     ap.add_argument("--every", type=float, default=3.0, help="seconds between second starts")
     ap.add_argument("--hog", type=int, default=1, help="CPU-bound processes beside the scan")
+    ap.add_argument(
+        "--no-freeze", action="store_true", help="skip gc.freeze() after start (the old way)"
+    )
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="aegis-tray-bench-"))
     home = work / "home"
@@ -98,6 +101,8 @@ def main() -> int:
     assert single.claim(scan_paths=[]), "another instance holds this AEGIS_HOME"
     app = TrayApp(paths, Options(tray=False, first_run=False, protection=False))
     app.start()
+    if not args.no_freeze:
+        app.freeze_startup_heap()  # as aegis-tray does after its start
     marks: dict[str, float] = {}
 
     def shown_now() -> None:
