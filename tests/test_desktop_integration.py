@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,41 @@ def test_scan_request_round_trip_and_garbage() -> None:
 # -- a second start hands its paths over ---------------------------------------------------------
 
 
+def _second_start(
+    qtbot: Any,
+    first: SingleInstance,
+    aegis_home: Path,
+    args: list[str],
+    received: Callable[[], bool],
+    python: Sequence[str] = (),
+) -> tuple[int, bytes]:
+    """Run the real ``python -m aegis_gui.app ARGS`` as a second start with the same profile
+    while ``first`` (this test's SingleInstance) runs; wait until ``received()``; release
+    ``first``. Its exit code and stderr."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "AEGIS_HOME": str(aegis_home)}
+    env.pop("DBUS_SESSION_BUS_ADDRESS", None)
+    proc = subprocess.Popen(
+        [sys.executable, *python, "-m", "aegis_gui.app", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    try:
+        qtbot.waitUntil(received, timeout=120_000)
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        first.release()
+        # deleted by Qt's event loop now, not by Python's garbage collector at some later
+        # point while Qt still has events for its sockets
+        with qtbot.waitSignal(first.destroyed, timeout=60_000):
+            first.deleteLater()
+    return proc.returncode, err
+
+
 def test_second_start_hands_scan_paths_to_the_running_instance(
     qtbot: Any, aegis_paths: AegisPaths, aegis_home: Path, tmp_path: Path
 ) -> None:
@@ -78,28 +113,10 @@ def test_second_start_hands_scan_paths_to_the_running_instance(
     first.show_requested.connect(lambda: shown.append(True))
     target = tmp_path / "chosen file.bin"
     target.write_bytes(b"x")
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "AEGIS_HOME": str(aegis_home)}
-    env.pop("DBUS_SESSION_BUS_ADDRESS", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aegis_gui.app", "--scan", str(target), str(tmp_path)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=ROOT,
+    code, err = _second_start(
+        qtbot, first, aegis_home, ["--scan", str(target), str(tmp_path)], lambda: bool(asked)
     )
-    try:
-        qtbot.waitUntil(lambda: bool(asked), timeout=120_000)
-        _out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        first.release()
-        # deleted by Qt's event loop now, not by Python's garbage collector at some later
-        # point while Qt still has events for its sockets
-        with qtbot.waitSignal(first.destroyed, timeout=60_000):
-            first.deleteLater()
-    assert proc.returncode == 0, err.decode(errors="replace")
+    assert code == 0, err.decode(errors="replace")
     assert b"asked it to scan 2 item(s)" in err
     assert asked == [[str(target), str(tmp_path)]]
     assert not shown
@@ -115,26 +132,10 @@ def test_a_second_start_hands_over_before_loading_qt_widgets(
     assert first.claim()
     shown: list[bool] = []
     first.show_requested.connect(lambda: shown.append(True))
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "AEGIS_HOME": str(aegis_home)}
-    env.pop("DBUS_SESSION_BUS_ADDRESS", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-X", "importtime", "-m", "aegis_gui.app", "--show"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=ROOT,
+    code, err = _second_start(
+        qtbot, first, aegis_home, ["--show"], lambda: bool(shown), python=["-X", "importtime"]
     )
-    try:
-        qtbot.waitUntil(lambda: bool(shown), timeout=120_000)
-        _out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        first.release()
-        with qtbot.waitSignal(first.destroyed, timeout=60_000):
-            first.deleteLater()
-    assert proc.returncode == 0, err.decode(errors="replace")[-3000:]
+    assert code == 0, err.decode(errors="replace")[-3000:]
     assert b"showing its window" in err
     imported = {
         line.split(b"|")[-1].strip()

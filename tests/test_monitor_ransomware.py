@@ -395,17 +395,46 @@ def test_no_false_alarm_editor_saving_repeatedly(
 
 # -- processes that vanish or are not ours ------------------------------------------------------
 class _FixedSampler(IoSampler):
-    """Snapshots that point at one pid as the writer (the attribution is not under test)."""
+    """Snapshots that point at one pid as the writer (the attribution is not under test):
+    ``step`` bytes written per snapshot, as many read (or none), ``calls`` write calls each."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(
+        self, pid: int, step: int = 10_000_000, *, reads: bool = True, calls: int = 1
+    ) -> None:
         super().__init__()
         self.pid = pid
+        self.step = step
+        self.reads = reads
+        self.writes_per_call = calls
         self.calls = 0
 
     def snapshot(self) -> IoSnapshot:
         self.calls += 1
-        n = self.calls * 10_000_000
-        return {self.pid: (n, n, n, self.calls)}
+        n = self.calls * self.step
+        return {self.pid: (n, n, n if self.reads else 0, self.calls * self.writes_per_call)}
+
+
+def _shield_on_a_burst(folder: Path, sampler: IoSampler, wait: float = 20) -> list[object]:
+    """A shield fed one slow burst (one event per batch, as a slow attack arrives) with
+    ``sampler``'s counters; what it emitted."""
+    emitted: list[object] = []
+    shield = RansomwareShield(
+        [str(folder)],
+        options=MonitorOptions(report_delay=0.0),
+        emit=emitted.append,
+        sampler=sampler,
+    )
+    shield.start()
+    try:
+        for ev in _burst(folder):
+            shield.observe([ev])
+        deadline = time.monotonic() + wait
+        while not emitted and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        shield.stop()
+        shield.join(10)
+    return emitted
 
 
 def _burst(folder: Path) -> list[FsEvent]:
@@ -423,23 +452,7 @@ def _burst(folder: Path) -> list[FsEvent]:
 def test_process_that_exits_before_it_can_be_suspended(tmp_path: Path) -> None:
     done = subprocess.Popen([sys.executable, "-c", "pass"])
     done.wait()  # it exited and was reaped: its pid is free
-    emitted: list[object] = []
-    shield = RansomwareShield(
-        [str(tmp_path)],
-        options=MonitorOptions(report_delay=0.0),
-        emit=emitted.append,
-        sampler=_FixedSampler(done.pid),
-    )
-    shield.start()
-    try:
-        for ev in _burst(tmp_path):
-            shield.observe([ev])  # one event per batch, as a slow attack arrives
-        deadline = time.monotonic() + 10
-        while not emitted and time.monotonic() < deadline:
-            time.sleep(0.02)
-    finally:
-        shield.stop()
-        shield.join(10)
+    emitted = _shield_on_a_burst(tmp_path, _FixedSampler(done.pid))
     kinds = [e.to_dict() for e in emitted]  # type: ignore[attr-defined]
     assert kinds[0]["event"] == "ransomware" and kinds[0]["action"] == "suspend-failed"
     assert kinds[0]["processes"][0]["outcome"] == "exited"
@@ -475,43 +488,16 @@ def test_process_of_another_user_cannot_be_suspended_reported_not_raised(
         victim.wait()
 
 
-class _WriteOnlySampler(IoSampler):
-    """One busy process that only writes (a backup, a download, a log): no reads, and no
-    file of the protected folder open."""
-
-    def __init__(self, pid: int) -> None:
-        super().__init__()
-        self.pid = pid
-        self.calls = 0
-
-    def snapshot(self) -> IoSnapshot:
-        self.calls += 1
-        n = self.calls * 50_000_000
-        return {self.pid: (n, n, 0, self.calls * 10)}
-
-
 def test_a_busy_writer_that_does_not_look_the_part_is_not_suspended(tmp_path: Path) -> None:
     """On a busy machine the heaviest writer is not evidence: an incident with no plausible
     process is reported unattributed, and the innocent program keeps running."""
     bystander = subprocess.Popen(["sleep", "60"])
-    emitted: list[object] = []
-    shield = RansomwareShield(
-        [str(tmp_path)],
-        options=MonitorOptions(report_delay=0.0),
-        emit=emitted.append,
-        sampler=_WriteOnlySampler(bystander.pid),
-    )
-    shield.start()
     try:
-        for ev in _burst(tmp_path):
-            shield.observe([ev])
-        deadline = time.monotonic() + 20
-        while not emitted and time.monotonic() < deadline:
-            time.sleep(0.02)
+        # a backup, a download, a log: 50 MB a look, nothing read, no protected file open
+        writer = _FixedSampler(bystander.pid, 50_000_000, reads=False, calls=10)
+        emitted = _shield_on_a_burst(tmp_path, writer)
         assert psutil.Process(bystander.pid).status() != psutil.STATUS_STOPPED
     finally:
-        shield.stop()
-        shield.join(10)
         bystander.kill()
         bystander.wait()
     first = emitted[0].to_dict()  # type: ignore[attr-defined]
