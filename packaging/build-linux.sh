@@ -46,7 +46,8 @@ cp packaging/linux/org.aegis.Aegis.metainfo.xml "$stage/share/metainfo/"
 cp packaging/linux/aegis-monitor.service "$stage/share/systemd/"
 cp packaging/linux/aegis-tray-autostart.desktop "$stage/share/autostart/"
 cp -p packaging/linux/file-managers/* "$stage/share/file-managers/"
-cp -p packaging/linux/install.sh packaging/linux/uninstall.sh "$stage/"
+cp -p packaging/linux/install.sh packaging/linux/uninstall.sh packaging/linux/aegis-launcher.sh "$stage/"
+echo "$version" > "$stage/VERSION"
 cp README.md "$stage/README.md"
 QT_QPA_PLATFORM=offscreen "$venv/bin/python" packaging/linux/render_icons.py "$stage/share/icons" >/dev/null
 

@@ -33,7 +33,7 @@ from tests.https_server import HTTPSServer, https_server
 from tests.update_support import Repo, make_repo
 
 ROOT = Path(__file__).resolve().parent.parent
-LAUNCHER = ROOT / "packaging" / "linux" / "aegis-launcher.sh"
+LINUX = ROOT / "packaging" / "linux"
 PLATFORM = "linux-testarch"
 
 # The stand-in for the frozen program: confirms its start the way the real entry point does
@@ -73,19 +73,53 @@ def make_bundle(folder: Path, version: str, *, code_line: str = "x = 1", broken:
 
 
 def install(lib: Path, bundle: Path, version: str) -> AppLayout:
-    """What install.sh does: the bundle as versions/<v>, current -> it, the launcher."""
-    (lib / "versions").mkdir(parents=True)
-    shutil.copytree(bundle, lib / "versions" / version, symlinks=True)
-    (lib / "current").symlink_to(f"versions/{version}")
-    shutil.copy2(LAUNCHER, lib / "aegis")
-    (lib / "aegis").chmod(0o755)
-    (lib / "aegis-tray").symlink_to("aegis")
+    """Install ``bundle`` with the real install.sh, from a folder laid out like the unpacked
+    tar.gz (packaging/build-linux.sh), into the prefix ``lib``/../.. (lib = PREFIX/lib/aegis)."""
+    prefix = lib.parent.parent
+    stage = prefix.parent / f"stage-{version}"
+    shutil.copytree(bundle, stage / "aegis", symlinks=True)
+    (stage / "VERSION").write_text(version + "\n")
+    for name in ("install.sh", "uninstall.sh", "aegis-launcher.sh"):
+        shutil.copy2(LINUX / name, stage / name)
+    share = stage / "share"
+    for sub, files in {
+        "applications": ("aegis-tray.desktop", "aegis-scan.desktop"),
+        "metainfo": ("org.aegis.Aegis.metainfo.xml",),
+        "systemd": ("aegis-monitor.service",),
+    }.items():
+        (share / sub).mkdir(parents=True)
+        for f in files:
+            shutil.copy2(LINUX / f, share / sub / f)
+    (share / "icons" / "hicolor").mkdir(parents=True)
+    (stage / "README.md").write_text("Aegis\n")
+    home = prefix.parent / "home"
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_DATA_HOME": str(home / ".local" / "share"),
+    }
+    proc = subprocess.run(
+        ["sh", str(stage / "install.sh"), "--prefix", str(prefix), "--no-file-manager"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (prefix / "bin" / "aegis").resolve() == (lib / "aegis").resolve()
     return AppLayout(lib)
 
 
 def launch(lib: Path, name: str = "aegis", *args: str) -> subprocess.CompletedProcess[str]:
+    """Start the program as a user does: PREFIX/bin/NAME, a link to the launcher."""
     return subprocess.run(
-        [str(lib / name), *args], capture_output=True, text=True, timeout=60, check=False
+        [str(lib.parent.parent / "bin" / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -112,7 +146,9 @@ def server(tmp_path: Path, published: Repo, aegis_paths: AegisPaths) -> Iterator
 
 @pytest.fixture
 def layout(tmp_path: Path) -> AppLayout:
-    return install(tmp_path / "lib", make_bundle(tmp_path / "installed", "1.0.0"), "1.0.0")
+    return install(
+        tmp_path / "prefix" / "lib" / "aegis", make_bundle(tmp_path / "b0", "1.0.0"), "1.0.0"
+    )
 
 
 def check(paths: AegisPaths, srv: HTTPSServer, repo: Repo, layout: AppLayout):  # type: ignore[no-untyped-def]
@@ -225,7 +261,7 @@ def test_new_build_that_does_not_start_is_replaced_by_the_previous(
     release_app(repo.root, repo.keys, make_bundle(tmp_path / "b1", "1.0.0"), platform=PLATFORM)
     broken = make_bundle(tmp_path / "b2", "2.0.0", broken=True)
     release_app(repo.root, repo.keys, broken, platform=PLATFORM)
-    layout = install(tmp_path / "lib", tmp_path / "b1", "1.0.0")
+    layout = install(tmp_path / "prefix" / "lib" / "aegis", tmp_path / "b1", "1.0.0")
     with https_server(tmp_path, root=repo.root) as srv:
         aegis_paths.ensure(aegis_paths.config_dir)
         aegis_paths.settings_file.write_text(f'[updates]\nca_file = "{srv.ca_file}"\n')
@@ -252,7 +288,9 @@ def test_new_build_that_does_not_start_is_replaced_by_the_previous(
 
 
 def test_a_start_still_running_is_not_taken_for_a_failure(tmp_path: Path) -> None:
-    layout = install(tmp_path / "lib", make_bundle(tmp_path / "b1", "1.0.0"), "1.0.0")
+    layout = install(
+        tmp_path / "prefix" / "lib" / "aegis", make_bundle(tmp_path / "b1", "1.0.0"), "1.0.0"
+    )
     shutil.copytree(make_bundle(tmp_path / "b2", "2.0.0"), layout.versions / "2.0.0", symlinks=True)
     (layout.lib / "staged").symlink_to("versions/2.0.0")
     assert launch(layout.lib).stdout.split() == ["aegis", "2.0.0"]
@@ -260,6 +298,22 @@ def test_a_start_still_running_is_not_taken_for_a_failure(tmp_path: Path) -> Non
     (layout.lib / "start-pending").write_text(f"2.0.0 {os.getpid()}\n")
     assert launch(layout.lib).stdout.split() == ["aegis", "2.0.0"]
     assert layout.installed_version == "2.0.0" and layout.failed_versions() == []
+
+
+def test_install_replaces_an_older_layout_and_a_reinstall_resets_the_switch(
+    tmp_path: Path,
+) -> None:
+    lib = tmp_path / "prefix" / "lib" / "aegis"
+    shutil.copytree(make_bundle(tmp_path / "b0", "0.9.0"), lib, symlinks=True)  # pre-update layout
+    layout = install(lib, make_bundle(tmp_path / "b1", "1.0.0"), "1.0.0")
+    assert sorted(p.name for p in layout.versions.iterdir()) == ["1.0.0"]
+    assert launch(lib, "aegis-tray").stdout.split() == ["aegis-tray", "1.0.0"]
+    shutil.copytree(tmp_path / "b1", layout.versions / "1.5.0", symlinks=True)
+    (lib / "staged").symlink_to("versions/1.5.0")
+    install(lib, make_bundle(tmp_path / "b2", "2.0.0"), "2.0.0")
+    assert sorted(p.name for p in layout.versions.iterdir()) == ["2.0.0"]
+    assert layout.staged_version is None and layout.installed_version == "2.0.0"
+    assert launch(lib).stdout.split() == ["aegis", "2.0.0"]
 
 
 # -- the command line, consent, the publisher ------------------------------------------------
