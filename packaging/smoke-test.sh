@@ -2,6 +2,8 @@
 # CI smoke test of the Linux bundle: build it (unless --no-build), install the tar.gz into a
 # temporary prefix with its install.sh, then, with a fresh profile (AEGIS_HOME):
 #   - aegis --version names the version, through the launcher of the versioned layout;
+#   - aegis update --app: this build published as a newer version into a fresh signed
+#     repository (a folder), staged, switched in by the launcher at the next start;
 #   - aegis scan on EICAR: exit 1; aegis scan on the installed bundle itself: exit 0 (Aegis
 #     never flags itself, wherever its rules and model are copied);
 #   - aegis-tray under Xvfb: reaches "protected", a second start with --scan hands the file
@@ -75,6 +77,25 @@ code=$?
 set -e
 tail -3 "$work/self.out"
 [ "$code" = 0 ] || { cat "$work/self.out"; fail "scanning the bundle exited $code: it flags itself or cannot read itself"; }
+
+step "app update: this build published as a newer version, staged, switched in at the next start"
+venv=${AEGIS_BUILD_VENV:-.venv-build}
+repo_cli() { PYTHONPATH="$(pwd)" "$venv/bin/python" -m aegis_engine.repo.cli "$@"; }
+repo_cli init "$work/repo" --keys "$work/keys" >/dev/null
+repo_cli release "$work/repo" --keys "$work/keys" --app "$lib/versions/$version" \
+  --app-version "$version+smoke" > "$work/release.out" || { cat "$work/release.out"; fail "aegis-repo release --app"; }
+out=$("$bin/aegis" update --app --from "$work/repo" --root "$work/repo/metadata/1.root.json" 2>&1) \
+  || fail "aegis update --app: $out"
+echo "$out"
+[ "$(readlink "$lib/staged")" = "versions/$version+smoke" ] || fail "aegis update --app staged nothing"
+# the bundle itself, not through the launcher (which would switch)
+"$lib/current/aegis" status > "$work/status.out" 2>&1 || { cat "$work/status.out"; fail "aegis status"; }
+grep -q "version $version+smoke staged" "$work/status.out" || { cat "$work/status.out"; fail "aegis status does not show the staged version"; }
+"$bin/aegis" --version > /dev/null || fail "the new build does not start"
+[ "$(readlink "$lib/current")" = "versions/$version+smoke" ] || fail "the launcher did not switch to the staged build"
+[ "$(readlink "$lib/previous")" = "versions/$version" ] || fail "the previous build is not kept"
+[ ! -e "$lib/start-pending" ] || fail "the new build did not confirm its start"
+echo "switched to $version+smoke, $version kept as the previous build"
 
 if [ "${AEGIS_SMOKE_NO_GUI:-0}" = 1 ]; then
   echo "smoke-test: OK (tray app not checked: AEGIS_SMOKE_NO_GUI=1)"
