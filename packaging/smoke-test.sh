@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI smoke test of the Linux bundle: build it (unless --no-build), install the tar.gz into a
+# CI smoke test of the Linux bundle: build it (unless --no-build), install the tar.xz into a
 # temporary prefix with its install.sh, then, with a fresh profile (AEGIS_HOME):
 #   - aegis --version names the version, through the launcher of the versioned layout;
 #   - aegis update --app: this build published as a newer version into a fresh signed
@@ -17,8 +17,8 @@ cd "$(dirname "$0")/.."
 if [ "${1:-}" != "--no-build" ]; then
   bash packaging/build-linux.sh
 fi
-tarball=$(ls -t dist/aegis-*-linux-*.tar.gz 2>/dev/null | head -1)
-[ -n "$tarball" ] || { echo "smoke-test: no dist/aegis-*.tar.gz; run packaging/build-linux.sh" >&2; exit 1; }
+tarball=$(ls -t dist/aegis-*-linux-*.tar.xz 2>/dev/null | head -1)
+[ -n "$tarball" ] || { echo "smoke-test: no dist/aegis-*.tar.xz; run packaging/build-linux.sh" >&2; exit 1; }
 
 work=$(mktemp -d)
 tray_pid=""
@@ -36,7 +36,7 @@ export HOME="$work/home" XDG_CONFIG_HOME="$work/home/.config" XDG_DATA_HOME="$wo
 export AEGIS_HOME="$work/profile"
 mkdir -p "$HOME"
 step "unpack and install $(basename "$tarball")"
-tar -xzf "$tarball" -C "$work"
+tar -xf "$tarball" -C "$work"
 "$work"/aegis-*/install.sh --prefix "$work/prefix" >/dev/null
 bin="$work/prefix/bin"
 [ -x "$bin/aegis" ] && [ -x "$bin/aegis-tray" ] || fail "install.sh did not install the commands"
@@ -69,6 +69,21 @@ set -e
 cat "$work/scan.out"
 [ "$code" = 1 ] || fail "aegis scan on EICAR exited $code, expected 1"
 grep -q "EICAR" "$work/scan.out" || fail "aegis scan did not name EICAR"
+
+step "aegis scan a PE file: the ML model loads (numpy, onnxruntime)"
+pe=/usr/share/clamav-testfiles/clam.exe
+if [ -f "$pe" ]; then
+  set +e
+  "$bin/aegis" scan "$pe" > "$work/pe.out" 2>&1
+  code=$?
+  set -e
+  tail -4 "$work/pe.out"
+  if [ "$code" -gt 1 ] || grep -q -E "Traceback|disabled|could not be loaded" "$work/pe.out"; then
+    cat "$work/pe.out"; fail "scanning a PE file: exit $code, or the model did not load"
+  fi
+else
+  echo "(no $pe: apt-get install clamav-testfiles; skipped)"
+fi
 
 step "aegis scan the installed bundle itself (exit 0)"
 set +e

@@ -94,10 +94,6 @@ class AppLayout:
     def version_dir(self, version: str) -> Path:
         return self.versions / check_version(version)
 
-    @property
-    def partial_dir(self) -> Path:
-        return self.lib / "download"
-
     def writable(self) -> bool:
         return os.access(self.lib, os.W_OK) and os.access(self.versions, os.W_OK)
 

@@ -35,7 +35,7 @@ def confirm_started() -> None:
         from aegis_engine.updates.app_layout import confirm_started as confirm
 
         confirm(Path(sys.executable).resolve().parent)
-    except Exception:  # noqa: BLE001 - never stop the program for this
+    except Exception:  # never stop the program for this
         pass
 
 

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Install Aegis from the unpacked tar.gz, for this user (no root needed):
+# Install Aegis from the unpacked tar.xz, for this user (no root needed):
 #
 #   ./install.sh [--prefix DIR] [--autostart] [--no-file-manager]
 #
