@@ -72,7 +72,9 @@ def run_release(args: argparse.Namespace) -> int:
     if args.content is None and args.app is None:
         raise RepoError("nothing to release: give --content DIR and/or --app BUNDLE_DIR")
     if args.content is not None:
-        report = release(args.repo, args.keys, args.content, keep=args.keep or 3)
+        report = release(
+            args.repo, args.keys, args.content, keep=3 if args.keep is None else args.keep
+        )
         print(json.dumps(report.__dict__))
     if args.app is not None:
         from .app_publish import release_app
