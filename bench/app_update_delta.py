@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """An app update for a one-line code change: bytes transferred (delta) vs the full bundle.
 
-Builds the bundle twice with PyInstaller (``pyinstaller.spec``) from a copy of this source
-tree: as it is, and with one line of ``aegis_engine/cli/update_cmd.py`` changed. Publishes
-both as app versions with ``aegis-repo``'s release code into a fresh signed repository, then
-lets the real client stage the second over an installation of the first (the versioned layout
-of install.sh) from that repository copied to a folder (``--from``: same verification, no
-network), and reports the bytes the client read, the full bundle's, and the times.
+Builds the bundle twice as build-linux.sh does (PyInstaller with ``pyinstaller.spec``, then
+``packaging/linux/finish-bundle.sh``) from a copy of this source tree: as it is, and with one
+line of ``aegis_engine/cli/update_cmd.py`` changed. Publishes both as app versions with
+``aegis-repo``'s release code into a fresh signed repository, then lets the real client stage
+the second over an installation of the first (the versioned layout of install.sh) from that
+repository copied to a folder (``--from``: same verification, no network), and reports the
+bytes the client read, the full bundle's, and the times.
 
     .venv/bin/python bench/app_update_delta.py [--venv .venv-build] [--keep-work]
 
@@ -75,6 +76,13 @@ def build(src: Path, venv: Path, out: Path) -> float:
         env=env,
         check=True,
     )
+    # what build-linux.sh does after PyInstaller (strip, ICU data)
+    subprocess.run(
+        ["bash", str(src / "packaging" / "linux" / "finish-bundle.sh"), str(out / "aegis")],
+        env={**env, "PYTHON": str(venv / "bin" / "python")},
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return time.monotonic() - t0
 
 
@@ -123,6 +131,8 @@ def main() -> int:
         out["tar_gz9_mb"] = len(gzip.compress(tar_b, 9, mtime=0)) / 1e6
         out["full_sealed_mb"] = r2.full_bytes / 1e6
         out["delta_bytes"] = r2.deltas.get("1.0.0")
+        if out["delta_bytes"] is None:
+            print("bench: no delta published (tar above updates/delta.py's MAX_DELTA_INPUT?)")
         del r1
 
         lib = work / "lib" / "aegis"
@@ -159,7 +169,8 @@ def main() -> int:
     print(f"| full update (sealed tar, zstd) | {full / 1e6:.1f} MB |")
     print(f"| same tar, gzip -9 (for comparison) | {out['tar_gz9_mb']:.1f} MB |")
     print(
-        f"| delta the client downloaded (all it read, metadata included) | "
+        f"| the client read, metadata included "
+        f"({'a delta' if out['client_used_delta'] else 'the FULL bundle'}) | "
         f"{delta / 1e3:.0f} kB ({100 * delta / full:.2f} % of the full update) |"  # type: ignore[operator]
     )
     print(

@@ -32,27 +32,8 @@ echo "== pyinstaller"
   | grep -v -E "Library not found: could not resolve|Hidden import \"(pycparser|setuptools)" || true
 [ -x dist/aegis/aegis ] || { echo "build-linux.sh: PyInstaller produced no dist/aegis/aegis" >&2; exit 1; }
 
-# debug symbols off the libraries (libpython alone: 23 -> 5 MB), except where stripping would
-# break one (numpy's OpenBLAS: see the script)
-"$venv/bin/python" packaging/linux/strip_bundle.py dist/aegis
-
-# ICU's data library (32 MB; 12 MB of the compressed bundle), which Qt links but the tray app
-# does not use, replaced by an empty one built here from packaging/linux/icu-data-stub.c (see
-# there; Qt falls back to its own code). Without a C compiler, or with AEGIS_KEEP_ICU_DATA=1,
-# the real one stays.
-for icu in dist/aegis/_internal/PySide6/Qt/lib/libicudata.so.*; do
-  [ -f "$icu" ] && [ ! -L "$icu" ] && [ "${AEGIS_KEEP_ICU_DATA:-0}" != 1 ] || continue
-  major=${icu##*.so.}
-  major=${major%%.*}
-  if command -v cc >/dev/null 2>&1 && cc -shared -fPIC -O2 -s -DICU_MAJOR="$major" \
-      -Wl,-soname,"libicudata.so.$major" -o "$icu.stub" packaging/linux/icu-data-stub.c; then
-    mv -f "$icu.stub" "$icu"
-    echo "== ICU data: empty stub libicudata.so.$major ($(stat -c %s "$icu") bytes)"
-  else
-    rm -f "$icu.stub"
-    echo "== ICU data: kept (no C compiler)"
-  fi
-done
+# after PyInstaller: strip, ICU data (packaging/linux/finish-bundle.sh)
+PYTHON="$venv/bin/python" bash packaging/linux/finish-bundle.sh dist/aegis
 
 version=$("$venv/bin/python" -c "import aegis_engine; print(aegis_engine.__version__)")
 arch=$(uname -m)
