@@ -105,8 +105,10 @@ def collect_status(paths: AegisPaths | None = None) -> StatusReport:
     finally:
         engine.close()
     from .updates import content_status
+    from .updates.app_service import app_status
 
     updates = content_status(paths)
+    app = app_status()
     if updates.stale:
         warnings.append(
             f"the signatures are {updates.age_days:.0f} days old: run 'aegis update' "
@@ -131,6 +133,6 @@ def collect_status(paths: AegisPaths | None = None) -> StatusReport:
         locations=locations,
         vault_key=key,
         vault_key_file=key_file,
-        updates=updates.to_dict(),
+        updates={**updates.to_dict(), **({"app": app} if app else {})},
         warnings=[*warnings, *key_warnings],
     )

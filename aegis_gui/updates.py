@@ -2,7 +2,8 @@
 
 Asks the consent store first (update checks can be turned off in Settings ▸ Privacy); the
 engine then checks the configured server, verifies and installs what is new, and the running
-engine picks the new content up before its next scan.
+engine picks the new content up before its next scan. Run from an installed bundle, the same
+check also stages a new version of the program itself for the next start.
 """
 
 from __future__ import annotations
@@ -21,12 +22,27 @@ def check_for_updates(
     from aegis_engine.updates import check_for_updates as engine_check
 
     consent.require("update-checks")
-    result = engine_check(paths or AegisPaths.default(), server=server or None, consent=consent)
+    paths = paths or AegisPaths.default()
+    result = engine_check(paths, server=server or None, consent=consent)
+    app = _app_line(paths, server, consent)
     if result.result == "updated":
-        return f"Aegis updated its signatures to version {result.version}."
+        return f"Aegis updated its signatures to version {result.version}.{app}"
     if result.result == "current":
-        return f"Aegis is up to date (signatures version {result.version})."
+        return f"Aegis is up to date (signatures version {result.version}).{app}"
     verb = "refused" if result.result == "refused" else "failed"
     raise UpdateError(
         f"Update {verb}: {result.reason}. Aegis keeps scanning with version {result.version}."
+        + app
     )
+
+
+def _app_line(paths: AegisPaths, server: str, consent: ConsentStore) -> str:
+    """The program's own update (an installed bundle only): staged for the next start."""
+    from aegis_engine.updates.app_service import check_for_app_update
+
+    app = check_for_app_update(paths, server=server or None, consent=consent)
+    if app.result == "staged":
+        return f" Aegis {app.version} is ready: it starts the next time Aegis starts."
+    if app.result in ("refused", "failed"):
+        return f" The new version of Aegis was not installed: {app.reason}."
+    return ""

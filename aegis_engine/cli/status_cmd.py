@@ -45,6 +45,15 @@ def run(args: argparse.Namespace) -> int:
         reason = f" ({up['last_reason']})" if up.get("last_reason") else ""
         outcome = f": {result}{reason}" if last else ""
         out.write(f"last update check: {last or 'never'}{outcome}\n")
+        app = up.get("app")
+        if app:
+            out.write(f"program:        version {app['app_version']} in {app['installed_at']}\n")
+            if app.get("staged_version"):
+                out.write(
+                    f"                version {app['staged_version']} staged: starts next time\n"
+                )
+            if app.get("previous_version"):
+                out.write(f"                previous version {app['previous_version']} kept\n")
     if report.warnings:
         out.write("\nwarnings:\n")
         for w in report.warnings:

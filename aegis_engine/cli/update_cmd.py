@@ -1,4 +1,8 @@
-"""``aegis update [--server URL] [--root ROOT_JSON] [--from DIR] [--json] [--rollback]``.
+"""``aegis update [--server URL] [--root ROOT_JSON] [--from DIR] [--json] [--rollback] [--app]``.
+
+``--app`` checks for a new build of the program instead (an installed bundle only) and stages
+it: it starts the next time Aegis starts (exit 0 staged or current, 1 refused, 2 failed or
+not available).
 
 Exit status: 0 updated or already current, 1 refused (verification failed: nothing changed),
 2 failed (network, disk, configuration: nothing changed). Scanning goes on with the content
@@ -10,9 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from ..paths import AegisPaths
+
+Progress = Callable[[str], None]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,6 +37,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--status", action="store_true", help="show the content version, its age, the last check"
     )
+    p.add_argument(
+        "--app",
+        action="store_true",
+        help="check for a new version of the program itself and stage it for the next start",
+    )
+    p.add_argument(
+        "--app-dir",
+        type=Path,
+        metavar="LIB",
+        help="with --app: the installation folder (default: the running bundle's)",
+    )
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(run=run_update)
 
@@ -45,6 +63,8 @@ def run_update(args: argparse.Namespace) -> int:
         if not args.json and not args.quiet:
             print(f"aegis: {message}", file=sys.stderr)
 
+    if args.app:
+        return _app_update(args, paths, progress)
     if args.rollback:
         result = rollback(paths)
     else:
@@ -87,3 +107,28 @@ def _status(paths: AegisPaths, *, as_json: bool) -> int:
     else:
         print("Never checked for updates.")
     return 0
+
+
+def _app_update(args: argparse.Namespace, paths: AegisPaths, progress: Progress) -> int:
+    from ..updates.app_service import check_for_app_update
+
+    result = check_for_app_update(
+        paths,
+        server=args.server,
+        root_file=args.root,
+        source_dir=args.source,
+        progress=progress,
+        app_dir=args.app_dir,
+    )
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        line = {
+            "staged": f"New version {result.version} staged",
+            "current": f"Up to date: Aegis {result.installed_version}",
+            "refused": "App update REFUSED (nothing changed)",
+            "failed": "App update failed (nothing changed)",
+            "unavailable": "App update not available",
+        }[result.result]
+        print(f"{line}: {result.reason} [{result.bytes_downloaded} bytes downloaded]")
+    return {"staged": 0, "current": 0, "refused": 1}.get(result.result, 2)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from .publish import record_base, release
-from .tufrepo import ROLES, TufRepo
+from .tufrepo import ROLES, RepoError, TufRepo
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,11 +24,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.set_defaults(run=run_init)
 
-    p = sub.add_parser("release", help="publish a content folder as the next version")
+    p = sub.add_parser(
+        "release",
+        help="publish a content folder as the next version, and/or a build of the program",
+    )
     p.add_argument("repo", type=Path, metavar="REPO")
     p.add_argument("--keys", type=Path, required=True)
-    p.add_argument("--content", type=Path, required=True, metavar="DIR")
-    p.add_argument("--keep", type=int, default=3, help="deltas from this many versions back")
+    p.add_argument("--content", type=Path, metavar="DIR", help="content: rules/, hashes/ ...")
+    p.add_argument(
+        "--keep",
+        type=int,
+        default=None,
+        help="deltas from this many versions back (default 3 for content, 1 for the app)",
+    )
+    p.add_argument(
+        "--app", type=Path, metavar="BUNDLE_DIR", help="a build of the program (dist/aegis/)"
+    )
+    p.add_argument(
+        "--app-version", metavar="VERSION", help="default: from the bundle's aegis-*.dist-info"
+    )
+    p.add_argument(
+        "--platform", metavar="OS-ARCH", help="the app's platform (default: this machine's)"
+    )
     p.set_defaults(run=run_release)
 
     p = sub.add_parser("timestamp", help="re-sign the timestamp (run it daily)")
@@ -52,8 +69,25 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_release(args: argparse.Namespace) -> int:
-    report = release(args.repo, args.keys, args.content, keep=args.keep)
-    print(json.dumps(report.__dict__))
+    if args.content is None and args.app is None:
+        raise RepoError("nothing to release: give --content DIR and/or --app BUNDLE_DIR")
+    if args.content is not None:
+        report = release(
+            args.repo, args.keys, args.content, keep=3 if args.keep is None else args.keep
+        )
+        print(json.dumps(report.__dict__))
+    if args.app is not None:
+        from .app_publish import release_app
+
+        app = release_app(
+            args.repo,
+            args.keys,
+            args.app,
+            version=args.app_version,
+            platform=args.platform,
+            keep=1 if args.keep is None else args.keep,
+        )
+        print(json.dumps({"app": app.__dict__}))
     return 0
 
 

@@ -123,7 +123,7 @@ def release(
     index = ContentIndex(version, _now(), entries, tuple(deltas))
     data = index.to_json()
     targets = tuf.load("targets")
-    targets.signed.targets = {INDEX_TARGET: tuf.set_target(INDEX_TARGET, data)}
+    targets.signed.targets[INDEX_TARGET] = tuf.set_target(INDEX_TARGET, data)  # app indexes stay
     tuf.publish(targets)
     atomic_write(repo / "releases" / f"{version}.json", data, mode=0o644)
     return ReleaseReport(version, len(entries), new_blobs, len(deltas), len(data))

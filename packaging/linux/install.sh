@@ -1,11 +1,12 @@
 #!/bin/sh
-# Install Aegis from the unpacked tar.gz, for this user (no root needed):
+# Install Aegis from the unpacked tar.xz, for this user (no root needed):
 #
 #   ./install.sh [--prefix DIR] [--autostart] [--no-file-manager]
 #
-# DIR defaults to ~/.local: the bundle goes to DIR/lib/aegis, the commands aegis and aegis-tray
-# to DIR/bin, the menu entry, "Open With > Scan with Aegis", icons and AppStream metainfo to
-# DIR/share. With --prefix /usr/local (as root) it installs for every user. Also installed:
+# DIR defaults to ~/.local: the bundle goes to DIR/lib/aegis/versions/VERSION (with a launcher
+# in DIR/lib/aegis that also switches to updates of the program), the commands aegis and
+# aegis-tray to DIR/bin, the menu entry, "Open With > Scan with Aegis", icons and AppStream
+# metainfo to DIR/share. With --prefix /usr/local (as root) it installs for every user. Also installed:
 # "Scan with Aegis" for the Nautilus, Nemo and Caja script menus and Dolphin's service menu
 # (unless --no-file-manager), the headless monitor's systemd user unit (not enabled), and with
 # --autostart the XDG autostart entry (the tray app's "Start Aegis when I log in" does the same).
@@ -27,6 +28,7 @@ while [ "$#" -gt 0 ]; do
 done
 case "$prefix" in /*) ;; *) prefix="$(pwd)/$prefix" ;; esac
 [ -x "$here/aegis/aegis" ] || { echo "install.sh: $here/aegis/aegis is missing" >&2; exit 2; }
+[ -f "$here/aegis-launcher.sh" ] || { echo "install.sh: $here/aegis-launcher.sh is missing" >&2; exit 2; }
 
 lib="$prefix/lib/aegis"
 bin="$prefix/bin"
@@ -36,14 +38,32 @@ data="${XDG_DATA_HOME:-$HOME/.local/share}"
 manifest="$lib.installed"
 
 mkdir -p "$prefix/lib" "$bin" "$share/applications" "$share/metainfo" "$share/doc/aegis"
-# The new build next to the old one, then switched in by a rename: a running Aegis keeps its
-# files until it exits.
-rm -rf "$lib.new"
-cp -a "$here/aegis" "$lib.new"
-rm -rf "$lib.old"
-[ -e "$lib" ] && mv "$lib" "$lib.old"
-mv "$lib.new" "$lib"
-rm -rf "$lib.old"
+# The versioned layout (aegis_engine/updates/app_layout.py): LIB/versions/<version>/ holds the
+# bundle, LIB/current links to the one in force, LIB/aegis is the launcher that follows it
+# (and switches to an update staged by `aegis update --app` at the next start). An older
+# install (the bundle directly in LIB) is replaced. The new build is copied next to the old
+# one and switched in by a rename: a running Aegis keeps its files until it exits.
+version=$(cat "$here/VERSION" 2>/dev/null || echo installed)
+if [ -e "$lib" ] && [ ! -d "$lib/versions" ]; then
+  rm -rf "$lib.old" && mv "$lib" "$lib.old" && rm -rf "$lib.old"
+fi
+mkdir -p "$lib/versions"
+rm -rf "$lib/versions/.install-$version"
+cp -a "$here/aegis" "$lib/versions/.install-$version"
+if [ -e "$lib/versions/$version" ]; then
+  rm -rf "$lib/versions/.old-$version"
+  mv "$lib/versions/$version" "$lib/versions/.old-$version"
+fi
+mv "$lib/versions/.install-$version" "$lib/versions/$version"
+ln -sfn "versions/$version" "$lib/.current.new" && mv -Tf "$lib/.current.new" "$lib/current"
+rm -f "$lib/staged" "$lib/previous" "$lib/start-pending"
+rm -rf "$lib/failed"
+for old in "$lib"/versions/* "$lib"/versions/.[!.]*; do
+  [ -e "$old" ] || continue
+  [ "$(basename "$old")" = "$version" ] || rm -rf "$old"
+done
+cp "$here/aegis-launcher.sh" "$lib/.aegis.new" && chmod 755 "$lib/.aegis.new" && mv -f "$lib/.aegis.new" "$lib/aegis"
+ln -sfn aegis "$lib/aegis-tray"
 ln -sf "$lib/aegis" "$bin/aegis"
 ln -sf "$lib/aegis-tray" "$bin/aegis-tray"
 
