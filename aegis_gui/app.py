@@ -175,6 +175,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             if tray_app.tray is not None
             else "status window (no system tray)"
         )
+        tray_app.notifier.mode_changed.connect(
+            lambda mode: print(
+                f"aegis-tray: notifications: {mode} {_process_age():.3f} s after the process "
+                "started",
+                file=sys.stderr,
+                flush=True,
+            )
+        )
         tray_app.protected_shown.connect(
             lambda: print(
                 f"aegis-tray: protected shown {_process_age():.3f} s after the process "

@@ -52,6 +52,10 @@ def prompt_text(alert: Alert) -> tuple[str, str]:
     return title, body
 
 
+PROBE_RETRY_S = (1, 15, 60)
+"""Seconds before asking an unanswering notification service again (then: the fallback)."""
+
+
 class Notifier(QObject):
     """Shows prompts and reports the user's choice as ``choice(alert_id, choice)``."""
 
@@ -83,6 +87,7 @@ class Notifier(QObject):
         self.prompt_timeout = prompt_timeout
         self._icon = icon
         self.mode = "starting"
+        self._probe_attempts = 0
         self._queued: list[Alert] = []
         self._by_nid: dict[int, str] = {}
         self._timers: dict[str, QTimer] = {}
@@ -101,7 +106,9 @@ class Notifier(QObject):
             return
 
         def probe() -> bool:
-            if not backend.supports_actions():
+            # capabilities() raises when the daemon does not answer (retried below); a daemon
+            # that answers without "actions" cannot carry the Quarantine button (no retry)
+            if "actions" not in backend.capabilities():
                 return False
             backend.listen(self._dbus_action.emit, self._dbus_closed.emit)
             return True
@@ -114,8 +121,28 @@ class Notifier(QObject):
         )
 
     def _probe_failed(self, exc: BaseException) -> None:
-        log.info("desktop notifications unavailable: %s", exc)
-        self._set_mode(self._fallback_mode())
+        """The notification service did not answer (a busy or slow session bus at login):
+        ask again later instead of giving up on it for the whole session. Prompts meanwhile
+        wait for the first retry, then use the fallback until the service answers."""
+        attempt = self._probe_attempts
+        self._probe_attempts += 1
+        if attempt >= len(PROBE_RETRY_S):
+            log.warning("desktop notifications unavailable, using the fallback: %s", exc)
+            if self.mode == "starting":
+                self._set_mode(self._fallback_mode())
+            return
+        log.warning(
+            "desktop notifications did not answer (%s); asking again in %d s",
+            exc,
+            PROBE_RETRY_S[attempt],
+        )
+        if attempt >= 1 and self.mode == "starting":
+            self._set_mode(self._fallback_mode())  # no longer hold prompts back
+        QTimer.singleShot(PROBE_RETRY_S[attempt] * 1000, self._retry_probe)
+
+    def _retry_probe(self) -> None:
+        if self._backend is not None and self.mode != "dbus":
+            self.start()
 
     def _fallback_mode(self) -> str:
         tray = self._tray()

@@ -274,6 +274,24 @@ def test_realtime_eicar_quarantined_from_the_notification(
     qtbot.waitUntil(lambda: app.state is TrayState.PROTECTED, timeout=60_000)
 
 
+def test_a_notification_service_slow_to_answer_at_login_is_asked_again(
+    qtbot: Any, make_app: MakeApp, watched: Path
+) -> None:
+    """A session bus too busy to answer the first capability request (a login, a loaded
+    machine) must not cost the session its notifications with the Quarantine button: the
+    probe is retried, and a threat found meanwhile is still shown as a notification."""
+    fake = FakeNotifications(unanswered=1)
+    app = make_app(notifications=fake)
+    app.start()
+    running(qtbot, app)
+    (watched / "eicar.com").write_bytes(EICAR)
+    qtbot.waitUntil(lambda: app.notifier.mode == "dbus", timeout=60_000)
+    qtbot.waitUntil(lambda: len(fake.sent) >= 1, timeout=120_000)
+    _nid, title, body, acts = fake.sent[0]
+    assert "malicious" in title and "eicar.com" in body
+    assert acts[0] == ("default", "Quarantine")
+
+
 def test_quarantine_from_the_alert_window(qtbot: Any, make_app: MakeApp, watched: Path) -> None:
     app = make_app()  # no notifications, no tray: the alert window opens by itself
     app.start()

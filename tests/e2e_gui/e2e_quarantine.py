@@ -115,15 +115,21 @@ def main(work: Path) -> int:
             text=True,
         )
         protected_line = ""
+        notifications = ""
         assert app.stderr is not None
         while time.monotonic() - started < SLOW:
             line = app.stderr.readline()
             if not line:
                 break
+            app_lines.append(line)
             if "protected shown" in line:
                 protected_line = line.strip()
+            if "notifications: " in line:
+                notifications = line.split("notifications: ", 1)[1].split()[0]
+            if protected_line and notifications:
                 break
         result["protected"] = protected_line
+        result["notification_mode"] = notifications
         # Keep reading what the app prints: a full stderr pipe would block the app itself.
         reader = threading.Thread(
             target=lambda: app_lines.extend(iter(app.stderr.readline, "")),  # type: ignore[union-attr]
@@ -132,6 +138,8 @@ def main(work: Path) -> int:
         reader.start()
         if not protected_line:
             raise RuntimeError("the app never showed the protected state")
+        if notifications != "dbus":
+            raise RuntimeError(f"desktop notifications not in use: {notifications or 'no answer'}")
         result["launch_to_protected_s"] = float(protected_line.split("shown ")[1].split(" s")[0])
         result["tray"] = "system tray available" in protected_line
 

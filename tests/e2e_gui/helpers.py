@@ -74,8 +74,10 @@ def shielded_monitor(
 class FakeNotifications:
     """Stands in for FreedesktopNotifications: records notifications, lets a test click."""
 
-    def __init__(self, actions: bool = True) -> None:
+    def __init__(self, actions: bool = True, unanswered: int = 0) -> None:
         self.actions = actions
+        self.unanswered = unanswered
+        """How many capability requests time out first (a slow session bus at login)."""
         self.sent: list[tuple[int, str, str, tuple[tuple[str, str], ...]]] = []
         self._on_action: Callable[[int, str], None] | None = None
         self.closed: list[int] = []
@@ -83,8 +85,21 @@ class FakeNotifications:
         """The icon of each sent notification, in order."""
         self.stopped = False
 
-    def supports_actions(self) -> bool:
-        return self.actions
+    def capabilities(self) -> list[str]:
+        if self.unanswered > 0:
+            self.unanswered -= 1
+            from aegis_gui.dbus_notify import NotificationError
+
+            raise NotificationError("the notification service did not answer: timeout")
+        return ["actions", "body"] if self.actions else ["body"]
+
+    def supports_actions(self) -> bool:  # as FreedesktopNotifications answers it
+        from aegis_gui.dbus_notify import NotificationError
+
+        try:
+            return "actions" in self.capabilities()
+        except NotificationError:
+            return False
 
     def listen(
         self, on_action: Callable[[int, str], None], on_closed: Callable[[int, int], None]
