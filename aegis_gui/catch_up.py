@@ -1,7 +1,9 @@
-"""Files written while real-time protection was paused are checked when it runs again.
+"""Files written while real-time protection was paused (or switched off in Settings) are
+checked when it runs again.
 
-When protection pauses, the moment is recorded in ``<state_dir>/protection-paused.json`` (so a
-pause "until restart", a quit or a crash is caught up at the next start too). When protection
+When protection pauses or is switched off, the moment is recorded in
+``<state_dir>/protection-paused.json`` (so a pause "until restart", a quit or a crash is caught
+up at the next start too). When protection
 runs again, the watched folders are walked in a worker op for files changed since then, and
 those files are scanned by the one scan service (the engine's scan, its outcome service and
 the alerts), without opening the scan window. What cannot be checked is said plainly, in a
@@ -89,7 +91,7 @@ class PauseCatchUp(QObject):
     # -- flow ----------------------------------------------------------------------------------
     def _protection_changed(self) -> None:
         status = self._protection.status
-        if status is Status.PAUSED:
+        if status in (Status.PAUSED, Status.OFF):  # paused, or switched off in Settings
             if self._since is None:
                 self._since = self.paused_since()
             if self._since is None:
@@ -160,7 +162,7 @@ class PauseCatchUp(QObject):
     def _not_checked(self, why: str) -> None:
         self._busy = False  # the record stays: the next start tries again
         self._notifier.offer(
-            "Aegis: files changed during the pause were not checked",
+            "Aegis: files changed while protection was paused or off were not checked",
             f"{why}. Run a Quick scan to check them.",
             "Quick scan",
             self.quick_scan,

@@ -761,6 +761,35 @@ def test_files_written_during_a_pause_are_checked_on_resume(
     assert any(e.kind == "detection" and e.path == str(threat) for e in events)
 
 
+def test_files_written_while_protection_was_switched_off_are_checked_when_it_is_back_on(
+    qtbot: Any, make_app: MakeApp, watched: Path
+) -> None:
+    import time
+    from dataclasses import replace
+
+    from aegis_gui.catch_up import MARGIN_S
+
+    app = make_app()
+    app.start()
+    running(qtbot, app)
+    started = time.time()
+    qtbot.waitUntil(lambda: time.time() > started + MARGIN_S + 1, timeout=60_000)
+    app.apply_preferences(replace(app.prefs, realtime=False), restart_protection=True)
+    assert app.protection.status is Status.OFF
+    qtbot.waitUntil(lambda: app.catch_up.paused_since() is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: app.protection.live_monitors == 0, timeout=60_000)
+    threat = watched / "while-off.com"
+    threat.write_bytes(EICAR)
+    checked: list[list[str]] = []
+    app.catch_up.checking.connect(checked.append)
+    app.apply_preferences(replace(app.prefs, realtime=True), restart_protection=True)
+    running(qtbot, app)
+    qtbot.waitUntil(lambda: str(threat) in _alert_paths(app), timeout=120_000)
+    assert checked and str(threat) in checked[0]
+    qtbot.waitUntil(lambda: not app.scans.running, timeout=120_000)
+    qtbot.waitUntil(lambda: app.catch_up.paused_since() is None, timeout=60_000)
+
+
 def test_a_pause_until_restart_is_caught_up_at_the_next_start(
     qtbot: Any, make_app: MakeApp, watched: Path
 ) -> None:
