@@ -76,6 +76,12 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def main(work: Path) -> int:
     result: dict[str, object] = {}
+    t0 = time.monotonic()
+    phases: dict[str, float] = {}
+    result["phases_s"] = phases  # when each step ended, from the script's start
+
+    def mark(name: str) -> None:
+        phases[name] = round(time.monotonic() - t0, 3)
     procs: list[subprocess.Popen[bytes]] = []
     app: subprocess.Popen[str] | None = None
     app_lines: list[str] = []  # what the app prints on stderr, read by a thread
@@ -102,8 +108,10 @@ def main(work: Path) -> int:
             lambda: subprocess.run(["dunstctl", "is-paused"], capture_output=True).returncode == 0,
             10,
         )
+        mark("dunst ready")
         procs.append(start_tray_host())
         time.sleep(0.7)  # trayer must own the tray selection before the app asks for it
+        mark("tray host started")
         env = {**os.environ, "QT_QPA_PLATFORM": "xcb"}
         started = time.monotonic()
         app = subprocess.Popen(
@@ -129,6 +137,7 @@ def main(work: Path) -> int:
             if protected_line and notifications:
                 break
         result["protected"] = protected_line
+        mark("app protected")
         result["notification_mode"] = notifications
         # Keep reading what the app prints: a full stderr pipe would block the app itself.
         reader = threading.Thread(
@@ -151,6 +160,7 @@ def main(work: Path) -> int:
             lambda: log.exists() and "eicar.com" in log.read_text(),
             SLOW,
         )
+        mark("notified")
         prompt = log.read_text().splitlines()[0]
         result["prompt"] = prompt
         clicked = time.monotonic()
@@ -172,6 +182,7 @@ def main(work: Path) -> int:
 
         app.send_signal(signal.SIGTERM)
         result["app_exit"] = app.wait(SLOW)
+        mark("app exited")
         reader.join(5)
         result["app_stderr"] = "".join(app_lines)[-2000:]
 
@@ -182,6 +193,7 @@ def main(work: Path) -> int:
         result["user_choice_recorded"] = any(
             e.get("kind") == "decision" and e.get("decision") == "quarantine" for e in history
         )
+        mark("CLI checks done")
         checks = {
             "tray": result["tray"] is True,
             "prompt has the file": "eicar.com" in prompt,
@@ -214,6 +226,7 @@ def main(work: Path) -> int:
                 p.wait(5)
             except subprocess.TimeoutExpired:
                 p.kill()
+    mark("end")
     print("E2E-RESULT " + json.dumps(result), flush=True)
     return 0 if ok else 1
 
