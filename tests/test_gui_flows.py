@@ -724,33 +724,47 @@ def _alert_paths(app: TrayApp) -> set[str]:
     return {a.detection.path for a in app.alerts.all()}
 
 
-def test_files_written_during_a_pause_are_checked_on_resume(
-    qtbot: Any, make_app: MakeApp, watched: Path
-) -> None:
+def _stop_protection(qtbot: Any, app: TrayApp, since: float, stop: Callable[[], None]) -> None:
+    """Stop protection with ``stop`` once the clock is past ``since`` (the stop is recorded
+    MARGIN_S early), then wait until it is recorded and the monitor has really stopped (it
+    stops in the background: until it has, it would still see the writes)."""
     import time
 
     from aegis_gui.catch_up import MARGIN_S
 
+    qtbot.waitUntil(lambda: time.time() > since + MARGIN_S + 1, timeout=60_000)
+    stop()
+    qtbot.waitUntil(lambda: app.catch_up.paused_since() is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: app.protection.live_monitors == 0, timeout=60_000)
+
+
+def _restart_until_found(
+    qtbot: Any, app: TrayApp, restart: Callable[[], None], threat: Path
+) -> list[list[str]]:
+    """Restart protection with ``restart``; wait for the catch-up's alert on ``threat``.
+    What the catch-up was given to check."""
+    checked: list[list[str]] = []
+    app.catch_up.checking.connect(checked.append)
+    restart()
+    running(qtbot, app)
+    qtbot.waitUntil(lambda: str(threat) in _alert_paths(app), timeout=120_000)
+    return checked
+
+
+def test_files_written_during_a_pause_are_checked_on_resume(
+    qtbot: Any, make_app: MakeApp, watched: Path
+) -> None:
     old = watched / "old-notes.txt"
     old.write_text("written before the pause")
     app = make_app()
     app.start()
     running(qtbot, app)
-    changed_at = os.stat(old).st_ctime  # the pause is recorded MARGIN_S early: wait past it
-    qtbot.waitUntil(lambda: time.time() > changed_at + MARGIN_S + 1, timeout=60_000)
-    app.protection.pause(3600)
-    qtbot.waitUntil(lambda: app.catch_up.paused_since() is not None, timeout=60_000)
-    # the monitor stops in the background: until it has, it would still see the writes
-    qtbot.waitUntil(lambda: app.protection.live_monitors == 0, timeout=60_000)
+    _stop_protection(qtbot, app, os.stat(old).st_ctime, lambda: app.protection.pause(3600))
     threat = watched / "sneaked-in.com"
     threat.write_bytes(EICAR)
     clean = watched / "letter.txt"
     clean.write_text("hello")
-    checked: list[list[str]] = []
-    app.catch_up.checking.connect(checked.append)
-    app.protection.resume()
-    running(qtbot, app)
-    qtbot.waitUntil(lambda: str(threat) in _alert_paths(app), timeout=120_000)
+    checked = _restart_until_found(qtbot, app, app.protection.resume, threat)
     assert sorted(checked[0]) == sorted([str(threat), str(clean)]), "only what changed"
     alert = next(a for a in app.alerts.all() if a.detection.path == str(threat))
     assert alert.detection.source == "scan"  # the scan service, its outcome service
@@ -767,24 +781,20 @@ def test_files_written_while_protection_was_switched_off_are_checked_when_it_is_
     import time
     from dataclasses import replace
 
-    from aegis_gui.catch_up import MARGIN_S
-
     app = make_app()
     app.start()
     running(qtbot, app)
-    started = time.time()
-    qtbot.waitUntil(lambda: time.time() > started + MARGIN_S + 1, timeout=60_000)
-    app.apply_preferences(replace(app.prefs, realtime=False), restart_protection=True)
+
+    def realtime(on: bool) -> Callable[[], None]:
+        return lambda: app.apply_preferences(
+            replace(app.prefs, realtime=on), restart_protection=True
+        )
+
+    _stop_protection(qtbot, app, time.time(), realtime(False))
     assert app.protection.status is Status.OFF
-    qtbot.waitUntil(lambda: app.catch_up.paused_since() is not None, timeout=60_000)
-    qtbot.waitUntil(lambda: app.protection.live_monitors == 0, timeout=60_000)
     threat = watched / "while-off.com"
     threat.write_bytes(EICAR)
-    checked: list[list[str]] = []
-    app.catch_up.checking.connect(checked.append)
-    app.apply_preferences(replace(app.prefs, realtime=True), restart_protection=True)
-    running(qtbot, app)
-    qtbot.waitUntil(lambda: str(threat) in _alert_paths(app), timeout=120_000)
+    checked = _restart_until_found(qtbot, app, realtime(True), threat)
     assert checked and str(threat) in checked[0]
     qtbot.waitUntil(lambda: not app.scans.running, timeout=120_000)
     qtbot.waitUntil(lambda: app.catch_up.paused_since() is None, timeout=60_000)
