@@ -76,80 +76,55 @@ def _copy(out: bytearray, m_off: int, m_len: int, limit: int) -> None:
             out.append(out[start + i])
 
 
-def _nrv2b(bits: _Bits, out: bytearray, limit: int, tick: Callable[[], None]) -> None:
+def _gamma(bits: _Bits, cap: int, *, paired: bool = False) -> int:
+    """A UCL gamma code: data bits each followed by a stop bit. NRV2D/E offsets (``paired``)
+    carry one more data bit after each stop bit that says go on."""
+    value = 1
+    while True:
+        value = _gamma_guard(value * 2 + bits.bit(), cap)
+        if bits.bit():
+            return value
+        if paired:
+            value = (value - 1) * 2 + bits.bit()
+
+
+def _length(bits: _Bits, first: int, limit: int, *, e: bool) -> int:
+    """A match length before the far-offset bonus; ``first`` is its first bit."""
+    if not e:  # NRV2B and NRV2D
+        return first * 2 + bits.bit() or _gamma(bits, limit) + 2
+    if first:
+        return 1 + bits.bit()
+    if bits.bit():
+        return 3 + bits.bit()
+    return _gamma(bits, limit) + 3
+
+
+def _decode(bits: _Bits, out: bytearray, limit: int, tick: Callable[[], None], method: int) -> None:
+    """NRV2B, NRV2D and NRV2E: they differ in how the offset carries the length's first bit,
+    in how a length is coded (E) and in where a far match gets one more byte."""
+    paired = method != _NRV2B_LE32
+    far = 0x500 if paired else 0xD00
     last_off = 1
     while len(out) <= limit:
         tick()
         _literals(bits, out)
-        m_off = 1
-        while True:
-            m_off = _gamma_guard(m_off * 2 + bits.bit(), _MAX_OFFSET)
-            if bits.bit():
-                break
+        m_off = _gamma(bits, _MAX_OFFSET, paired=paired)
         if m_off == 2:
             m_off = last_off
+            first = bits.bit()
         else:
             m_off = ((m_off - 3) * 256 + bits.byte()) & 0xFFFFFFFF
             if m_off == 0xFFFFFFFF:
                 return
-            m_off += 1
-            last_off = m_off
-        m_len = bits.bit() * 2 + bits.bit()
-        if m_len == 0:
-            m_len = 1
-            while True:
-                m_len = _gamma_guard(m_len * 2 + bits.bit(), limit)
-                if bits.bit():
-                    break
-            m_len += 2
-        m_len += m_off > 0xD00
-        _copy(out, m_off, m_len, limit)
-
-
-def _nrv2de(bits: _Bits, out: bytearray, limit: int, tick: Callable[[], None], *, e: bool) -> None:
-    last_off = 1
-    while len(out) <= limit:
-        tick()
-        _literals(bits, out)
-        m_off = 1
-        while True:
-            m_off = _gamma_guard(m_off * 2 + bits.bit(), _MAX_OFFSET)
-            if bits.bit():
-                break
-            m_off = (m_off - 1) * 2 + bits.bit()
-        if m_off == 2:
-            m_off = last_off
-            m_len = bits.bit()
-        else:
-            m_off = ((m_off - 3) * 256 + bits.byte()) & 0xFFFFFFFF
-            if m_off == 0xFFFFFFFF:
-                return
-            m_len = (m_off ^ 0xFFFFFFFF) & 1
-            m_off = (m_off >> 1) + 1
-            last_off = m_off
-        if e:
-            if m_len:
-                m_len = 1 + bits.bit()
-            elif bits.bit():
-                m_len = 3 + bits.bit()
+            if paired:
+                first = (m_off ^ 0xFFFFFFFF) & 1
+                m_off = (m_off >> 1) + 1
             else:
-                m_len = 1
-                while True:
-                    m_len = _gamma_guard(m_len * 2 + bits.bit(), limit)
-                    if bits.bit():
-                        break
-                m_len += 3
-        else:
-            m_len = m_len * 2 + bits.bit()
-            if m_len == 0:
-                m_len = 1
-                while True:
-                    m_len = _gamma_guard(m_len * 2 + bits.bit(), limit)
-                    if bits.bit():
-                        break
-                m_len += 2
-        m_len += m_off > 0x500
-        _copy(out, m_off, m_len, limit)
+                m_off += 1
+                first = bits.bit()
+            last_off = m_off
+        m_len = _length(bits, first, limit, e=method == _NRV2E_LE32)
+        _copy(out, m_off, m_len + (m_off > far), limit)
 
 
 def _second_section_start(data: Buffer) -> int | None:
@@ -193,10 +168,7 @@ def unpack_upx(data: Buffer, budget: ExtractionBudget, tmpdir: Path) -> Member |
 
     bits = _Bits(src, 0)
     try:
-        if method == _NRV2B_LE32:
-            _nrv2b(bits, out, u_len, tick)
-        else:
-            _nrv2de(bits, out, u_len, tick, e=method == _NRV2E_LE32)
+        _decode(bits, out, u_len, tick, method)
     except IndexError:
         if not out:
             return None  # not what the header says: leave it to the emulator, if any
