@@ -24,23 +24,11 @@ if TYPE_CHECKING:
         purpose,
     )
 
-_FROM_CONSENT = {
-    "CONSENT_FILE",
-    "DEFAULTS_SENTENCE",
-    "PURPOSES",
-    "ConsentState",
-    "ConsentStore",
-    "DataField",
-    "Purpose",
-    "SendPreview",
-    "purpose",
-}
-
-
 def __getattr__(name: str) -> Any:
     """The consent names load on first use: a scan that only checks whether a look-up
-    service is configured does not pay for building the purposes (package metadata)."""
-    if name in _FROM_CONSENT:
+    service is configured does not pay for building the purposes (package metadata). Every
+    name of ``__all__`` not defined here comes from :mod:`.consent`."""
+    if name in __all__:
         from . import consent
 
         return getattr(consent, name)
