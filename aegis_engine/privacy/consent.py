@@ -106,6 +106,9 @@ DEFAULTS_SENTENCE = (
 """The one true sentence about defaults, shown by the consent dialog, ``aegis consent list``
 and the README."""
 
+_VERSION_FIELD = DataField("aegis_version", "the Aegis version", _aegis_version())
+_OS_FIELD = DataField("os", "the operating system family", _os_family())
+
 PURPOSES: tuple[Purpose, ...] = (
     # The one purpose on by default comes first, so it is seen without scrolling.
     Purpose(
@@ -114,7 +117,7 @@ PURPOSES: tuple[Purpose, ...] = (
         summary="Ask the update server whether newer signatures or a newer Aegis exist. "
         "On by default because it carries no identifier; you can turn it off.",
         sends=(
-            DataField("aegis_version", "the Aegis version", _aegis_version()),
+            _VERSION_FIELD,
             DataField("signature_version", "the version of the signature set you have", "bundled"),
         ),
         never_sends="any identifier or cookie, anything about your files, your user name",
@@ -167,8 +170,8 @@ PURPOSES: tuple[Purpose, ...] = (
         "it failed (the crash is always written locally; it is queued for sending only "
         "while this is on).",
         sends=(
-            DataField("aegis_version", "the Aegis version", _aegis_version()),
-            DataField("os", "the operating system family", _os_family()),
+            _VERSION_FIELD,
+            _OS_FIELD,
             DataField("python", "the Python version", platform.python_version()),
             DataField(
                 "traceback",
@@ -186,8 +189,8 @@ PURPOSES: tuple[Purpose, ...] = (
         summary="Counts that show how Aegis is used, to decide what to improve, sent in a "
         "batch at most once a day.",
         sends=(
-            DataField("aegis_version", "the Aegis version", _aegis_version()),
-            DataField("os", "the operating system family", _os_family()),
+            _VERSION_FIELD,
+            _OS_FIELD,
             DataField(
                 "counts",
                 "numbers since the last report: files scanned, detections, items "
