@@ -49,6 +49,30 @@ def finalize(report: FileReport, fd: FileDecision) -> None:
         report.verdict = fd.verdict
 
 
+def _record_item_action(
+    history: History | None,
+    item: VaultItem,
+    action: str,
+    path: str,
+    outcome: str,
+    *,
+    size: int | None = None,
+    message: str | None = None,
+    with_id: bool = True,
+) -> None:
+    """One action on a vault item in the history, when there is one."""
+    if history is not None:
+        history.record_action(
+            action,
+            path,
+            outcome=outcome,
+            sha256=item.sha256,
+            size=size,
+            item_id=item.id if with_id else None,
+            message=message,
+        )
+
+
 class OutcomeService:
     """Decides about scan reports and carries out outcomes: respond, quarantine, keep, allow,
     restore, delete, purge. Thread-safe; the vault and history are opened on first use."""
@@ -195,45 +219,29 @@ class OutcomeService:
         except AegisError as exc:
             if allow and allow_error is None:
                 self._unkeep_file(expected, digest)
-            if history is not None:
-                history.record_action(
-                    "restore",
-                    item.original_path,
-                    outcome="failure",
-                    item_id=item.id,
-                    sha256=item.sha256,
-                    message=str(exc),
-                )
-            raise
-        if history is not None:
-            history.record_action(
-                "restore",
-                restored,
-                outcome="success",
-                item_id=item.id,
-                sha256=item.sha256,
-                size=item.size,
+            _record_item_action(
+                history, item, "restore", item.original_path, "failure", message=str(exc)
             )
+            raise
+        _record_item_action(history, item, "restore", restored, "success", size=item.size)
         if not allow:
             return RestoreResult(item, restored)
         if allow_error is None and restored != expected:
             allow_error = self._keep_file(restored, digest)
             self._unkeep_file(expected, digest)
         if allow_error is not None:
-            if history is not None:
-                history.record_action(
-                    "allow", restored, outcome="failure", sha256=item.sha256, message=allow_error
-                )
-            return RestoreResult(item, restored, allowed=False, allow_error=allow_error)
-        if history is not None:
-            history.record_action(
-                "allow",
-                restored,
-                outcome="success",
-                item_id=item.id,
-                sha256=item.sha256,
-                message="kept: not acted on again while its content is unchanged",
+            _record_item_action(
+                history, item, "allow", restored, "failure", message=allow_error, with_id=False
             )
+            return RestoreResult(item, restored, allowed=False, allow_error=allow_error)
+        _record_item_action(
+            history,
+            item,
+            "allow",
+            restored,
+            "success",
+            message="kept: not acted on again while its content is unchanged",
+        )
         return RestoreResult(item, restored, allowed=True)
 
     def _keep_file(self, path: str, digest: str) -> str | None:
@@ -270,16 +278,15 @@ class OutcomeService:
         purged = self._require_vault().purge(days)
         history = self._history()
         for item in purged:
-            if history is not None:
-                history.record_action(
-                    "purge",
-                    item.original_path,
-                    outcome="success",
-                    sha256=item.sha256,
-                    size=item.size,
-                    item_id=item.id,
-                    message=f"older than {days} days",
-                )
+            _record_item_action(
+                history,
+                item,
+                "purge",
+                item.original_path,
+                "success",
+                size=item.size,
+                message=f"older than {days} days",
+            )
         return purged
 
     def auto_purge(self, days: int, warn: Callable[[str], None]) -> list[VaultItem]:
