@@ -8,10 +8,14 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from aegis_engine.paths import AegisPaths
+
+if TYPE_CHECKING:
+    from tests.e2e_gui.helpers import MemoryKeyring
 
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 CLAMAV_TESTFILES = Path("/usr/share/clamav-testfiles")
@@ -32,6 +36,20 @@ def aegis_paths(aegis_home: Path) -> AegisPaths:
 @pytest.fixture
 def eicar() -> bytes:
     return EICAR
+
+
+@pytest.fixture
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    """A keyring in this process only, for the test (the previous one is put back after)."""
+    import keyring
+
+    from tests.e2e_gui.helpers import MemoryKeyring
+
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
 
 
 def run_cli(

@@ -14,31 +14,14 @@ import keyring
 import keyring.backends.fail
 import pytest
 from conftest import EICAR, run_cli
-from keyring.backend import KeyringBackend
 
 from aegis_engine.cli import main
 from aegis_engine.paths import AegisPaths
 from aegis_engine.quarantine import Vault
+from tests.e2e_gui.helpers import MemoryKeyring
 
 EICAR_SHA = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"
 NO_KEYRING = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
-
-
-class MemoryKeyring(KeyringBackend):
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.store: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.store.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.store[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        self.store.pop((service, username), None)
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import keyring
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -32,9 +31,9 @@ LINUX = ROOT / "packaging" / "linux"
 
 
 @pytest.fixture
-def tray_app(qtbot: Any, aegis_paths: AegisPaths) -> Iterator[TrayApp]:
-    previous = keyring.get_keyring()
-    keyring.set_keyring(MemoryKeyring())
+def tray_app(
+    qtbot: Any, aegis_paths: AegisPaths, memory_keyring: MemoryKeyring
+) -> Iterator[TrayApp]:
     app = TrayApp(
         aegis_paths,
         Options(tray=False, first_run=False, protection=False, monitor_factory=quiet_monitor),
@@ -42,7 +41,6 @@ def tray_app(qtbot: Any, aegis_paths: AegisPaths) -> Iterator[TrayApp]:
     app.start()
     yield app
     app.shutdown()
-    keyring.set_keyring(previous)
 
 
 # -- the request line -----------------------------------------------------------------------------

@@ -8,7 +8,6 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import keyring
 import psutil
 import pytest
 
@@ -26,9 +25,7 @@ BOUND = 10 << 20
 
 
 @pytest.fixture
-def app(qtbot: Any, aegis_paths: AegisPaths) -> Iterator[TrayApp]:
-    previous = keyring.get_keyring()
-    keyring.set_keyring(MemoryKeyring())
+def app(qtbot: Any, aegis_paths: AegisPaths, memory_keyring: MemoryKeyring) -> Iterator[TrayApp]:
     tray = TrayApp(
         aegis_paths,
         Options(tray=False, first_run=False, protection=False, monitor_factory=quiet_monitor),
@@ -36,7 +33,6 @@ def app(qtbot: Any, aegis_paths: AegisPaths) -> Iterator[TrayApp]:
     tray.start()
     yield tray
     tray.shutdown()
-    keyring.set_keyring(previous)
 
 
 def _rss() -> int:

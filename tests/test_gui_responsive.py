@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import keyring
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -45,14 +44,11 @@ def tree(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def app(qtbot: Any, aegis_paths: AegisPaths) -> Iterator[TrayApp]:
-    previous = keyring.get_keyring()
-    keyring.set_keyring(MemoryKeyring())
+def app(qtbot: Any, aegis_paths: AegisPaths, memory_keyring: MemoryKeyring) -> Iterator[TrayApp]:
     tray_app = TrayApp(aegis_paths, Options(tray=False, first_run=False, protection=False))
     tray_app.start()
     yield tray_app
     tray_app.shutdown()
-    keyring.set_keyring(previous)
 
 
 def test_event_loop_keeps_ticking_during_a_scan(qtbot: Any, app: TrayApp, tree: Path) -> None:

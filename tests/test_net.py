@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import keyring
-import keyring.backend
 import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
@@ -38,6 +37,7 @@ from aegis_engine.net import (
 )
 from aegis_engine.paths import AegisPaths
 from aegis_engine.privacy.consent import ConsentStore
+from tests.e2e_gui.helpers import MemoryKeyring
 from tests.https_server import HTTPSServer, busy_once, https_server, send_bytes
 
 PURPOSE = "update-checks"
@@ -238,23 +238,6 @@ def test_token_bucket_per_host() -> None:
 
 
 # -- mTLS -----------------------------------------------------------------------------------
-
-
-class MemoryKeyring(keyring.backend.KeyringBackend):
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.store: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.store.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.store[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        self.store.pop((service, username), None)
 
 
 @pytest.fixture

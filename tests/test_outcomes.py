@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import keyring
 import pytest
 from conftest import EICAR, run_cli
 from helpers.monitor_support import Events
@@ -99,16 +98,13 @@ def test_allowlisted_file_through_the_monitor(
 
 
 @pytest.fixture
-def tray(qtbot: Any, aegis_paths: AegisPaths) -> Iterator[Any]:
+def tray(qtbot: Any, aegis_paths: AegisPaths, memory_keyring: object) -> Iterator[Any]:
     from aegis_gui.controller import Options, TrayApp
-    from tests.e2e_gui.helpers import MemoryKeyring, quiet_monitor
+    from tests.e2e_gui.helpers import quiet_monitor
 
-    previous = keyring.get_keyring()
-    keyring.set_keyring(MemoryKeyring())
     app = TrayApp(aegis_paths, Options(tray=False, first_run=False, monitor_factory=quiet_monitor))
     yield app
     app.shutdown()
-    keyring.set_keyring(previous)
 
 
 def test_allowlisted_file_through_the_tray_app(

@@ -6,7 +6,6 @@ import errno
 import json
 import os
 import stat
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,25 +37,7 @@ from aegis_engine.quarantine import (
 )
 from aegis_engine.response import Mode, OutcomeService
 from aegis_engine.results import FileReport, Finding, FindingKind, ObjectResult, Severity, Verdict
-
-
-class MemoryKeyring(KeyringBackend):
-    """A keyring that lives in this process only: tests never touch the real one."""
-
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.store: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.store.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.store[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        self.store.pop((service, username), None)
+from tests.e2e_gui.helpers import MemoryKeyring
 
 
 class BrokenKeyring(MemoryKeyring):
@@ -64,13 +45,7 @@ class BrokenKeyring(MemoryKeyring):
         raise keyring.errors.PasswordSetError("the keyring is locked")
 
 
-@pytest.fixture(autouse=True)
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(previous)
+pytestmark = pytest.mark.usefixtures("memory_keyring")  # tests never touch the real keyring
 
 
 @pytest.fixture
