@@ -81,6 +81,14 @@ def running(qtbot: Any, app: TrayApp) -> None:
     qtbot.waitUntil(lambda: app.protection.status is Status.RUNNING, timeout=120_000)
 
 
+def protected_app(qtbot: Any, make_app: MakeApp) -> TrayApp:
+    """A started app whose real-time protection is running."""
+    app = make_app()
+    app.start()
+    running(qtbot, app)
+    return app
+
+
 def eicar_detection(path: Path, verdict: Verdict = Verdict.MALICIOUS) -> FileReport:
     """A report as the scanner makes it (for flows that need no monitor)."""
     import hashlib
@@ -100,6 +108,35 @@ def feed(app: TrayApp, report: FileReport) -> None:
     t = threading.Thread(target=app.bridge.on_detection, args=(det,))
     t.start()
     t.join()
+
+
+def alerts_for(qtbot: Any, app: TrayApp, *reports: FileReport) -> list[Any]:
+    """Feed these detections; their alerts, once the app lists them all."""
+    for report in reports:
+        feed(app, report)
+    qtbot.waitUntil(lambda: len(app.alerts.all()) == len(reports), timeout=60_000)
+    return app.alerts.all()
+
+
+def notifying_app(
+    make_app: MakeApp, *, protection: bool = False
+) -> tuple[TrayApp, FakeNotifications]:
+    """A started app whose desktop notifications go to a fake notification service."""
+    fake = FakeNotifications()
+    app = make_app(notifications=fake, protection=protection)
+    app.start()
+    return app, fake
+
+
+def click(fake: FakeNotifications, nid: int, action: str) -> None:
+    """The user clicks a notification's action (the service calls back from its thread)."""
+    threading.Thread(target=fake.click, args=(nid, action)).start()
+
+
+def first_dialog(qtbot: Any, app: TrayApp, timeout: int = 60_000) -> Any:
+    """The alert window that opened, once it has."""
+    qtbot.waitUntil(lambda: bool(app.alert_view.dialogs), timeout=timeout)
+    return next(iter(app.alert_view.dialogs.values()))
 
 
 # -- consent ------------------------------------------------------------------------------------
@@ -236,9 +273,7 @@ def test_settings_toggles_persist(
 def test_realtime_eicar_quarantined_from_the_notification(
     qtbot: Any, make_app: MakeApp, watched: Path, aegis_paths: AegisPaths
 ) -> None:
-    fake = FakeNotifications()
-    app = make_app(notifications=fake)
-    app.start()
+    app, fake = notifying_app(make_app, protection=True)
     running(qtbot, app)
     assert app.state is TrayState.PROTECTED
     target = watched / "eicar.com"
@@ -249,7 +284,7 @@ def test_realtime_eicar_quarantined_from_the_notification(
     assert acts[0] == ("default", "Quarantine")
     assert [a[1] for a in acts] == ["Quarantine", "Allow", "Details"]
     assert app.state is TrayState.THREAT
-    threading.Thread(target=fake.click, args=(nid, "default")).start()
+    click(fake, nid, "default")
     alert = app.alerts.all()[0]
     qtbot.waitUntil(lambda: alert.state is AlertState.QUARANTINED, timeout=120_000)
     assert not target.exists()
@@ -288,8 +323,7 @@ def test_quarantine_from_the_alert_window(qtbot: Any, make_app: MakeApp, watched
     running(qtbot, app)
     target = watched / "dropped.txt"
     target.write_bytes(EICAR)
-    qtbot.waitUntil(lambda: bool(app.alert_view.dialogs), timeout=120_000)
-    dialog = next(iter(app.alert_view.dialogs.values()))
+    dialog = first_dialog(qtbot, app, timeout=120_000)
     assert isinstance(dialog, AlertDialog) and dialog.isVisible()
     assert "dropped.txt" in dialog.title.text()
     assert "EICAR" in dialog.explanation.toPlainText()
@@ -304,17 +338,13 @@ def test_quarantine_from_the_alert_window(qtbot: Any, make_app: MakeApp, watched
 def test_alert_for_a_file_gone_or_changed_resolves_itself(
     qtbot: Any, make_app: MakeApp, tmp_path: Path
 ) -> None:
-    fake = FakeNotifications()
-    app = make_app(notifications=fake, protection=False)
-    app.start()
+    app, _ = notifying_app(make_app)
     app.notifier.prompt_timeout = 600
     gone = tmp_path / "gone.com"
-    feed(app, eicar_detection(gone))
     changed = tmp_path / "changed.com"
-    feed(app, eicar_detection(changed))
-    qtbot.waitUntil(lambda: app.alerts.open_count == 2, timeout=60_000)
+    first, second = alerts_for(qtbot, app, eicar_detection(gone), eicar_detection(changed))
+    assert app.alerts.open_count == 2
     assert app.situation().open_alerts == 2
-    first, second = app.alerts.all()
     gone.unlink()
     app.answer(first.id, "quarantine")  # fails: the file does not exist
     qtbot.waitUntil(lambda: first.state is AlertState.RESOLVED, timeout=60_000)
@@ -336,16 +366,13 @@ def test_alert_for_a_file_gone_or_changed_resolves_itself(
 def test_unanswered_prompt_gets_the_policy_default(
     qtbot: Any, make_app: MakeApp, tmp_path: Path
 ) -> None:
-    fake = FakeNotifications()
-    app = make_app(notifications=fake, protection=False)
-    app.start()
+    app, _ = notifying_app(make_app)
     app.notifier.prompt_timeout = 0.3
     malicious = tmp_path / "sig.bin"
-    feed(app, eicar_detection(malicious))
     weak = tmp_path / "weak.bin"
-    feed(app, eicar_detection(weak, Verdict.SUSPICIOUS))
-    qtbot.waitUntil(lambda: len(app.alerts.all()) == 2, timeout=60_000)
-    first, second = app.alerts.all()
+    first, second = alerts_for(
+        qtbot, app, eicar_detection(malicious), eicar_detection(weak, Verdict.SUSPICIOUS)
+    )
     qtbot.waitUntil(
         lambda: first.state is AlertState.QUARANTINED and second.state is AlertState.KEPT,
         timeout=120_000,
@@ -361,13 +388,11 @@ def test_unanswered_prompt_gets_the_policy_default(
 def test_allow_adds_the_file_to_the_allowlist(
     qtbot: Any, make_app: MakeApp, tmp_path: Path, aegis_paths: AegisPaths
 ) -> None:
-    fake = FakeNotifications()
-    app = make_app(notifications=fake, protection=False)
-    app.start()
+    app, fake = notifying_app(make_app)
     report = eicar_detection(tmp_path / "mine.bin")
     feed(app, report)
     qtbot.waitUntil(lambda: len(fake.sent) == 1, timeout=60_000)
-    threading.Thread(target=fake.click, args=(fake.sent[0][0], "allow")).start()
+    click(fake, fake.sent[0][0], "allow")
     alert = app.alerts.all()[0]
     qtbot.waitUntil(lambda: alert.state is AlertState.ALLOWED, timeout=60_000)
     data = tomllib.loads(aegis_paths.settings_file.read_text())
@@ -379,14 +404,11 @@ def test_allow_adds_the_file_to_the_allowlist(
 def test_details_opens_the_alert_and_keeps_the_deadline(
     qtbot: Any, make_app: MakeApp, tmp_path: Path
 ) -> None:
-    fake = FakeNotifications()
-    app = make_app(notifications=fake, protection=False)
-    app.start()
+    app, fake = notifying_app(make_app)
     feed(app, eicar_detection(tmp_path / "x.bin"))
     qtbot.waitUntil(lambda: len(fake.sent) == 1, timeout=60_000)
-    threading.Thread(target=fake.click, args=(fake.sent[0][0], "details")).start()
-    qtbot.waitUntil(lambda: bool(app.alert_view.dialogs), timeout=60_000)
-    dialog = next(iter(app.alert_view.dialogs.values()))
+    click(fake, fake.sent[0][0], "details")
+    dialog = first_dialog(qtbot, app)
     assert app.notifier.deadline_ms(dialog.alert.id) is not None
     qtbot.mouseClick(dialog.allow_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: dialog.alert.state is AlertState.ALLOWED, timeout=60_000)
@@ -546,9 +568,7 @@ def test_scan_cancel(qtbot: Any, make_app: MakeApp, tmp_path: Path) -> None:
 
 
 def test_pause_and_resume(qtbot: Any, make_app: MakeApp, watched: Path) -> None:
-    app = make_app()
-    app.start()
-    running(qtbot, app)
+    app = protected_app(qtbot, make_app)
     assert app.protection.folders == [str(watched)]
     app.protection.pause(3600)
     assert app.protection.status is Status.PAUSED and app.state is TrayState.PAUSED
@@ -564,9 +584,7 @@ def test_pause_and_resume(qtbot: Any, make_app: MakeApp, watched: Path) -> None:
 def test_check_for_updates_asks_consent_and_says_why_it_failed(
     qtbot: Any, make_app: MakeApp, aegis_paths: AegisPaths
 ) -> None:
-    fake = FakeNotifications()
-    app = make_app(notifications=fake, protection=False)
-    app.start()
+    app, fake = notifying_app(make_app)
     qtbot.waitUntil(lambda: app.notifier.mode == "dbus", timeout=60_000)
     app.check_updates()
     assert app.updating
@@ -594,9 +612,7 @@ def test_a_due_scheduled_scan_runs_and_reports(
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "eicar.txt").write_bytes(EICAR)
-    fake = FakeNotifications()
-    app = make_app(notifications=fake, protection=False)
-    app.start()
+    app, fake = notifying_app(make_app)
     qtbot.waitUntil(lambda: app.notifier.mode == "dbus", timeout=60_000)
     prefs = replace(
         app.prefs, folders=(str(folder),), schedule=Schedule(enabled=True, frequency="daily")
@@ -741,14 +757,18 @@ def _restart_until_found(
     return checked
 
 
+def _catch_up_finished(qtbot: Any, app: TrayApp) -> None:
+    """Wait until the catch-up's scan has ended and the pause is no longer on record."""
+    qtbot.waitUntil(lambda: not app.scans.running, timeout=120_000)
+    qtbot.waitUntil(lambda: app.catch_up.paused_since() is None, timeout=60_000)
+
+
 def test_files_written_during_a_pause_are_checked_on_resume(
     qtbot: Any, make_app: MakeApp, watched: Path
 ) -> None:
     old = watched / "old-notes.txt"
     old.write_text("written before the pause")
-    app = make_app()
-    app.start()
-    running(qtbot, app)
+    app = protected_app(qtbot, make_app)
     _stop_protection(qtbot, app, os.stat(old).st_ctime, lambda: app.protection.pause(3600))
     threat = watched / "sneaked-in.com"
     threat.write_bytes(EICAR)
@@ -758,8 +778,7 @@ def test_files_written_during_a_pause_are_checked_on_resume(
     assert sorted(checked[0]) == sorted([str(threat), str(clean)]), "only what changed"
     alert = next(a for a in app.alerts.all() if a.detection.path == str(threat))
     assert alert.detection.source == "scan"  # the scan service, its outcome service
-    qtbot.waitUntil(lambda: not app.scans.running, timeout=120_000)
-    qtbot.waitUntil(lambda: app.catch_up.paused_since() is None, timeout=60_000)
+    _catch_up_finished(qtbot, app)
     assert app.scan_view.window is None or not app.scan_view.window.isVisible()
     events = app.engine.history.events()
     assert any(e.kind == "detection" and e.path == str(threat) for e in events)
@@ -771,9 +790,7 @@ def test_files_written_while_protection_was_switched_off_are_checked_when_it_is_
     import time
     from dataclasses import replace
 
-    app = make_app()
-    app.start()
-    running(qtbot, app)
+    app = protected_app(qtbot, make_app)
 
     def realtime(on: bool) -> Callable[[], None]:
         return lambda: app.apply_preferences(
@@ -786,24 +803,19 @@ def test_files_written_while_protection_was_switched_off_are_checked_when_it_is_
     threat.write_bytes(EICAR)
     checked = _restart_until_found(qtbot, app, realtime(True), threat)
     assert checked and str(threat) in checked[0]
-    qtbot.waitUntil(lambda: not app.scans.running, timeout=120_000)
-    qtbot.waitUntil(lambda: app.catch_up.paused_since() is None, timeout=60_000)
+    _catch_up_finished(qtbot, app)
 
 
 def test_a_pause_until_restart_is_caught_up_at_the_next_start(
     qtbot: Any, make_app: MakeApp, watched: Path
 ) -> None:
-    first = make_app()
-    first.start()
-    running(qtbot, first)
+    first = protected_app(qtbot, make_app)
     first.protection.pause(None)
     qtbot.waitUntil(lambda: first.catch_up.paused_since() is not None, timeout=60_000)
     first.shutdown()
     threat = watched / "while-away.com"
     threat.write_bytes(EICAR)
-    second = make_app()
-    second.start()
-    running(qtbot, second)
+    second = protected_app(qtbot, make_app)
     qtbot.waitUntil(lambda: str(threat) in _alert_paths(second), timeout=120_000)
     qtbot.waitUntil(lambda: second.catch_up.paused_since() is None, timeout=120_000)
 
@@ -817,9 +829,7 @@ def test_a_catch_up_that_cannot_run_says_so(
         raise OSError("disk unreadable")
 
     monkeypatch.setattr(catch_up, "files_changed_since", broken)
-    fake = FakeNotifications()
-    app = make_app(notifications=fake)
-    app.start()
+    app, fake = notifying_app(make_app, protection=True)
     running(qtbot, app)
     app.protection.pause(3600)
     (watched / "unchecked.com").write_bytes(EICAR)
@@ -840,8 +850,7 @@ def test_a_catch_up_that_cannot_run_says_so(
     qtbot.waitUntil(lambda: started == ["quick"], timeout=60_000)
     unchecked = str(watched / "unchecked.com")
     qtbot.waitUntil(lambda: unchecked in _alert_paths(app), timeout=120_000)
-    qtbot.waitUntil(lambda: not app.scans.running, timeout=120_000)
-    qtbot.waitUntil(lambda: app.catch_up.paused_since() is None, timeout=60_000)
+    _catch_up_finished(qtbot, app)
 
 
 # -- every window fits the screen (issue 16, item 9) ---------------------------------------------
@@ -852,10 +861,7 @@ def test_every_window_the_app_opens_fits_the_available_screen(
 ) -> None:
     app = make_app(first_run=False, protection=False)
     app.start()
-    report = eicar_detection(tmp_path / "eicar.com")
-    feed(app, report)
-    qtbot.waitUntil(lambda: len(app.alerts.all()) == 1, timeout=60_000)
-    alert = app.alerts.all()[0]
+    [alert] = alerts_for(qtbot, app, eicar_detection(tmp_path / "eicar.com"))
     opened = [
         app.show_status(),
         app.show_alerts(),
