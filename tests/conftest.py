@@ -65,6 +65,31 @@ def run_cli(
     )
 
 
+def python_logging_connections(log: Path, *lines: str) -> list[str]:
+    """The command line of a Python process that runs ``lines`` under an audit hook that
+    appends to ``log`` each connection or address look-up it makes (local AF_UNIX sockets
+    aside: the scan's worker processes)."""
+    code = (
+        "import socket, sys\n"
+        "def hook(event, args):\n"
+        "    if event == 'socket.connect' and args[0].family == socket.AF_UNIX:\n"
+        "        return  # local: the scan's worker processes\n"
+        "    if event in ('socket.connect', 'socket.getaddrinfo'):\n"
+        f"        open({str(log)!r}, 'a').write(event + ' ' + repr(args[1:]) + '\\n')\n"
+        "sys.addaudithook(hook)\n"
+        + "".join(line + "\n" for line in lines)
+    )
+    return [sys.executable, "-c", code]
+
+
+def cli_logging_connections(log: Path, *before: str) -> list[str]:
+    """``aegis`` (its arguments to be appended) under that audit hook; ``before``: Python
+    lines run before the CLI starts."""
+    return python_logging_connections(
+        log, *before, "from aegis_engine.cli import main", "sys.exit(main(sys.argv[1:]))"
+    )
+
+
 def _fds() -> set[int]:
     """Open descriptors, not counting the one that lists them (which would otherwise be in
     the baseline and hide the first descriptor a test leaks)."""

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import EICAR, run_cli
+from conftest import EICAR, cli_logging_connections, run_cli
 
 from aegis_engine.decision import DecisionEngine
 from aegis_engine.paths import AegisPaths
@@ -213,22 +213,10 @@ def test_default_settings_open_no_connection(tmp_path: Path) -> None:
     (folder / "eicar.com").write_bytes(EICAR)
     (folder / "tool.exe").write_bytes(PROGRAM)
     log = tmp_path / "connects.log"
-    code = (
-        "import socket, sys\n"
-        "def hook(event, args):\n"
-        "    if event == 'socket.connect' and args[0].family == socket.AF_UNIX:\n"
-        "        return  # local: the scan's worker processes\n"
-        "    if event in ('socket.connect', 'socket.getaddrinfo'):\n"
-        f"        open({str(log)!r}, 'a').write(event + ' ' + repr(args[1:]) + '\\n')\n"
-        "sys.addaudithook(hook)\n"
-        "from aegis_engine.cli import main\n"
-        "sys.exit(main(sys.argv[1:]))\n"
-    )
     import subprocess
-    import sys
 
     r = subprocess.run(
-        [sys.executable, "-c", code, "scan", str(folder)],
+        [*cli_logging_connections(log), "scan", str(folder)],
         capture_output=True,
         text=True,
         timeout=180,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EICAR, run_cli
+from conftest import EICAR, cli_logging_connections, python_logging_connections, run_cli
 
 from aegis_engine import crashlog
 from aegis_engine.errors import ConsentRequired, PrivacyError, SendFailed
@@ -288,31 +288,27 @@ def test_send_due_sends_only_allowed_purposes(
     assert collector.stats.requests == ["/otel/v1/logs"]
 
 
+SEND_SOON = (
+    "import aegis_engine.privacy.schedule as s",
+    "s.SendTimer.__init__.__kwdefaults__['first_after'] = 0.5",
+)
+"""Lines that make the privacy send timer's first run come after half a second."""
+
+
 def test_a_monitor_session_with_default_settings_opens_no_connection(tmp_path: Path) -> None:
     import os
     import signal
     import subprocess
-    import sys
     import time
 
     watched = tmp_path / "Downloads"
     watched.mkdir()
     log = tmp_path / "connects.log"
-    code = (
-        "import socket, sys\n"
-        "def hook(event, args):\n"
-        "    if event == 'socket.connect' and args[0].family == socket.AF_UNIX:\n"
-        "        return  # local: the scan's worker processes\n"
-        "    if event in ('socket.connect', 'socket.getaddrinfo'):\n"
-        f"        open({str(log)!r}, 'a').write(event + ' ' + repr(args[1:]) + '\\n')\n"
-        "sys.addaudithook(hook)\n"
-        "import aegis_engine.privacy.schedule as s\n"
-        "s.SendTimer.__init__.__kwdefaults__['first_after'] = 0.5\n"
-        "from aegis_engine.cli import main\n"
-        "sys.exit(main(sys.argv[1:]))\n"
-    )
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, "monitor", "--json", "--no-processes", str(watched)],
+        [
+            *cli_logging_connections(log, *SEND_SOON),
+            *("monitor", "--json", "--no-processes", str(watched)),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -366,22 +362,14 @@ def test_a_tray_app_session_with_default_settings_opens_no_connection(
     import select
     import signal
     import subprocess
-    import sys
     import time
 
     log = tmp_path / "connects.log"
-    code = (
-        "import socket, sys\n"
-        "def hook(event, args):\n"
-        "    if event == 'socket.connect' and args[0].family == socket.AF_UNIX:\n"
-        "        return\n"
-        "    if event in ('socket.connect', 'socket.getaddrinfo'):\n"
-        f"        open({str(log)!r}, 'a').write(event + ' ' + repr(args[1:]) + '\\n')\n"
-        "sys.addaudithook(hook)\n"
-        "import aegis_engine.privacy.schedule as s\n"
-        "s.SendTimer.__init__.__kwdefaults__['first_after'] = 0.5\n"
-        "from aegis_gui.app import main\n"
-        "sys.exit(main(['--no-notifications', '--timings']))\n"
+    tray_app = python_logging_connections(
+        log,
+        *SEND_SOON,
+        "from aegis_gui.app import main",
+        "sys.exit(main(['--no-notifications', '--timings']))",
     )
     env = {
         **os.environ,
@@ -390,7 +378,7 @@ def test_a_tray_app_session_with_default_settings_opens_no_connection(
     }
     env.pop("DBUS_SESSION_BUS_ADDRESS", None)
     proc = subprocess.Popen(
-        [sys.executable, "-c", code],
+        tray_app,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
