@@ -3,6 +3,7 @@ real profile, and no test depends on another's cache."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -63,6 +64,18 @@ def run_cli(
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+@contextlib.contextmanager
+def reaped(proc: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """On leaving, kill and reap ``proc`` if it still runs (a failing test leaves no process
+    behind)."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def python_logging_connections(log: Path, *lines: str) -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EICAR, run_cli
+from conftest import EICAR, reaped, run_cli
 from helpers.monitor_support import SIM, make_documents, originals_left
 
 
@@ -57,7 +57,7 @@ def test_json_lines_and_a_clean_stop_on_signals(tmp_path: Path, sig: signal.Sign
     # SIGINT with everything on (process monitor included), SIGTERM without processes.
     extra = ("--no-processes",) if sig == signal.SIGTERM else ()
     proc = _start(str(watched), "--json", *extra)
-    try:
+    with reaped(proc):
         started = _next(proc, lambda d: d.get("state") == "started")[-1]
         assert started["event"] == "status" and started["watched"] == [str(watched)]
         assert started["process_monitor"] is (sig == signal.SIGINT)
@@ -72,10 +72,6 @@ def test_json_lines_and_a_clean_stop_on_signals(tmp_path: Path, sig: signal.Sign
         assert isinstance(det["ts"], float)
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0, err
     last = json.loads(out.splitlines()[-1])
     assert last["event"] == "status" and last["state"] == "stopped"
@@ -89,7 +85,7 @@ def test_human_output_and_bad_arguments(tmp_path: Path) -> None:
     watched = tmp_path / "w"
     watched.mkdir()
     proc = _start(str(watched), "--no-processes", "--no-shield", "--report-only")
-    try:
+    with reaped(proc):
         assert proc.stderr is not None and proc.stdout is not None
         line = proc.stderr.readline()
         assert "monitoring 1 folder" in line
@@ -99,10 +95,6 @@ def test_human_output_and_bad_arguments(tmp_path: Path) -> None:
         assert "the monitor only reports" in out
         proc.terminate()
         proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0
     assert (watched / "e.com").exists()  # --report-only
 

@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EICAR, cli_logging_connections, python_logging_connections, run_cli
+from conftest import (
+    EICAR,
+    cli_logging_connections,
+    python_logging_connections,
+    reaped,
+    run_cli,
+)
 
 from aegis_engine import crashlog
 from aegis_engine.errors import ConsentRequired, PrivacyError, SendFailed
@@ -314,7 +320,7 @@ def test_a_monitor_session_with_default_settings_opens_no_connection(tmp_path: P
         text=True,
         env=os.environ.copy(),
     )
-    try:
+    with reaped(proc):
         assert proc.stdout is not None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -325,10 +331,6 @@ def test_a_monitor_session_with_default_settings_opens_no_connection(tmp_path: P
         time.sleep(3)  # a detection, and the send timer ran at least once
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0, err
     assert not log.exists(), log.read_text()
 
@@ -384,7 +386,7 @@ def test_a_tray_app_session_with_default_settings_opens_no_connection(
         text=True,
         env=env,
     )
-    try:
+    with reaped(proc):
         assert proc.stderr is not None
         deadline = time.monotonic() + 120
         shown = ""
@@ -399,9 +401,5 @@ def test_a_tray_app_session_with_default_settings_opens_no_connection(
         time.sleep(2)  # the send timer has run
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert not log.exists(), log.read_text()
     assert "Traceback" not in err, err

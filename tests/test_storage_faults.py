@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import EICAR, run_cli
+from conftest import EICAR, reaped, run_cli
 
 from aegis_engine import crashlog
 from aegis_engine.cli import main as cli_main
@@ -348,7 +348,7 @@ def test_monitor_with_unusable_history_and_cache_still_quarantines(
         env={**os.environ, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"},
     )
     seen: list[dict[str, object]] = []
-    try:
+    with reaped(proc):
         assert proc.stdout is not None
         deadline = time.monotonic() + 120
         wrote = False
@@ -367,10 +367,6 @@ def test_monitor_with_unusable_history_and_cache_still_quarantines(
                 break
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     detections = [d for d in seen if d.get("event") == "detection"]
     assert detections, (seen, err)
     assert detections[0]["verdict"] == "malicious" and detections[0]["action"] == "quarantine"
