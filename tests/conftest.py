@@ -7,9 +7,9 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -76,6 +76,32 @@ def reaped(proc: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def json_lines_until(
+    proc: subprocess.Popen[str], pred: Callable[[dict[str, Any]], bool], timeout: float = 30.0
+) -> list[dict[str, Any]]:
+    """Read ``proc``'s JSON lines until one satisfies ``pred``; each line must arrive as it
+    happens, as one complete JSON object. The lines read, the one that satisfied last."""
+    import json
+    import select
+    import time
+
+    assert proc.stdout is not None
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if not ready:
+            continue
+        line = proc.stdout.readline()
+        if not line:
+            break
+        d = json.loads(line)
+        seen.append(d)
+        if pred(d):
+            return seen
+    raise AssertionError(f"not seen: {seen}; stderr: {proc.stderr.read() if proc.stderr else ''}")
 
 
 def python_logging_connections(log: Path, *lines: str) -> list[str]:

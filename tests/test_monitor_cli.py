@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
 import shutil
 import signal
 import subprocess
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EICAR, reaped, run_cli
+from conftest import EICAR, json_lines_until, reaped, run_cli
 from helpers.monitor_support import SIM, make_documents, originals_left
 
 
@@ -31,25 +30,6 @@ def _start(*args: str, prefix: tuple[str, ...] = ()) -> subprocess.Popen[str]:
     )
 
 
-def _next(proc: subprocess.Popen[str], pred: Any, timeout: float = 30.0) -> list[dict[str, Any]]:
-    """Read JSON lines until one satisfies ``pred``; each line must arrive as it happens."""
-    assert proc.stdout is not None
-    seen: list[dict[str, Any]] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
-        if not ready:
-            continue
-        line = proc.stdout.readline()
-        if not line:
-            break
-        d = json.loads(line)  # every line is one complete JSON object
-        seen.append(d)
-        if pred(d):
-            return seen
-    raise AssertionError(f"not seen: {seen}; stderr: {proc.stderr.read() if proc.stderr else ''}")
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_json_lines_and_a_clean_stop_on_signals(tmp_path: Path, sig: signal.Signals) -> None:
     watched = tmp_path / "Downloads"
@@ -58,14 +38,14 @@ def test_json_lines_and_a_clean_stop_on_signals(tmp_path: Path, sig: signal.Sign
     extra = ("--no-processes",) if sig == signal.SIGTERM else ()
     proc = _start(str(watched), "--json", *extra)
     with reaped(proc):
-        started = _next(proc, lambda d: d.get("state") == "started")[-1]
+        started = json_lines_until(proc, lambda d: d.get("state") == "started")[-1]
         assert started["event"] == "status" and started["watched"] == [str(watched)]
         assert started["process_monitor"] is (sig == signal.SIGINT)
         canaries = [p for p in watched.iterdir() if p.name.startswith(".~")]
         assert len(canaries) == 1
         t = time.monotonic()
         (watched / "eicar.com").write_bytes(EICAR)
-        det = _next(proc, lambda d: d["event"] == "detection")[-1]
+        det = json_lines_until(proc, lambda d: d["event"] == "detection")[-1]
         assert time.monotonic() - t < 10
         assert det["path"] == str(watched / "eicar.com")
         assert det["verdict"] == "malicious" and det["action"] == "quarantine"
@@ -117,7 +97,7 @@ def test_ransomware_alert_and_kill_command(tmp_path: Path) -> None:
     monitor = _child_of(proc.pid)  # unshare -f runs the monitor as its child
     sim: subprocess.Popen[str] | None = None
     try:
-        _next(proc, lambda d: d.get("state") == "started")
+        json_lines_until(proc, lambda d: d.get("state") == "started")
         sim = subprocess.Popen(  # enters the monitor's namespaces, forks the simulator
             ["nsenter", "-t", str(monitor.pid), "-U", "-p", "-m", "--preserve-credentials",
              sys.executable, str(SIM), str(folder), "--rate", "40"],
@@ -125,14 +105,16 @@ def test_ransomware_alert_and_kill_command(tmp_path: Path) -> None:
             stdout=subprocess.PIPE,
             text=True,
         )  # fmt: skip
-        alert = _next(proc, lambda d: d["event"] == "ransomware")[-1]
+        alert = json_lines_until(proc, lambda d: d["event"] == "ransomware")[-1]
         assert alert["action"] == "suspended"
         lost = len(docs) - originals_left(folder, docs)
         assert lost <= 10
         assert proc.stdin is not None
         proc.stdin.write(f"kill {alert['incident']}\n")
         proc.stdin.flush()
-        killed = _next(proc, lambda d: d["event"] == "ransomware" and d["action"] != "suspended")
+        killed = json_lines_until(
+            proc, lambda d: d["event"] == "ransomware" and d["action"] != "suspended"
+        )
         assert killed[-1]["action"] == "killed"
         # nsenter stops itself when its child is stopped (util-linux continue_as_child):
         # wake it so that it reaps the killed simulator and exits.

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import EICAR, reaped, run_cli
+from conftest import EICAR, json_lines_until, reaped, run_cli
 
 from aegis_engine import crashlog
 from aegis_engine.cli import main as cli_main
@@ -328,9 +328,7 @@ def test_monitor_with_unusable_history_and_cache_still_quarantines(
 ) -> None:
     """An unusable history (a folder in its place) used to abort the monitor before the
     threat was reported or quarantined."""
-    import select
     import signal
-    import time
 
     for db in (aegis_paths.history_file, aegis_paths.scan_cache_file):
         db.mkdir(parents=True)
@@ -347,24 +345,10 @@ def test_monitor_with_unusable_history_and_cache_still_quarantines(
         text=True,
         env={**os.environ, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"},
     )
-    seen: list[dict[str, object]] = []
     with reaped(proc):
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 120
-        wrote = False
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([proc.stdout], [], [], 0.2)
-            if not ready:
-                continue
-            line = proc.stdout.readline()
-            if not line:
-                break
-            seen.append(json.loads(line))
-            if seen[-1].get("state") == "started" and not wrote:
-                (watched / "eicar.com").write_bytes(EICAR)
-                wrote = True
-            if seen[-1].get("event") == "detection":
-                break
+        seen = json_lines_until(proc, lambda d: d.get("state") == "started", timeout=120)
+        (watched / "eicar.com").write_bytes(EICAR)
+        seen += json_lines_until(proc, lambda d: d.get("event") == "detection", timeout=120)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     detections = [d for d in seen if d.get("event") == "detection"]
