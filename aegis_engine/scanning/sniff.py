@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 CONTAINER_TYPES: frozenset[str] = frozenset(
     {
@@ -58,48 +59,9 @@ def sniff(head: bytes, name: str = "") -> str:
 def _sniff_magic(head: bytes, name: str) -> str:
     if head.startswith(b"MZ"):
         return _sniff_mz(head)
-    if head.startswith(b"\x7fELF"):
-        return "ELF"
-    if head[:4] in _MACHO_MAGICS or _is_macho_fat(head):
-        return "MACHO"
-    if head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08PK\x03\x04")):
-        return "ZIP"
-    if head.startswith(b"\x1f\x8b\x08"):
-        return "GZIP"
-    if _is_bzip2(head):
-        return "BZIP2"
-    if head.startswith(b"\xfd7zXZ\x00"):
-        return "XZ"
-    if head.startswith(b"7z\xbc\xaf\x27\x1c"):
-        return "7Z"
-    if head.startswith((b"Rar!\x1a\x07\x00", b"Rar!\x1a\x07\x01\x00")):
-        return "RAR"
-    if head.startswith(b"MSCF\x00\x00\x00\x00"):
-        return "CAB"
-    if _is_cpio(head):
-        return "CPIO"
-    if head.startswith(b"!<arch>\n"):
-        return "AR"
-    if _is_arj(head):
-        return "ARJ"
-    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
-        return "OLE2"
-    if head.startswith(b"ITSF\x03\x00\x00\x00"):
-        return "CHM"
-    if head.startswith(b"SZDD\x88\xf0\x27\x33"):
-        return "SZDD"
-    if head.startswith(b"\x78\x9f\x3e\x22"):
-        return "TNEF"
-    if _is_sis(head):
-        return "SIS"
-    if head.startswith(b"{\\rtf"):
-        return "RTF"
-    if is_tar_header(head):
-        return "TAR"
-    if head[_ISO_OFFSET : _ISO_OFFSET + 5] == b"CD001":
-        return "ISO"
-    if b"%PDF-" in head[:1024]:
-        return "PDF"
+    for magic, label in _MAGIC:
+        if head.startswith(magic) if isinstance(magic, (bytes, tuple)) else magic(head):
+            return label
     if _is_lzma_alone(head, name):
         return "LZMA"
     if head.startswith(b"#!"):
@@ -263,3 +225,30 @@ def _is_text(head: bytes) -> bool:
     # Compressed or random data has about 12% such bytes (and NULs); text has almost none.
     # Bytes >= 0x80 are allowed: UTF-8 and legacy 8-bit encodings.
     return controls * 20 <= len(sample)
+
+
+_MAGIC: tuple[tuple[bytes | tuple[bytes, ...] | Callable[[bytes], bool], str], ...] = (
+    (b"\x7fELF", "ELF"),
+    (lambda head: head[:4] in _MACHO_MAGICS or _is_macho_fat(head), "MACHO"),
+    ((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08PK\x03\x04"), "ZIP"),
+    (b"\x1f\x8b\x08", "GZIP"),
+    (_is_bzip2, "BZIP2"),
+    (b"\xfd7zXZ\x00", "XZ"),
+    (b"7z\xbc\xaf\x27\x1c", "7Z"),
+    ((b"Rar!\x1a\x07\x00", b"Rar!\x1a\x07\x01\x00"), "RAR"),
+    (b"MSCF\x00\x00\x00\x00", "CAB"),
+    (_is_cpio, "CPIO"),
+    (b"!<arch>\n", "AR"),
+    (_is_arj, "ARJ"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "OLE2"),
+    (b"ITSF\x03\x00\x00\x00", "CHM"),
+    (b"SZDD\x88\xf0\x27\x33", "SZDD"),
+    (b"\x78\x9f\x3e\x22", "TNEF"),
+    (_is_sis, "SIS"),
+    (b"{\\rtf", "RTF"),
+    (is_tar_header, "TAR"),
+    (lambda head: head[_ISO_OFFSET : _ISO_OFFSET + 5] == b"CD001", "ISO"),
+    (lambda head: b"%PDF-" in head[:1024], "PDF"),
+)
+"""What :func:`_sniff_magic` tries after ``MZ``, in order: a prefix (or prefixes) the content
+starts with, or a test of the head; the first that matches gives the label."""
