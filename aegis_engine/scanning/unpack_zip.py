@@ -73,6 +73,18 @@ def _overlapping(entries: list[ZipEntry]) -> set[int]:
     return flagged
 
 
+def _archive_finding(what: str, severity: Severity, score: float, **details: object) -> Finding:
+    """A structural heuristic about the archive (``Heuristics.Archive.<what>``)."""
+    return Finding(
+        detector="container",
+        name=f"Heuristics.Archive.{what}",
+        severity=severity,
+        kind=FindingKind.HEURISTIC,
+        score=score,
+        details=details,
+    )
+
+
 def zip_findings(obj: ScanObject) -> list[Finding]:
     """Structural heuristics from the central directory alone (nothing is inflated)."""
     reader = BufferReader(obj.data)
@@ -88,18 +100,14 @@ def zip_findings(obj: ScanObject) -> list[Finding]:
     if overlapping:
         declared = sum(entries[i].file_size for i in overlapping)
         findings.append(
-            Finding(
-                detector="container",
-                name="Heuristics.Archive.OverlappingEntries",
-                severity=Severity.SUSPICIOUS,
-                kind=FindingKind.HEURISTIC,
-                score=0.9,
-                details={
-                    "overlapping_entries": len(overlapping),
-                    "entries": len(entries),
-                    "declared_size": declared,
-                    "archive_size": archive_size,
-                },
+            _archive_finding(
+                "OverlappingEntries",
+                Severity.SUSPICIOUS,
+                0.9,
+                overlapping_entries=len(overlapping),
+                entries=len(entries),
+                declared_size=declared,
+                archive_size=archive_size,
             )
         )
     worst = max(
@@ -111,18 +119,14 @@ def zip_findings(obj: ScanObject) -> list[Finding]:
         ratio = worst.file_size / max(1, worst.compress_size)
         if ratio > RATIO_MIN:
             findings.append(
-                Finding(
-                    detector="container",
-                    name="Heuristics.Archive.CompressionRatio",
-                    severity=Severity.INFO,
-                    kind=FindingKind.HEURISTIC,
-                    score=0.3,
-                    details={
-                        "member": member_label(worst.name),
-                        "declared_size": worst.file_size,
-                        "compressed_size": worst.compress_size,
-                        "ratio": round(ratio),
-                    },
+                _archive_finding(
+                    "CompressionRatio",
+                    Severity.INFO,
+                    0.3,
+                    member=member_label(worst.name),
+                    declared_size=worst.file_size,
+                    compressed_size=worst.compress_size,
+                    ratio=round(ratio),
                 )
             )
     return findings
