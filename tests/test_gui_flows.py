@@ -415,6 +415,41 @@ def test_details_opens_the_alert_and_keeps_the_deadline(
     assert app.notifier.deadline_ms(dialog.alert.id) is None
 
 
+def test_the_tray_menu_and_the_status_window_start_and_open_the_same_things(
+    qtbot: Any, make_app: MakeApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Their shared entries (scans, Alerts, Quarantine, Settings) are wired to the app in
+    one place: each does the same from either."""
+    app = make_app(tray=True, protection=False)
+    app.start()
+    assert app.tray is not None
+    small = tmp_path / "small"
+    small.mkdir()
+    (small / "note.txt").write_text("hello")
+    monkeypatch.setattr(app.scan_view, "targets", lambda _kind: [str(small)])
+    picked: list[str] = []
+    monkeypatch.setattr(app.scan_view, "scan_folder", lambda: picked.append("folder"))
+    kinds: list[str] = []
+    app.scans.started.connect(lambda _sid, _targets, kind: kinds.append(kind))
+    for source in (app.tray, app.show_status()):
+        for window in (app.alert_view.window, app.vault.window, app.windows.get("settings")):
+            if window is not None:
+                window.close()
+        source.open_alerts.emit()
+        source.open_quarantine.emit()
+        source.open_settings.emit()
+        assert app.alert_view.window is not None and app.alert_view.window.isVisible()
+        assert app.vault.window is not None and app.vault.window.isVisible()
+        assert isinstance(app.windows.get("settings"), SettingsDialog)
+        assert app.windows["settings"].isVisible()
+        source.scan_folder.emit()
+        for kind in ("quick", "full"):
+            getattr(source, f"{kind}_scan").emit()
+            qtbot.waitUntil(lambda: not app.scans.running, timeout=120_000)
+    assert kinds == ["quick", "full", "quick", "full"]
+    assert picked == ["folder", "folder"]
+
+
 # -- quarantine window --------------------------------------------------------------------------
 
 
