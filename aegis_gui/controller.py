@@ -165,18 +165,22 @@ class TrayApp(QObject):
         self.scan_view.choice.connect(self.answer)
         if self.tray is not None:
             t = self.tray
-            t.scan_folder.connect(self.scan_folder)
-            t.quick_scan.connect(lambda: self.start_scan("quick"))
-            t.full_scan.connect(lambda: self.start_scan("full"))
+            self._connect_shared(t)
             t.pause.connect(self.protection.pause)
             t.resume.connect(self.protection.resume)
-            t.open_alerts.connect(self.show_alerts)
-            t.open_quarantine.connect(self.show_quarantine)
-            t.open_settings.connect(self.show_settings)
             t.open_status.connect(self.show_status)
             t.check_updates.connect(self.check_updates)
             t.quit.connect(self.quit)
             t.message_clicked.connect(self.notifier.tray_message_clicked)
+
+    def _connect_shared(self, source: Tray | StatusWindow) -> None:
+        """The entries the tray menu and the status window both have."""
+        source.scan_folder.connect(self.scan_folder)
+        source.quick_scan.connect(lambda: self.start_scan("quick"))
+        source.full_scan.connect(lambda: self.start_scan("full"))
+        source.open_alerts.connect(self.show_alerts)
+        source.open_quarantine.connect(self.show_quarantine)
+        source.open_settings.connect(self.show_settings)
 
     def start(self) -> None:
         """Show the tray (or the status window), start protection, notifications, schedule."""
@@ -257,13 +261,8 @@ class TrayApp(QObject):
         w = self.windows.get("status")
         if not isinstance(w, StatusWindow):
             w = StatusWindow(standalone=self.tray is None)
-            w.quick_scan.connect(lambda: self.start_scan("quick"))
-            w.full_scan.connect(lambda: self.start_scan("full"))
-            w.scan_folder.connect(self.scan_folder)
+            self._connect_shared(w)
             w.open_scan.connect(self.show_scan)
-            w.open_alerts.connect(self.show_alerts)
-            w.open_quarantine.connect(self.show_quarantine)
-            w.open_settings.connect(self.show_settings)
             w.pause_toggled.connect(self._toggle_pause)
             w.quit_requested.connect(self.quit)
             self.windows["status"] = w
