@@ -16,6 +16,7 @@ import pytest
 from aegis_engine.paths import AegisPaths
 
 if TYPE_CHECKING:
+    from aegis_engine import Engine
     from tests.e2e_gui.helpers import MemoryKeyring
 
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
@@ -37,6 +38,16 @@ def aegis_paths(aegis_home: Path) -> AegisPaths:
 @pytest.fixture
 def eicar() -> bytes:
     return EICAR
+
+
+@pytest.fixture
+def engine(aegis_paths: AegisPaths) -> Iterator[Engine]:
+    """An engine on the test's profile, closed after the test."""
+    from aegis_engine import Engine
+
+    eng = Engine(aegis_paths)
+    yield eng
+    eng.close()
 
 
 @pytest.fixture

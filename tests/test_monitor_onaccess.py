@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -30,13 +29,6 @@ from aegis_engine.paths import AegisPaths
 
 __all__ = ["no_thread_leaks", "shared_tmp"]  # fixtures used by name
 pytestmark = pytest.mark.usefixtures("no_thread_leaks")
-
-
-@pytest.fixture
-def engine(aegis_paths: AegisPaths) -> Iterator[Engine]:
-    eng = Engine(aegis_paths)
-    yield eng
-    eng.close()
 
 
 def _monitor(engine: Engine, *watch: Path, **kw: object) -> Monitor:

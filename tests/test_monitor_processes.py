@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,13 +31,6 @@ pytestmark = pytest.mark.usefixtures("no_thread_leaks")
 
 SLEEP = shutil.which("sleep") or "/bin/sleep"
 SH = shutil.which("sh") or "/bin/sh"
-
-
-@pytest.fixture
-def engine(aegis_paths: AegisPaths) -> Iterator[Engine]:
-    eng = Engine(aegis_paths)
-    yield eng
-    eng.close()
 
 
 @pytest.fixture

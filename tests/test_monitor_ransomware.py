@@ -37,19 +37,11 @@ from aegis_engine.monitor import Monitor, MonitorOptions, RansomwareEvent, repor
 from aegis_engine.monitor.attribution import IoSampler, IoSnapshot, ProcessControl
 from aegis_engine.monitor.fsevents import FsEvent, FsKind
 from aegis_engine.monitor.ransomware import RansomwareShield
-from aegis_engine.paths import AegisPaths
 
 __all__ = ["no_thread_leaks", "shared_tmp"]
 pytestmark = pytest.mark.usefixtures("no_thread_leaks")
 
 N_FILES = 1000
-
-
-@pytest.fixture
-def engine(aegis_paths: AegisPaths) -> Iterator[Engine]:
-    eng = Engine(aegis_paths)
-    yield eng
-    eng.close()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,17 +20,9 @@ from aegis_engine.monitor import (
     default_watch_folders,
     report_only,
 )
-from aegis_engine.paths import AegisPaths
 
 __all__ = ["no_thread_leaks"]
 pytestmark = pytest.mark.usefixtures("no_thread_leaks")
-
-
-@pytest.fixture
-def engine(aegis_paths: AegisPaths) -> Iterator[Engine]:
-    eng = Engine(aegis_paths)
-    yield eng
-    eng.close()
 
 
 def test_lifecycle_threads_are_named_joined_and_not_daemons(engine: Engine, tmp_path: Path) -> None:
