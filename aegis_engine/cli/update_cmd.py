@@ -14,8 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Protocol
 
 from ..paths import AegisPaths
 
@@ -75,19 +76,15 @@ def run_update(args: argparse.Namespace) -> int:
             source_dir=args.source,
             progress=progress,
         )
-    if args.json:
-        print(json.dumps(result.to_dict()))
-    else:
-        line = {
-            "updated": f"Updated: content version {result.version}",
-            "current": f"Up to date: content version {result.version}",
-            "refused": "Update REFUSED (nothing changed, scanning continues with version "
-            f"{result.version})",
-            "failed": "Update failed (nothing changed, scanning continues with version "
-            f"{result.version})",
-        }[result.result]
-        print(f"{line}: {result.reason} [{result.bytes_downloaded} bytes downloaded]")
-    return {"updated": 0, "current": 0, "refused": 1}.get(result.result, 2)
+    lines = {
+        "updated": f"Updated: content version {result.version}",
+        "current": f"Up to date: content version {result.version}",
+        "refused": "Update REFUSED (nothing changed, scanning continues with version "
+        f"{result.version})",
+        "failed": "Update failed (nothing changed, scanning continues with version "
+        f"{result.version})",
+    }
+    return _outcome(result, lines, as_json=args.json, done="updated")
 
 
 def _status(paths: AegisPaths, *, as_json: bool) -> int:
@@ -120,15 +117,34 @@ def _app_update(args: argparse.Namespace, paths: AegisPaths, progress: Progress)
         progress=progress,
         app_dir=args.app_dir,
     )
-    if args.json:
+    lines = {
+        "staged": f"New version {result.version} staged",
+        "current": f"Up to date: Aegis {result.installed_version}",
+        "refused": "App update REFUSED (nothing changed)",
+        "failed": "App update failed (nothing changed)",
+        "unavailable": "App update not available",
+    }
+    return _outcome(result, lines, as_json=args.json, done="staged")
+
+
+class _Outcome(Protocol):
+    """An update's or an app update's result, as both clients return it."""
+
+    @property
+    def result(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def bytes_downloaded(self) -> int: ...
+    def to_dict(self) -> dict[str, object]: ...
+
+
+def _outcome(result: _Outcome, lines: Mapping[str, str], *, as_json: bool, done: str) -> int:
+    """Print the outcome (one JSON object, or its line with the reason and the download);
+    the exit status: 0 ``done`` or current, 1 refused, 2 otherwise."""
+    if as_json:
         print(json.dumps(result.to_dict()))
     else:
-        line = {
-            "staged": f"New version {result.version} staged",
-            "current": f"Up to date: Aegis {result.installed_version}",
-            "refused": "App update REFUSED (nothing changed)",
-            "failed": "App update failed (nothing changed)",
-            "unavailable": "App update not available",
-        }[result.result]
+        line = lines[result.result]
         print(f"{line}: {result.reason} [{result.bytes_downloaded} bytes downloaded]")
-    return {"staged": 0, "current": 0, "refused": 1}.get(result.result, 2)
+    return {done: 0, "current": 0, "refused": 1}.get(result.result, 2)
