@@ -74,10 +74,15 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_grant(args: argparse.Namespace) -> int:
+def _choose(purpose_id: str, granted: bool) -> ConsentState:
+    """Record the choice; the purpose's state after it."""
     store = _store()
-    store.grant(args.purpose)
-    state = store.state(args.purpose)
+    store.set(purpose_id, granted)
+    return store.state(purpose_id)
+
+
+def run_grant(args: argparse.Namespace) -> int:
+    state = _choose(args.purpose, True)
     where = f" to {state.endpoint}" if state.endpoint else ""
     print(f"Allowed: {state.purpose.title}. It may send{where}: {state.purpose.describe_data()}.")
     if state.endpoint:
@@ -86,9 +91,7 @@ def run_grant(args: argparse.Namespace) -> int:
 
 
 def run_revoke(args: argparse.Namespace) -> int:
-    store = _store()
-    store.revoke(args.purpose)
-    state = store.state(args.purpose)
+    state = _choose(args.purpose, False)
     print(f"Off: {state.purpose.title}. Nothing is sent for it.")
     return 0
 
