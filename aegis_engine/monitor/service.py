@@ -432,31 +432,15 @@ class Monitor:
             raise MonitorError(f"no ransomware incident {incident!r}") from None
 
     def stats(self) -> dict[str, Any]:
+        from dataclasses import asdict  # every counter of the stats, by its field name
+
         out: dict[str, Any] = {"backend": self.backend}
         if self.on_access is not None:
-            s = self.on_access.stats
-            out["on_access"] = {
-                "events": s.events,
-                "scanned": s.scanned,
-                "threats": s.threats,
-                "failed": s.failed,
-                "deferred": s.deferred,
-                "overflows": s.overflows,
-                "rescanned": s.rescanned,
-                "max_pending": s.max_pending_seen,
-                "pending": self.on_access.pending,
-            }
+            counts = asdict(self.on_access.stats)
+            counts["max_pending"] = counts.pop("max_pending_seen")
+            out["on_access"] = {**counts, "pending": self.on_access.pending}
         if self.processes is not None:
-            ps = self.processes.stats
-            out["processes"] = {
-                "polls": ps.polls,
-                "seen": ps.seen,
-                "vanished": ps.vanished,
-                "inaccessible": ps.inaccessible,
-                "exe_scans": ps.exe_scans,
-                "exe_cache_hits": ps.exe_cache_hits,
-                "findings": ps.findings,
-            }
+            out["processes"] = asdict(self.processes.stats)
         if self.shield is not None:
             out["shield"] = {
                 "triggers": self.shield.triggers,
