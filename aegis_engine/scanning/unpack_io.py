@@ -34,7 +34,23 @@ MAX_HEADER_READ = 64 * 1024 * 1024
 """Largest single read a forward-only stream serves (tar long-name/pax headers are read whole)."""
 
 
-class BufferReader(io.RawIOBase):
+class PositionedReader(io.RawIOBase):
+    """A readable file object that can seek (at least forwards) and keeps its position in
+    ``_pos``."""
+
+    _pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+
+class BufferReader(PositionedReader):
     """A read-only, seekable file object over a buffer (bytes or mmap) that copies nothing up
     front: each read copies only what was asked for. Call :meth:`close` to release the view
     (an mmap cannot be closed while a view on it exists)."""
@@ -48,15 +64,6 @@ class BufferReader(io.RawIOBase):
 
     def __len__(self) -> int:
         return self._mv.nbytes
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         if whence == io.SEEK_SET:

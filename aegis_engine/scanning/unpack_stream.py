@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..errors import ContainerError
 from .budget import ExtractionBudget
-from .unpack_io import CHUNK, INPUT_CHUNK, MAX_HEADER_READ
+from .unpack_io import CHUNK, INPUT_CHUNK, MAX_HEADER_READ, PositionedReader
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -151,7 +151,7 @@ def _next_stream(rest: bytes, read_input: Callable[[int], bytes], magic: bytes) 
         rest += more
 
 
-class DecompressStream(io.RawIOBase):
+class DecompressStream(PositionedReader):
     """A forward-only file object over decompressed chunks (what tarfile reads a .tar.gz from).
 
     Seeking forward reads and discards (so skipped bytes are decompressed and charged too);
@@ -166,15 +166,6 @@ class DecompressStream(io.RawIOBase):
         self._pos = 0
         self._eof = False
         self._error: ContainerError | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
 
     def _fill(self, n: int) -> None:
         # A damaged stream's error is kept until the bytes decompressed before it are used.
