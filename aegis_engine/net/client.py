@@ -181,9 +181,9 @@ class NetClient:
         headers: Mapping[str, str] | None = None,
     ) -> NetResponse:
         """GET ``url`` for ``purpose``; the whole body, at most ``max_bytes``."""
-        with self.open("GET", url, purpose=purpose, max_bytes=max_bytes, headers=headers) as r:
-            body = r.read()
-            return NetResponse(r.url, r.status, dict(r.headers), body)
+        return self._whole(
+            self.open("GET", url, purpose=purpose, max_bytes=max_bytes, headers=headers)
+        )
 
     def post(
         self,
@@ -195,11 +195,16 @@ class NetClient:
         headers: Mapping[str, str] | None = None,
     ) -> NetResponse:
         """POST ``body`` for ``purpose`` (sent only after the TLS checks and pins passed)."""
-        with self.open(
-            "POST", url, purpose=purpose, body=body, max_bytes=max_bytes, headers=headers
-        ) as r:
-            data = r.read()
-            return NetResponse(r.url, r.status, dict(r.headers), data)
+        return self._whole(
+            self.open("POST", url, purpose=purpose, body=body, max_bytes=max_bytes, headers=headers)
+        )
+
+    @staticmethod
+    def _whole(opened: StreamedResponse) -> NetResponse:
+        """The whole answer of a request :meth:`open` made."""
+        with opened as r:
+            body = r.read()
+            return NetResponse(r.url, r.status, dict(r.headers), body)
 
     def open(
         self,
