@@ -17,6 +17,7 @@ from aegis_engine.paths import AegisPaths
 
 if TYPE_CHECKING:
     from aegis_engine import Engine
+    from aegis_gui.controller import TrayApp
     from tests.e2e_gui.helpers import MemoryKeyring
 
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
@@ -113,6 +114,24 @@ def json_lines_until(
         if pred(d):
             return seen
     raise AssertionError(f"not seen: {seen}; stderr: {proc.stderr.read() if proc.stderr else ''}")
+
+
+@pytest.fixture
+def tray_app(
+    qtbot: Any, aegis_paths: AegisPaths, memory_keyring: MemoryKeyring
+) -> Iterator[TrayApp]:
+    """The tray app on the test's profile, started: no tray icon, no first-run dialog, no
+    real-time protection (a monitor it starts scans on access only)."""
+    from aegis_gui.controller import Options, TrayApp
+    from tests.e2e_gui.helpers import quiet_monitor
+
+    app = TrayApp(
+        aegis_paths,
+        Options(tray=False, first_run=False, protection=False, monitor_factory=quiet_monitor),
+    )
+    app.start()
+    yield app
+    app.shutdown()
 
 
 def python_logging_connections(log: Path, *lines: str) -> list[str]:

@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,26 +21,13 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from aegis_engine import AegisPaths
 from aegis_gui import autostart
-from aegis_gui.controller import Options, TrayApp
+from aegis_gui.controller import TrayApp
 from aegis_gui.single_instance import SingleInstance, parse_request, scan_request
 from aegis_gui.windows.settings import SettingsDialog
-from tests.e2e_gui.helpers import EICAR, MemoryKeyring, quiet_monitor
+from tests.e2e_gui.helpers import EICAR
 
 ROOT = Path(__file__).resolve().parent.parent
 LINUX = ROOT / "packaging" / "linux"
-
-
-@pytest.fixture
-def tray_app(
-    qtbot: Any, aegis_paths: AegisPaths, memory_keyring: MemoryKeyring
-) -> Iterator[TrayApp]:
-    app = TrayApp(
-        aegis_paths,
-        Options(tray=False, first_run=False, protection=False, monitor_factory=quiet_monitor),
-    )
-    app.start()
-    yield app
-    app.shutdown()
 
 
 # -- the request line -----------------------------------------------------------------------------

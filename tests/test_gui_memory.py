@@ -5,7 +5,7 @@ generous bound: a leak of the old size (30 x 1.9 MB) fails it, allocator noise d
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import psutil
@@ -15,24 +15,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtWidgets import QApplication, QWidget
 
-from aegis_engine import AegisPaths
 from aegis_gui import memory
-from aegis_gui.controller import Options, TrayApp
-from tests.e2e_gui.helpers import MemoryKeyring, quiet_monitor
+from aegis_gui.controller import TrayApp
 
 ROUNDS = 30
 BOUND = 10 << 20
-
-
-@pytest.fixture
-def app(qtbot: Any, aegis_paths: AegisPaths, memory_keyring: MemoryKeyring) -> Iterator[TrayApp]:
-    tray = TrayApp(
-        aegis_paths,
-        Options(tray=False, first_run=False, protection=False, monitor_factory=quiet_monitor),
-    )
-    tray.start()
-    yield tray
-    tray.shutdown()
 
 
 def _rss() -> int:
@@ -43,13 +30,13 @@ def _rss() -> int:
 
 
 @pytest.mark.parametrize("name", ["settings", "alerts", "quarantine", "status", "scan"])
-def test_open_close_each_window_keeps_memory_flat(qtbot: Any, app: TrayApp, name: str) -> None:
+def test_open_close_each_window_keeps_memory_flat(qtbot: Any, tray_app: TrayApp, name: str) -> None:
     openers: dict[str, Callable[[], QWidget]] = {
-        "settings": app.show_settings,
-        "alerts": app.show_alerts,
-        "quarantine": app.show_quarantine,
-        "status": app.show_status,
-        "scan": app.show_scan,
+        "settings": tray_app.show_settings,
+        "alerts": tray_app.show_alerts,
+        "quarantine": tray_app.show_quarantine,
+        "status": tray_app.show_status,
+        "scan": tray_app.show_scan,
     }
     show = openers[name]
 
@@ -61,10 +48,10 @@ def test_open_close_each_window_keeps_memory_flat(qtbot: Any, app: TrayApp, name
 
     for _ in range(3):  # warm up: first-use caches, fonts, the thread pool
         cycle()
-    app.runner.wait()
+    tray_app.runner.wait()
     before = _rss()
     for _ in range(ROUNDS):
         cycle()
-    app.runner.wait()
+    tray_app.runner.wait()
     grown = _rss() - before
     assert grown < BOUND, f"{name}: +{grown / 2**20:.1f} MB after {ROUNDS} opens"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtCore import QTimer
 
-from aegis_engine import AegisPaths
-from aegis_gui.controller import Options, TrayApp
-from tests.e2e_gui.helpers import EICAR, MemoryKeyring
+from aegis_gui.controller import TrayApp
+from tests.e2e_gui.helpers import EICAR
 
 FILES = 4000
 
@@ -43,15 +41,7 @@ def tree(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def app(qtbot: Any, aegis_paths: AegisPaths, memory_keyring: MemoryKeyring) -> Iterator[TrayApp]:
-    tray_app = TrayApp(aegis_paths, Options(tray=False, first_run=False, protection=False))
-    tray_app.start()
-    yield tray_app
-    tray_app.shutdown()
-
-
-def test_event_loop_keeps_ticking_during_a_scan(qtbot: Any, app: TrayApp, tree: Path) -> None:
+def test_event_loop_keeps_ticking_during_a_scan(qtbot: Any, tray_app: TrayApp, tree: Path) -> None:
     ticks: list[float] = []
 
     def tick() -> None:
@@ -60,14 +50,14 @@ def test_event_loop_keeps_ticking_during_a_scan(qtbot: Any, app: TrayApp, tree: 
     timer = QTimer()
     timer.setInterval(10)
     timer.timeout.connect(tick)
-    window = app.show_scan()
+    window = tray_app.show_scan()
     timer.start()
     started = time.perf_counter()
-    assert app.start_scan("folder", [str(tree)]) is not None
-    qtbot.waitUntil(lambda: not app.scans.running, timeout=240_000)
+    assert tray_app.start_scan("folder", [str(tree)]) is not None
+    qtbot.waitUntil(lambda: not tray_app.scans.running, timeout=240_000)
     elapsed = time.perf_counter() - started
     timer.stop()
-    summary = app.scans.last_summary
+    summary = tray_app.scans.last_summary
     assert summary is not None and summary.files == FILES + 1 and summary.threats == 1
     assert window.title.text() == "Threats found"
     during = [t for t in ticks if started <= t <= started + elapsed]
