@@ -7,7 +7,6 @@ import json
 import mmap
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.pe_build import build_pe
 
 from aegis_engine.config import ScanLimits
 from aegis_engine.content import ContentSources
@@ -46,47 +46,7 @@ EXTRA_CORPUS = DEFAULT_EXTRA_DIR
 
 def small_pe() -> bytes:
     """A minimal well-formed PE32 executable (headers plus one section)."""
-    dos = bytearray(0x40)
-    dos[:2] = b"MZ"
-    struct.pack_into("<HH", dos, 2, 0x90, 3)
-    struct.pack_into("<I", dos, 0x3C, 0x80)
-    opt = struct.pack(
-        "<HBBIIIIIIIIIHHHHHHIIIIHHIIIIII",
-        0x10B,
-        14,
-        29,
-        0x200,
-        0x200,
-        0,
-        0x1000,
-        0x1000,
-        0x2000,
-        0x400000,
-        0x1000,
-        0x200,
-        6,
-        0,
-        0,
-        0,
-        6,
-        0,
-        0,
-        0x3000,
-        0x200,
-        0,
-        3,
-        0x8140,
-        0x100000,
-        0x1000,
-        0x100000,
-        0x1000,
-        0,
-        16,
-    ) + bytes(128)
-    fh = struct.pack("<4sHHIIIHH", b"PE\0\0", 0x14C, 1, 0, 0, 0, len(opt), 0x0102)
-    sec = struct.pack("<8sIIIIIIHHI", b".text", 0x200, 0x1000, 0x200, 0x200, 0, 0, 0, 0, 0x60000020)
-    image = bytes(dos) + bytes(0x40) + fh + opt + sec
-    return image + bytes(0x200 - len(image)) + b"\xc3" * 0x200
+    return build_pe(nsections=1)
 
 
 def pe_object(data: bytes, name: str = "a.exe", filetype: str = "PE") -> ScanObject:

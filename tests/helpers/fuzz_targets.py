@@ -13,11 +13,12 @@ import contextlib
 import gzip
 import io
 import lzma
-import struct
 import tarfile
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from helpers.pe_build import build_pe
 
 from aegis_engine.bounded_io import loads_bounded
 from aegis_engine.config import ScanLimits
@@ -76,46 +77,6 @@ def _7z() -> bytes:
     return buf.getvalue()
 
 
-def _pe() -> bytes:
-    dos = bytearray(0x80)
-    dos[:2] = b"MZ"
-    struct.pack_into("<I", dos, 0x3C, 0x80)
-    coff = struct.pack("<4sHHIIIHH", b"PE\0\0", 0x14C, 1, 0, 0, 0, 0xE0, 0x0102)
-    opt = bytearray(0xE0)
-    struct.pack_into("<HBBIIIIII", opt, 0, 0x10B, 14, 0, 0x200, 0, 0, 0x1000, 0x1000, 0)
-    struct.pack_into(
-        "<IIIHHHHHHIIIIHHIIIIII",
-        opt,
-        28,
-        0x400000,
-        0x1000,
-        0x200,
-        6,
-        0,
-        0,
-        0,
-        6,
-        0,
-        0,
-        0x2000,
-        0x200,
-        0,
-        2,
-        0x8140,
-        0x100000,
-        0x1000,
-        0x100000,
-        0x1000,
-        0,
-        16,
-    )
-    section = struct.pack(
-        "<8sIIIIIIHHI", b".text", 0x200, 0x1000, 0x200, 0x200, 0, 0, 0, 0, 0x60000020
-    )
-    head = bytes(dos) + coff + bytes(opt) + section
-    return head + bytes(0x200 - len(head) % 0x200) + b"\xc3" * 0x200
-
-
 SEEDS: dict[str, bytes] = {
     "zip": _zip(),
     "tar": _tar(),
@@ -123,7 +84,7 @@ SEEDS: dict[str, bytes] = {
     "bzip2": bz2.compress(EICAR * 3),
     "xz": lzma.compress(EICAR * 3),
     "7z": _7z(),
-    "pe": _pe(),
+    "pe": build_pe(nsections=1),
     "hashes": (
         b"# comment\n275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f:68:Eicar\n"
         b"44d88612fea8a8f36de82e1278abb02f:*:Eicar.Md5\n3395856ce81f2b7382dee72602f798b642f14140:68:E\n"
