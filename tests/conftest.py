@@ -36,6 +36,13 @@ def aegis_paths(aegis_home: Path) -> AegisPaths:
     return AegisPaths.under(aegis_home)
 
 
+def write_settings(paths: AegisPaths, text: str) -> Path:
+    """Write the profile's settings.toml (its folder made first)."""
+    paths.settings_file.parent.mkdir(parents=True, exist_ok=True)
+    paths.settings_file.write_text(text)
+    return paths.settings_file
+
+
 @pytest.fixture
 def eicar() -> bytes:
     return EICAR

@@ -13,7 +13,7 @@ from pathlib import Path
 import keyring
 import keyring.backends.fail
 import pytest
-from conftest import EICAR, run_cli
+from conftest import EICAR, run_cli, write_settings
 
 from aegis_engine.cli import main
 from aegis_engine.paths import AegisPaths
@@ -131,10 +131,8 @@ def test_scan_quarantine_moves_the_archive_holding_a_threat(tmp_path: Path) -> N
     assert archive.read_bytes() == original
 
 
-def test_scan_respects_allowlisted_signatures(tmp_path: Path, aegis_home: Path) -> None:
-    settings = aegis_home / "config" / "settings.toml"
-    settings.parent.mkdir(parents=True, exist_ok=True)
-    settings.write_text('[exclusions]\nsignatures = ["EICAR-Test-File"]\n')
+def test_scan_respects_allowlisted_signatures(tmp_path: Path, aegis_paths: AegisPaths) -> None:
+    write_settings(aegis_paths, '[exclusions]\nsignatures = ["EICAR-Test-File"]\n')
     (tmp_path / "e.com").write_bytes(EICAR)
     code, out, err = cli("scan", "--json", "--quarantine", str(tmp_path))
     assert code == 0, (out, err)
@@ -145,10 +143,8 @@ def test_scan_respects_allowlisted_signatures(tmp_path: Path, aegis_home: Path) 
     assert (tmp_path / "e.com").exists()
 
 
-def test_scan_policy_report_from_settings(tmp_path: Path, aegis_home: Path) -> None:
-    settings = aegis_home / "config" / "settings.toml"
-    settings.parent.mkdir(parents=True, exist_ok=True)
-    settings.write_text('[decision]\nmalicious = "report"\n')
+def test_scan_policy_report_from_settings(tmp_path: Path, aegis_paths: AegisPaths) -> None:
+    write_settings(aegis_paths, '[decision]\nmalicious = "report"\n')
     (tmp_path / "e.com").write_bytes(EICAR)
     code, out, _ = cli("scan", "--json", "--quarantine", str(tmp_path))
     assert code == 1
@@ -244,15 +240,13 @@ def test_delete_and_purge(aegis_paths: AegisPaths, tmp_path: Path) -> None:
 
 
 def test_automatic_purge_after_the_configured_days(
-    aegis_paths: AegisPaths, aegis_home: Path, tmp_path: Path
+    aegis_paths: AegisPaths, tmp_path: Path
 ) -> None:
     vault = Vault.for_paths(aegis_paths, warn=lambda m: None)
     vault._clock = lambda: datetime.now(UTC) - timedelta(days=8)
     (tmp_path / "old").write_bytes(b"old")
     vault.quarantine(tmp_path / "old")
-    settings = aegis_home / "config" / "settings.toml"
-    settings.parent.mkdir(parents=True, exist_ok=True)
-    settings.write_text("[quarantine]\npurge_days = 10\n")
+    settings = write_settings(aegis_paths, "[quarantine]\npurge_days = 10\n")
     assert len(quarantine_list()) == 1  # 8 days < 10
     settings.write_text("[quarantine]\npurge_days = 7\n")
     code, out, err = cli("quarantine", "list", "--json")

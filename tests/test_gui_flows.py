@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import write_settings
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -53,8 +54,7 @@ def watched(tmp_path: Path, aegis_paths: AegisPaths) -> Path:
     """A watched folder, written into the profile's settings."""
     folder = tmp_path / "watched"
     folder.mkdir()
-    aegis_paths.config_dir.mkdir(parents=True, exist_ok=True)
-    aegis_paths.settings_file.write_text(f'[realtime]\nfolders = ["{folder}"]\n')
+    write_settings(aegis_paths, f'[realtime]\nfolders = ["{folder}"]\n')
     return folder
 
 

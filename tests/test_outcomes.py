@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EICAR, run_cli
+from conftest import EICAR, run_cli, write_settings
 from helpers.monitor_support import Events
 
 from aegis_engine import Engine
@@ -57,8 +57,7 @@ def allowlisted(request: pytest.FixtureRequest, aegis_paths: AegisPaths) -> str:
         hashes.mkdir(parents=True)
         (hashes / "mine.sfp").write_text(f"{SHA}:{len(EICAR)}:Known.Good\n")
     else:
-        aegis_paths.settings_file.parent.mkdir(parents=True, exist_ok=True)
-        aegis_paths.settings_file.write_text(f'[exclusions]\nsha256 = ["{SHA}"]\n')
+        write_settings(aegis_paths, f'[exclusions]\nsha256 = ["{SHA}"]\n')
     return str(request.param)
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import write_settings
 
 from aegis_engine.errors import ConfigError, ConsentRequired
 from aegis_engine.paths import AegisPaths
@@ -131,9 +132,7 @@ def test_revoking_empties_that_purposes_outbox(aegis_paths: AegisPaths) -> None:
 
 
 def test_changing_an_endpoint_re_asks_consent(aegis_paths: AegisPaths) -> None:
-    settings = aegis_paths.settings_file
-    settings.parent.mkdir(parents=True, exist_ok=True)
-    settings.write_text('[cloud]\nlookup_url = "https://a.example/r"\n')
+    settings = write_settings(aegis_paths, '[cloud]\nlookup_url = "https://a.example/r"\n')
     store = ConsentStore.for_paths(aegis_paths)
     store.grant("cloud-lookup")
     store.require("cloud-lookup")

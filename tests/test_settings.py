@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import EICAR, run_cli
+from conftest import EICAR, run_cli, write_settings
 
 from aegis_engine import Engine
 from aegis_engine.config import ScanLimits
@@ -20,16 +20,10 @@ from aegis_engine.settings import Settings, SettingsStore, store
 NO_KEYRING = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
 
 
-def _settings_file(paths: AegisPaths, text: str) -> Path:
-    paths.settings_file.parent.mkdir(parents=True, exist_ok=True)
-    paths.settings_file.write_text(text)
-    return paths.settings_file
-
-
 def test_max_file_size_abc_keeps_the_default_and_names_key_and_line(
     aegis_paths: AegisPaths,
 ) -> None:
-    _settings_file(aegis_paths, '# mine\n[limits]\nmax_files = 5\nmax_file_size = "abc"\n')
+    write_settings(aegis_paths, '# mine\n[limits]\nmax_files = 5\nmax_file_size = "abc"\n')
     seen: list[str] = []
     engine = Engine(aegis_paths, on_warning=seen.append)
     assert engine.limits.max_file_size == ScanLimits().max_file_size
@@ -42,7 +36,7 @@ def test_max_file_size_abc_keeps_the_default_and_names_key_and_line(
 def test_max_file_size_abc_in_the_cli_is_a_warning_and_the_scan_still_detects(
     aegis_paths: AegisPaths, tmp_path: Path
 ) -> None:
-    _settings_file(aegis_paths, '[limits]\nmax_file_size = "abc"\n')
+    write_settings(aegis_paths, '[limits]\nmax_file_size = "abc"\n')
     (tmp_path / "e.com").write_bytes(EICAR)
     r = run_cli("scan", str(tmp_path), env=NO_KEYRING)
     assert r.returncode == 1, r.stderr
@@ -170,7 +164,7 @@ def test_reload_and_change_notification_reach_the_engine(aegis_paths: AegisPaths
     assert engine.decisions.policy.malicious.value == "quarantine"
     engine.settings_store.update({"decision": {"malicious": "report"}})
     assert engine.decisions.policy.malicious.value == "report" and len(heard) == 1
-    _settings_file(aegis_paths, "[limits]\nmax_files = 7\n")
+    write_settings(aegis_paths, "[limits]\nmax_files = 7\n")
     engine.reload_settings()
     assert engine.limits.max_files == 7 and engine.decisions.policy.malicious.value == "quarantine"
     assert len(heard) == 2
