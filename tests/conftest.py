@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 CLAMAV_TESTFILES = Path("/usr/share/clamav-testfiles")
+NO_KEYRING = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+"""The environment of a child process that must find no keyring at all."""
 
 
 @pytest.fixture(autouse=True)
@@ -58,18 +60,35 @@ def engine(aegis_paths: AegisPaths) -> Iterator[Engine]:
     eng.close()
 
 
-@pytest.fixture
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    """A keyring in this process only, for the test (the previous one is put back after)."""
+@contextlib.contextmanager
+def _keyring_in_use(backend: Any) -> Iterator[Any]:
+    """``backend`` is this process's keyring meanwhile; the previous one is put back after."""
     import keyring
 
+    previous = keyring.get_keyring()
+    keyring.set_keyring(backend)
+    try:
+        yield backend
+    finally:
+        keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    """A keyring in this process only, for the test."""
     from tests.e2e_gui.helpers import MemoryKeyring
 
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(previous)
+    with _keyring_in_use(MemoryKeyring()) as backend:
+        yield backend
+
+
+@pytest.fixture
+def no_keyring() -> Iterator[None]:
+    """No keyring at all in this process, for the test (child processes: ``NO_KEYRING``)."""
+    import keyring.backends.fail
+
+    with _keyring_in_use(keyring.backends.fail.Keyring()):
+        yield
 
 
 def run_cli(

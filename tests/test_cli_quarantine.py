@@ -6,14 +6,13 @@ import json
 import os
 import stat
 import zipfile
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import keyring
 import keyring.backends.fail
 import pytest
-from conftest import EICAR, run_cli, write_settings
+from conftest import EICAR, NO_KEYRING, run_cli, write_settings
 
 from aegis_engine.cli import main
 from aegis_engine.paths import AegisPaths
@@ -21,16 +20,9 @@ from aegis_engine.quarantine import Vault
 from tests.e2e_gui.helpers import MemoryKeyring
 
 EICAR_SHA = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"
-NO_KEYRING = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
 
 
-@pytest.fixture(autouse=True)
-def no_real_keyring() -> Iterator[None]:
-    """In this process: no keyring at all (child processes get the same via NO_KEYRING)."""
-    previous = keyring.get_keyring()
-    keyring.set_keyring(keyring.backends.fail.Keyring())
-    yield
-    keyring.set_keyring(previous)
+pytestmark = pytest.mark.usefixtures("no_keyring")  # child processes: NO_KEYRING
 
 
 def cli(*args: str) -> tuple[int, str, str]:

@@ -8,11 +8,9 @@ import json
 import stat
 from pathlib import Path
 
-from conftest import EICAR, run_cli
+from conftest import EICAR, NO_KEYRING, run_cli
 
 from aegis_engine.paths import AegisPaths
-
-NO_KEYRING = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
 
 
 def test_every_profile_file_is_private_after_a_scan(

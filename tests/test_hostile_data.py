@@ -12,10 +12,8 @@ import json
 import os
 from pathlib import Path
 
-import keyring
-import keyring.backends.fail
 import pytest
-from conftest import EICAR, run_cli
+from conftest import EICAR, NO_KEYRING, run_cli
 
 from aegis_engine.bounded_io import (
     NotRegularFile,
@@ -29,19 +27,10 @@ from aegis_engine.privacy import ConsentStore
 from aegis_engine.quarantine import KeyStore, Vault
 from aegis_engine.settings import SettingsStore
 
-NO_KEYRING = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
 DEEP = b"[" * 200_000 + b"]" * 200_000
 DEEP_OBJECT = b'{"purposes": ' + b'{"a": ' * 100_000 + b"1" + b"}" * 100_001
 
-pytestmark = pytest.mark.usefixtures("no_leaks")
-
-
-@pytest.fixture(autouse=True)
-def no_keyring() -> object:
-    previous = keyring.get_keyring()
-    keyring.set_keyring(keyring.backends.fail.Keyring())
-    yield
-    keyring.set_keyring(previous)
+pytestmark = pytest.mark.usefixtures("no_leaks", "no_keyring")
 
 
 # -- the helper ------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EICAR, run_cli, write_settings
+from conftest import EICAR, NO_KEYRING, run_cli, write_settings
 from helpers.monitor_support import Events
 
 from aegis_engine import Engine
@@ -28,7 +28,6 @@ from aegis_engine.paths import AegisPaths
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-NO_KEYRING = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
 SHA = hashlib.sha256(EICAR).hexdigest()
 # EICAR's standard allows trailing whitespace: still EICAR, another SHA-256
 OTHER_EICAR = EICAR + b" "

@@ -15,8 +15,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import keyring
-import keyring.backends.fail
 import pytest
 
 from aegis_engine.paths import AegisPaths
@@ -57,12 +55,7 @@ sys.exit(3)  # the kill did not happen
 """
 
 
-@pytest.fixture(autouse=True)
-def no_real_keyring() -> object:
-    previous = keyring.get_keyring()
-    keyring.set_keyring(keyring.backends.fail.Keyring())
-    yield
-    keyring.set_keyring(previous)
+pytestmark = pytest.mark.usefixtures("no_keyring")
 
 
 def _vault(paths: AegisPaths, notes: list[str]) -> Vault:

@@ -14,12 +14,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import CLAMAV_TESTFILES, EICAR, run_cli
+from conftest import CLAMAV_TESTFILES, EICAR, NO_KEYRING, run_cli
 
 from aegis_engine.paths import AegisPaths
 
 REPO = Path(__file__).resolve().parents[1]
-NO_KEYRING = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
 
 
 def scan_json(*targets: Path) -> tuple[int, list[dict[str, object]], str]:

@@ -9,15 +9,13 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import EICAR, run_cli, write_settings
+from conftest import EICAR, NO_KEYRING, run_cli, write_settings
 
 from aegis_engine import Engine
 from aegis_engine.config import ScanLimits
 from aegis_engine.errors import ConfigError
 from aegis_engine.paths import AegisPaths
 from aegis_engine.settings import Settings, SettingsStore, store
-
-NO_KEYRING = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
 
 
 def test_max_file_size_abc_keeps_the_default_and_names_key_and_line(
