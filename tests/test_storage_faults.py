@@ -82,15 +82,27 @@ def test_damaged_scan_cache_is_moved_aside_once(
     assert "scan cache" not in r.stderr  # rebuilt: said once
 
 
-def test_scan_cache_with_bad_rows_is_a_miss(tmp_path: Path, aegis_paths: AegisPaths) -> None:
+def _scan_then_damage(tmp_path: Path, database: Path, *statements: tuple[str, ...]) -> Path:
+    """Scan the infected tree once (EICAR reported), then run ``statements`` (SQL and its
+    parameters) on the database that scan wrote. The infected tree."""
     infected, _ = _trees(tmp_path)
     r = run_cli("scan", "--json", str(infected))
     _assert_eicar_reported(r)
-    db = sqlite3.connect(aegis_paths.scan_cache_file)
+    db = sqlite3.connect(database)
     with db:
-        db.execute("UPDATE files SET report = '[1, 2', sha256 = 42")
-        db.execute("INSERT INTO files VALUES ('x', 'y', 'z', 1, 2, 'v', NULL, '{}')")
+        for sql, *params in statements:
+            db.execute(sql, params)
     db.close()
+    return infected
+
+
+def test_scan_cache_with_bad_rows_is_a_miss(tmp_path: Path, aegis_paths: AegisPaths) -> None:
+    infected = _scan_then_damage(
+        tmp_path,
+        aegis_paths.scan_cache_file,
+        ("UPDATE files SET report = '[1, 2', sha256 = 42",),
+        ("INSERT INTO files VALUES ('x', 'y', 'z', 1, 2, 'v', NULL, '{}')",),
+    )
     r = run_cli("scan", "--json", str(infected))
     _assert_eicar_reported(r)
 
@@ -126,23 +138,17 @@ def test_history_not_a_database(tmp_path: Path, aegis_paths: AegisPaths) -> None
 
 
 def test_history_bad_rows_are_skipped(tmp_path: Path, aegis_paths: AegisPaths) -> None:
-    infected, _ = _trees(tmp_path)
-    r = run_cli("scan", "--json", str(infected))
-    _assert_eicar_reported(r)
-    db = sqlite3.connect(aegis_paths.history_file)
-    with db:
-        db.execute(
-            "INSERT INTO events (time_us, kind, path, rules) VALUES (1, 'detection', 'x', '{{')"
-        )
-        db.execute("INSERT INTO events (time_us, kind, path) VALUES ('soon', 'action', 'y')")
-        db.execute(
-            "INSERT INTO events (time_us, kind, path, detections) VALUES (2, 'x', 'z', '[1]')"
-        )
-        db.execute(
+    infected = _scan_then_damage(
+        tmp_path,
+        aegis_paths.history_file,
+        ("INSERT INTO events (time_us, kind, path, rules) VALUES (1, 'detection', 'x', '{{')",),
+        ("INSERT INTO events (time_us, kind, path) VALUES ('soon', 'action', 'y')",),
+        ("INSERT INTO events (time_us, kind, path, detections) VALUES (2, 'x', 'z', '[1]')",),
+        (
             "INSERT INTO events (time_us, kind, path, rules) VALUES (3, 'detection', 'w', ?)",
-            ("[" * 100_000,),
-        )
-    db.close()
+            "[" * 100_000,
+        ),
+    )
     r = run_cli("history")
     assert "Traceback" not in r.stderr, r.stderr
     assert r.returncode == 0, r.stderr
