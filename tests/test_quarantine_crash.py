@@ -96,6 +96,13 @@ def _no_leftovers(paths: AegisPaths, folder: Path) -> None:
     assert not [n for n in os.listdir(folder) if n.startswith(".aegis-restore-")]
 
 
+def _placed(path: Path) -> Path:
+    """The test file at ``path``: DATA, with MODE."""
+    path.write_bytes(DATA)
+    os.chmod(path, MODE)
+    return path
+
+
 def _assert_in_place(path: Path) -> None:
     assert path.read_bytes() == DATA
     assert stat.S_IMODE(os.stat(path).st_mode) == MODE
@@ -112,9 +119,7 @@ def test_sigkill_during_quarantine_loses_nothing(
 ) -> None:
     folder = tmp_path / "downloads"
     folder.mkdir()
-    target = folder / NAME
-    target.write_bytes(DATA)
-    os.chmod(target, MODE)
+    target = _placed(folder / NAME)
 
     _run_child("quarantine", step, nth, target=target)
 
@@ -147,9 +152,7 @@ def test_sigkill_during_restore_loses_nothing(
 ) -> None:
     folder = tmp_path / "documents"
     folder.mkdir()
-    target = folder / NAME
-    target.write_bytes(DATA)
-    os.chmod(target, MODE)
+    target = _placed(folder / NAME)
     item = _vault(aegis_paths, []).quarantine(target)
     if name_taken:
         target.write_bytes(b"a newer file that must survive")
@@ -185,9 +188,7 @@ def test_recovery_after_a_crash_when_the_file_changed_meanwhile(
 ) -> None:
     """Killed after the vault copy was verified; before the next start the user edits the
     file. Recovery must not remove the edited file: it rolls back instead."""
-    target = tmp_path / "x.exe"
-    target.write_bytes(DATA)
-    os.chmod(target, MODE)
+    target = _placed(tmp_path / "x.exe")
     _run_child("quarantine", "quarantine:item-verified", 1, target=target)
     with open(target, "r+b") as fh:  # same inode, new content
         fh.write(b"edited")
