@@ -1,11 +1,14 @@
 """What runs inside a scan worker process (see ``workers.py`` for the parent's side).
 
 Messages to the parent: ``("ready",)`` once the detectors are loaded; ``("batch", results,
-busy)`` with the results of the next files in batch order (each ``("ok", sha256, size)`` for
-a clean file or ``("report", report)``), sent when the batch ends, when results have been
-kept for :data:`FLUSH_SECONDS`, or by a watching thread when one file has taken longer than
-:data:`SLOW_FILE_SECONDS` (``busy`` true: the worker is now on the file after these, so the
-parent knows which file to blame if it has to stop the worker); ``("warn", text)``;
+busy, returned)`` with the results of the next files in batch order (each ``("ok", sha256,
+size)`` for a clean file or ``("report", report)``), sent when the batch ends, when results
+have been kept for :data:`FLUSH_SECONDS`, or by a watching thread when one file has taken
+longer than :data:`SLOW_FILE_SECONDS` (``busy`` true: the worker is now on the file after
+these, so the parent knows which file to blame if it has to stop the worker); ``returned``
+is how many files of the batch, after these, the worker gives back unscanned because the
+batch has taken :data:`GIVE_BACK_SECONDS` already (so a batch of slow files does not keep
+the other workers idle at the end of a scan); ``("warn", text)``;
 ``("model",)`` once it made the ML model's session (a PE file); ``("retire",)`` after a file
 that hit the memory cap (the parent starts a fresh worker); ``("fatal", text)`` if the
 detectors cannot be built.
@@ -39,6 +42,9 @@ wake-up of the parent per many small files, instead of one per file)."""
 SLOW_FILE_SECONDS = 0.25
 """A file on which the worker has spent this long gets the results before it sent at once,
 marked ``busy``."""
+GIVE_BACK_SECONDS = 0.3
+"""A batch that has taken this long gives its files not yet started back to the parent,
+which hands them to whichever worker is free first."""
 
 
 def limit_memory(limit: int) -> None:
@@ -285,10 +291,15 @@ class Results:
             if self._kept:
                 self._flush_locked(time.monotonic(), busy=False)
 
-    def _flush_locked(self, now: float, *, busy: bool) -> None:
+    def give_back(self, count: int) -> None:
+        """Send what is kept, and hand the batch's last ``count`` files back unscanned."""
+        with self._lock:
+            self._flush_locked(time.monotonic(), busy=False, returned=count)
+
+    def _flush_locked(self, now: float, *, busy: bool, returned: int = 0) -> None:
         kept, self._kept = self._kept, []
         self._sent_at = now
-        self._send(("batch", kept, busy))
+        self._send(("batch", kept, busy, returned))
 
     def _watch(self) -> None:
         while True:
@@ -313,7 +324,11 @@ def _scan_batch(scanner: FileScanner, entries: list[FileEntry], results: Results
     from .workers import incomplete_report
 
     send = results.add
-    for entry in entries:
+    started = time.monotonic()
+    for i, entry in enumerate(entries):
+        if i and time.monotonic() - started >= GIVE_BACK_SECONDS:
+            results.give_back(len(entries) - i)
+            return True
         results.file_started()
         try:
             report = scanner.scan_file(entry)

@@ -300,6 +300,8 @@ class PoolScan:
                     for result in msg[1]:
                         if self._result(conn, job, result, out):
                             return
+                    if msg[3] and self._take_back(conn, job, msg[3]):
+                        return
                 elif self._message(conn, job, msg, out):
                     return
         except (EOFError, OSError):
@@ -325,6 +327,26 @@ class PoolScan:
                 del self._running[conn]
                 self.pool.release(job.worker)
                 return True
+        return False
+
+    def _take_back(self, conn: Connection, job: _Job, count: int) -> bool:
+        """The worker gave back the last ``count`` files of its current batch unscanned:
+        they go first in the queue, in one part per worker (so another worker takes a share
+        even when this one is free again first). True once the worker has no batch left."""
+        end = job.ends[0]
+        start = max(job.done, end - count)  # == job.done: its results came first
+        back = job.entries[start:end]
+        share = -(-len(back) // self.jobs)  # one part per worker, this one's included
+        for first in reversed(range(0, len(back), share)):
+            self._requeue(back[first : first + share])
+        del job.entries[start:end]
+        job.ends.popleft()
+        job.ends = collections.deque(e - (end - start) for e in job.ends)
+        job.sure = False
+        if not job.ends:
+            del self._running[conn]
+            self.pool.release(job.worker)
+            return True
         return False
 
     def _message(
