@@ -39,10 +39,12 @@ PARENT_CHECK_SECONDS = 1.0
 FLUSH_SECONDS = 0.05
 """Longest a finished file's result waits to be sent with the next ones (one message and one
 wake-up of the parent per many small files, instead of one per file)."""
-SLOW_FILE_SECONDS = 0.25
+SLOW_FILE_SECONDS = 1.0
 """A file on which the worker has spent this long gets the results before it sent at once,
-marked ``busy``."""
-GIVE_BACK_SECONDS = 0.3
+marked ``busy``. The thread that watches for it wakes this often while a batch is scanned,
+and no more: each wake-up takes the GIL from the scanning thread, which on a loaded machine
+can stall it for a whole time slice of the scheduler."""
+GIVE_BACK_SECONDS = 1.0
 """A batch that has taken this long gives its files not yet started back to the parent,
 which hands them to whichever worker is free first."""
 
@@ -304,7 +306,7 @@ class Results:
     def _watch(self) -> None:
         while True:
             self._scanning.wait()
-            time.sleep(SLOW_FILE_SECONDS / 2)
+            time.sleep(SLOW_FILE_SECONDS)
             since = self._file_since
             if since is None or self._told_busy:
                 continue
