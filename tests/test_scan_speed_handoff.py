@@ -47,7 +47,9 @@ def test_results_leave_in_order_and_fewer_messages_than_files() -> None:
     assert len(sent.messages) < 2000
 
 
-def test_a_slow_file_sends_the_results_before_it_marked_busy(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_slow_file_sends_the_results_before_it_marked_busy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(worker_main, "FLUSH_SECONDS", 3600.0)  # nothing sent on its own
     sent = Sent()
     results = Results(sent)
@@ -65,7 +67,8 @@ def test_a_slow_file_sends_the_results_before_it_marked_busy(monkeypatch) -> Non
     assert sent.messages[1] == ("batch", [("report", "slow")], False, 0)
 
 
-def test_a_long_batch_gives_its_unscanned_files_back() -> None:
+def test_a_long_batch_gives_its_unscanned_files_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker_main, "FLUSH_SECONDS", 3600.0)  # nothing sent on its own
     sent = Sent()
     results = Results(sent)
     results.begin()
