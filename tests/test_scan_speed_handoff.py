@@ -33,7 +33,10 @@ class Sent:
             assert self.arrived.wait_for(lambda: len(self.messages) >= count, timeout)
 
 
-def test_results_leave_in_order_and_fewer_messages_than_files() -> None:
+def test_results_leave_in_order_and_fewer_messages_than_files(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(worker_main, "FLUSH_SECONDS", 0.05)  # a few at a time (not the default)
     sent = Sent()
     results = Results(sent)
     results.begin()
@@ -77,6 +80,17 @@ def test_a_long_batch_gives_its_unscanned_files_back(monkeypatch: pytest.MonkeyP
     results.give_back(5)
     results.end()
     assert sent.messages == [("batch", [("ok", "0", 0)], False, 5)]
+
+
+def test_by_default_each_result_leaves_at_once_and_says_nothing_is_held_back() -> None:
+    sent = Sent()
+    results = Results(sent)
+    results.begin()
+    for i in range(3):
+        results.file_started()
+        results.add(("ok", str(i), i))
+    results.end()
+    assert sent.messages == [("batch", [("ok", str(i), i)], True, 0) for i in range(3)]
 
 
 def test_slow_files_of_one_batch_are_shared_by_the_workers(

@@ -3,9 +3,10 @@
 Messages to the parent: ``("ready",)`` once the detectors are loaded; ``("batch", results,
 busy, returned)`` with the results of the next files in batch order (each ``("ok", sha256,
 size)`` for a clean file or ``("report", report)``), sent when the batch ends, when results
-have been kept for :data:`FLUSH_SECONDS`, or by a watching thread when one file has taken
-longer than :data:`SLOW_FILE_SECONDS` (``busy`` true: the worker is now on the file after
-these, so the parent knows which file to blame if it has to stop the worker); ``returned``
+have been kept for :data:`FLUSH_SECONDS` (0 by default: each as soon as its file is done),
+or by a watching thread when one file has taken longer than :data:`SLOW_FILE_SECONDS`
+(``busy`` true: no result is held back and the worker is now on the file after these, so
+the parent knows which file to blame if it has to stop the worker); ``returned``
 is how many files of the batch, after these, the worker gives back unscanned because the
 batch has taken :data:`GIVE_BACK_SECONDS` already (so a batch of slow files does not keep
 the other workers idle at the end of a scan); ``("warn", text)``;
@@ -36,9 +37,11 @@ if TYPE_CHECKING:
     from .worker_pool import WorkerConfig
 
 PARENT_CHECK_SECONDS = 1.0
-FLUSH_SECONDS = 0.05
-"""Longest a finished file's result waits to be sent with the next ones (one message and one
-wake-up of the parent per many small files, instead of one per file)."""
+FLUSH_SECONDS = 0.0
+"""Longest a finished file's result waits to be sent with the next ones. 0: each result is
+sent as soon as its file is done. Sending them a few at a time (0.005 or 0.05 s) cut the
+scan's CPU by 3-14% but made whole scans 1.2-1.5x slower on a busy machine, where the
+scan got a smaller share of the cores (docs/benchmarks.md, 2026-12-07), so it is off."""
 SLOW_FILE_SECONDS = 1.0
 """A file on which the worker has spent this long gets the results before it sent at once,
 marked ``busy``. The thread that watches for it wakes this often while a batch is scanned,
@@ -301,7 +304,8 @@ class Results:
     def _flush_locked(self, now: float, *, busy: bool, returned: int = 0) -> None:
         kept, self._kept = self._kept, []
         self._sent_at = now
-        self._send(("batch", kept, busy, returned))
+        # busy: no result is held back, so the parent knows the file the worker is on next
+        self._send(("batch", kept, busy or FLUSH_SECONDS <= 0, returned))
 
     def _watch(self) -> None:
         while True:
