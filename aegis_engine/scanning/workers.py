@@ -2,10 +2,11 @@
 
 Each worker is a process started through ``forkserver`` (``spawn`` where there is none; never
 a plain fork of the caller, which may be a Qt process). It builds the detectors once, then
-scans the batches of files the parent hands it, sending the results back a few files at a
-time (``worker_main.Results``). The parent knows which file each busy worker is on and since
-when (a worker says so at once when one file is slow; when it cannot know, the files not
-reported are scanned again one per batch), so it can
+scans the batches of files the parent hands it, sending each file's result back as soon as
+it is done (``worker_main.Results``; it can hold them for a few at a time, which is off by
+default). The parent knows which file each busy worker is on and since when (a worker that
+holds results says so at once when one file is slow; when the parent cannot know, the files
+not reported are scanned again one per batch), so it can
 
 - kill a worker that passes the per-file time limit (``ScanLimits.max_scan_time``), however
   it is stuck (a regular expression inside YARA, a C parser, a decompressor);
