@@ -41,6 +41,12 @@ def main() -> int:
     ap.add_argument("--rules", type=Path, default=DEFAULT_RULES)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument(
+        "--only",
+        choices=("all", "rules", "bundled"),
+        default="all",
+        help="run only the rules-only or only the bundled-defaults comparison (with yara)",
+    )
     args = ap.parse_args()
     tree = str(args.tree.resolve())
     before = str(args.before.resolve())
@@ -79,6 +85,8 @@ def _run(args: argparse.Namespace, tree: str, before: str, work: Path) -> int:
             [py, "-c", MAIN, "scan", "--json", "--no-cache", "--jobs", str(args.jobs), tree],
             env(version, "bundled"),
         )
+    if args.only != "all":
+        cmds = {k: v for k, v in cmds.items() if k == "yara" or k.startswith(args.only + ".")}
     small = str(Path(tree) / "clamav-testfiles")
     old_cwd = os.getcwd()
     os.chdir("/")  # neither checkout's folder on sys.path
@@ -129,11 +137,15 @@ def report(runs: dict[str, list[Run]], args: argparse.Namespace) -> None:
         )
     print()
     for version in ("before", "now"):
+        if f"rules.{version}" not in runs:
+            continue
         print(
             f"- rules.{version} / yara: wall {ratio(f'rules.{version}', 'yara')}, "
             f"CPU {ratio(f'rules.{version}', 'yara', 'cpu')}"
         )
     for what in ("rules", "bundled"):
+        if f"{what}.now" not in runs:
+            continue
         print(
             f"- {what}: now / before: wall {ratio(f'{what}.now', f'{what}.before')}, "
             f"CPU {ratio(f'{what}.now', f'{what}.before', 'cpu')}, "

@@ -6,6 +6,10 @@
         .venv/bin/python -m aegis_engine.cli scan ...
     python bench/profile_top.py prof.raw [--top 25] [--thread-prefix aegis-scan]
 
+With ``py-spy record --subprocesses`` (the parent, the preload server, the scan workers and
+the emulation children in one profile), "by thread" is by process: the innermost process
+py-spy names for the sample.
+
 "self" is the share of samples whose innermost frame is that function (where the CPU was);
 "inclusive" is the share of samples with the function anywhere on the stack. Samples are only
 taken from threads that were running (py-spy leaves idle threads out by default), so the
@@ -31,6 +35,8 @@ WAIT_MARKERS = (
     "take_gil",
     "epoll_wait",
     "__futex_abstimed_wait",
+    "clock_nanosleep",
+    "poll (libc.so.6)",
 )
 
 
@@ -90,7 +96,9 @@ def main() -> int:
             except ValueError:
                 continue
             frames = stack.split(";")
-            thread = frames[0] if frames and frames[0].startswith(("thread", "process")) else ""
+            # With --subprocesses, py-spy names the whole chain of processes: keep the last.
+            labels = [f for f in frames if f.startswith(("thread", "process"))]
+            thread = labels[-1] if labels else ""
             if args.thread_prefix and args.thread_prefix not in thread:
                 continue
             if args.drop_waits and any(w in stack for w in WAIT_MARKERS):

@@ -5,12 +5,15 @@ and workers forked from the preload server (``pool``, issue 13) against workers 
 load their own content (``pool-own``, ``WorkerConfig.share_content=False``).
 
     .venv/bin/python bench/workers_cost.py [--files 50000] [--rounds 3] [--jobs 2]
+        [--before /tmp/aegis-before]
 
 Both modes use the bundled defaults, no scan cache, the same walk, the same FileScanner and
 the same chunks (32 files); only the hand-off differs (pickled batches over a pipe to worker
 processes, against futures on a thread pool). Rounds are interleaved; medians are reported.
 Each run is a fresh process (``--mode``); the parent samples the PSS of that process and all
 its descendants (``/proc/PID/smaps_rollup``) every 50 ms and reports the peak of the sum.
+With ``--before`` (a source checkout of older code, e.g. a ``git archive``), ``pool-before``
+is ``pool`` run with that checkout first on ``PYTHONPATH``: the same bench, the old engine.
 """
 
 from __future__ import annotations
@@ -145,8 +148,14 @@ def tree_pss_kib(pid: int) -> int:
     return total
 
 
-def measure(mode: str, tree: str, jobs: int, home: str) -> dict[str, float]:
+def measure(
+    mode: str, tree: str, jobs: int, home: str, before: str | None = None
+) -> dict[str, float]:
     env = {**os.environ, "AEGIS_HOME": home}
+    env.pop("PYTHONPATH", None)
+    if mode == "pool-before" and before:
+        env["PYTHONPATH"] = before
+        mode = "pool"
     cmd = [sys.executable, __file__, "--mode", mode, "--jobs", str(jobs), tree]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
     peak = 0
@@ -175,6 +184,7 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--before", help="source checkout of older code: adds pool-before")
     args = parser.parse_args()
     if args.mode:
         if args.mode == "threads":
@@ -188,11 +198,18 @@ def main() -> int:
             make_tree(tree, args.files)
         home = str(Path(tmp) / "home")
         measure("pool", str(tree), args.jobs, home)  # untimed warm-up: rules compiled, cached
-        modes = ("threads", "pool-own", "pool")
+        modes: tuple[str, ...] = ("threads", "pool-own", "pool")
+        before = str(Path(args.before).resolve()) if args.before else None
+        if before:
+            modes = (*modes, "pool-before")
+            measure("pool-before", str(tree), args.jobs, home + "-before", before)  # warm-up
         results: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
         for rnd in range(args.rounds):
             for mode in modes if rnd % 2 == 0 else modes[::-1]:
-                results[mode].append(measure(mode, str(tree), args.jobs, home))
+                where = home + "-before" if mode == "pool-before" else home
+                r = measure(mode, str(tree), args.jobs, where, before)
+                r["load"] = os.getloadavg()[0]
+                results[mode].append(r)
         med = {
             m: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for m, rs in results.items()
         }
@@ -204,12 +221,25 @@ def main() -> int:
                 f"CPU {figures['cpu']:7.2f} s  "
                 f"peak PSS (all processes) {figures['peak_pss_mib']:6.1f} MiB"
             )
-        for mode in ("pool-own", "pool"):
+        for mode in modes[1:]:
             ratio = med[mode]["seconds"] / med["threads"]["seconds"]
             cpu_ratio = med[mode]["cpu"] / med["threads"]["cpu"]
             print(f"{mode} / threads: wall time {ratio:.2f}x, CPU {cpu_ratio:.2f}x")
         pss = med["pool"]["peak_pss_mib"] / med["pool-own"]["peak_pss_mib"]
         print(f"pool / pool-own: peak PSS {pss:.2f}x")
+        if before:
+            per = [
+                (a["seconds"] / b["seconds"], a["cpu"] / b["cpu"])
+                for a, b in zip(results["pool"], results["pool-before"], strict=True)
+            ]
+            print(
+                "pool / pool-before per round: wall "
+                + ", ".join(f"{w:.2f}" for w, _ in per)
+                + "; CPU "
+                + ", ".join(f"{c:.2f}" for _, c in per)
+            )
+        loads = [r["load"] for rs in results.values() for r in rs]
+        print(f"load average (1 min) during the runs: {min(loads):.1f}-{max(loads):.1f}")
     return 0
 
 

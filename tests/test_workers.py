@@ -264,3 +264,32 @@ def test_on_access_is_not_held_up_by_a_scan_that_keeps_every_worker_busy(
         engine.close()
     assert not scan.is_alive()
     assert {r.verdict for r in summaries[0].reports} == {Verdict.INCOMPLETE}
+
+
+@pytest.mark.parametrize("marker", [hostile.ABORT, hostile.SLEEP])
+def test_a_bad_file_after_quick_ones_in_the_same_batch_is_the_one_blamed(
+    hostile_engine: Engine, tmp_path: Path, marker: bytes
+) -> None:
+    """Results travel a few files at a time, so when a worker dies or is stopped the parent
+    may not know which file of its batch it was on: the files it had not reported are scanned
+    again one by one, and only the file that did it is reported (never a clean file before
+    it, never a detection after it)."""
+    files = []
+    for i in range(12):
+        files.append(tmp_path / f"a-clean-{i}.txt")
+        files[-1].write_text(f"nothing to see {i}\n")
+    bad = tmp_path / "b-bad.bin"
+    bad.write_bytes(marker + b"\n")
+    eicar = tmp_path / "c-eicar.com"
+    eicar.write_bytes(EICAR)
+    after = tmp_path / "d-clean.txt"
+    after.write_text("nothing after\n")
+    targets = [*files, bad, eicar, after]  # walked in this order: one batch for one worker
+    summary = hostile_engine.scan(targets, options(hostile_engine, jobs=1, use_cache=False))
+    reports = by_name(summary)
+    assert summary.files == len(targets)
+    assert set(reports) == {"b-bad.bin", "c-eicar.com"}
+    assert reports["b-bad.bin"].verdict is Verdict.INCOMPLETE
+    expected = "SIGABRT" if marker == hostile.ABORT else "max-scan-time"
+    assert expected in problems(reports["b-bad.bin"])
+    assert reports["c-eicar.com"].verdict is Verdict.MALICIOUS

@@ -18,6 +18,7 @@ here only: the engine never imports this module.
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import struct
 import sys
@@ -354,6 +355,7 @@ def main(argv: list[str]) -> int:
     if len(argv) not in (3, 4):
         return 2
     src, out = argv[1], argv[2]
+    gc.freeze()  # the modules' objects: never traversed by this short life's collections
     try:
         seconds = max(0.5, float(argv[3])) if len(argv) == 4 else DEFAULT_SECONDS
         with open(src, "rb") as fh:

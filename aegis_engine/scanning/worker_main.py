@@ -1,9 +1,18 @@
 """What runs inside a scan worker process (see ``workers.py`` for the parent's side).
 
-Messages to the parent: ``("ready",)`` once the detectors are loaded, ``("report", report)``
-per file in batch order, ``("warn", text)``, ``("model",)`` once it made the ML model's
-session (a PE file), ``("retire",)`` after a file that hit the memory
-cap (the parent starts a fresh worker), ``("fatal", text)`` if the detectors cannot be built.
+Messages to the parent: ``("ready",)`` once the detectors are loaded; ``("batch", results,
+busy, returned)`` with the results of the next files in batch order (each ``("ok", sha256,
+size)`` for a clean file or ``("report", report)``), sent when the batch ends, when results
+have been kept for :data:`FLUSH_SECONDS` (0 by default: each as soon as its file is done),
+or by a watching thread when one file has taken longer than :data:`SLOW_FILE_SECONDS`
+(``busy`` true: no result is held back and the worker is now on the file after these, so
+the parent knows which file to blame if it has to stop the worker); ``returned``
+is how many files of the batch, after these, the worker gives back unscanned because the
+batch has taken :data:`GIVE_BACK_SECONDS` already (so a batch of slow files does not keep
+the other workers idle at the end of a scan); ``("warn", text)``;
+``("model",)`` once it made the ML model's session (a PE file); ``("retire",)`` after a file
+that hit the memory cap (the parent starts a fresh worker); ``("fatal", text)`` if the
+detectors cannot be built.
 """
 
 from __future__ import annotations
@@ -28,6 +37,19 @@ if TYPE_CHECKING:
     from .worker_pool import WorkerConfig
 
 PARENT_CHECK_SECONDS = 1.0
+FLUSH_SECONDS = 0.0
+"""Longest a finished file's result waits to be sent with the next ones. 0: each result is
+sent as soon as its file is done. Sending them a few at a time (0.005 or 0.05 s) cut the
+scan's CPU by 3-14% but made whole scans 1.2-1.5x slower on a busy machine, where the
+scan got a smaller share of the cores (docs/benchmarks.md, 2026-12-07), so it is off."""
+SLOW_FILE_SECONDS = 1.0
+"""A file on which the worker has spent this long gets the results before it sent at once,
+marked ``busy``. The thread that watches for it wakes this often while a batch is scanned,
+and no more: each wake-up takes the GIL from the scanning thread, which on a loaded machine
+can stall it for a whole time slice of the scheduler."""
+GIVE_BACK_SECONDS = 1.0
+"""A batch that has taken this long gives its files not yet started back to the parent,
+which hands them to whichever worker is free first."""
 
 
 def limit_memory(limit: int) -> None:
@@ -199,6 +221,7 @@ def serve(
             model_told = True
         send(message)
 
+    results = Results(send_result)
     scanner: FileScanner | None = None
     while True:
         try:
@@ -212,19 +235,107 @@ def serve(
         _, options, entries = message
         if options is not None or scanner is None:
             scanner = FileScanner(detectors, options, Path(tmpdir), warn)
-        if not _scan_batch(scanner, entries, send_result):
+        results.begin()
+        try:
+            ok = _scan_batch(scanner, entries, results)
+        finally:
+            results.end()
+        if not ok:
             send(("retire",))
             return
 
 
-def _scan_batch(
-    scanner: FileScanner, entries: list[FileEntry], send: Callable[[tuple[object, ...]], None]
-) -> bool:
-    """Scan each file and send its report; False after a file that ran out of memory."""
+class Results:
+    """The results of a batch's files, sent a few at a time (see the module's docstring).
+
+    The main thread calls :meth:`file_started` and :meth:`add` per file; a watching thread
+    sends what is kept when a file is slow. Sending happens under one lock, so results leave
+    in batch order whichever thread sends them."""
+
+    def __init__(self, send: Callable[[tuple[object, ...]], None]) -> None:
+        self._send = send
+        self._lock = threading.Lock()
+        self._kept: list[tuple[object, ...]] = []
+        self._sent_at = 0.0
+        self._file_since: float | None = None
+        self._told_busy = False
+        self._scanning = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    def begin(self) -> None:
+        """A batch starts (the watching thread runs only while one does)."""
+        self._sent_at = time.monotonic()
+        if self._watcher is None:
+            self._watcher = threading.Thread(
+                target=self._watch, name="aegis-worker-results", daemon=True
+            )
+            self._watcher.start()
+        self._scanning.set()
+
+    def end(self) -> None:
+        """The batch is over: everything kept is sent now."""
+        self._scanning.clear()
+        self._file_since = None
+        self.flush()
+
+    def file_started(self) -> None:
+        self._file_since = time.monotonic()
+        self._told_busy = False
+
+    def add(self, message: tuple[object, ...]) -> None:
+        """A file's result (the main thread, once the file is done)."""
+        self._file_since = None
+        now = time.monotonic()
+        with self._lock:
+            self._kept.append(message)
+            if now - self._sent_at >= FLUSH_SECONDS:
+                self._flush_locked(now, busy=False)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._kept:
+                self._flush_locked(time.monotonic(), busy=False)
+
+    def give_back(self, count: int) -> None:
+        """Send what is kept, and hand the batch's last ``count`` files back unscanned."""
+        with self._lock:
+            self._flush_locked(time.monotonic(), busy=False, returned=count)
+
+    def _flush_locked(self, now: float, *, busy: bool, returned: int = 0) -> None:
+        kept, self._kept = self._kept, []
+        self._sent_at = now
+        # busy: no result is held back, so the parent knows the file the worker is on next
+        self._send(("batch", kept, busy or FLUSH_SECONDS <= 0, returned))
+
+    def _watch(self) -> None:
+        while True:
+            self._scanning.wait()
+            time.sleep(SLOW_FILE_SECONDS)
+            since = self._file_since
+            if since is None or self._told_busy:
+                continue
+            now = time.monotonic()
+            if now - since < SLOW_FILE_SECONDS:
+                continue
+            with self._lock:
+                if self._file_since == since and not self._told_busy:
+                    self._told_busy = True  # said once per slow file
+                    self._flush_locked(now, busy=True)
+
+
+def _scan_batch(scanner: FileScanner, entries: list[FileEntry], results: Results) -> bool:
+    """Scan each file and keep its report for the parent; False after a file that ran out
+    of memory (its report is sent before the function returns)."""
     from ..results import Verdict
     from .workers import incomplete_report
 
-    for entry in entries:
+    send = results.add
+    started = time.monotonic()
+    for i, entry in enumerate(entries):
+        if i and time.monotonic() - started >= GIVE_BACK_SECONDS:
+            results.give_back(len(entries) - i)
+            return True
+        results.file_started()
         try:
             report = scanner.scan_file(entry)
         except MemoryError:

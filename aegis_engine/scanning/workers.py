@@ -2,8 +2,11 @@
 
 Each worker is a process started through ``forkserver`` (``spawn`` where there is none; never
 a plain fork of the caller, which may be a Qt process). It builds the detectors once, then
-scans the batches of files the parent hands it, one report back per file. The parent knows
-which file each busy worker is on and since when, so it can
+scans the batches of files the parent hands it, sending each file's result back as soon as
+it is done (``worker_main.Results``; it can hold them for a few at a time, which is off by
+default). The parent knows which file each busy worker is on and since when (a worker that
+holds results says so at once when one file is slow; when the parent cannot know, the files
+not reported are scanned again one per batch), so it can
 
 - kill a worker that passes the per-file time limit (``ScanLimits.max_scan_time``), however
   it is stuck (a regular expression inside YARA, a C parser, a decompressor);
@@ -100,6 +103,18 @@ class _Job:
     since: float = 0.0
     ends: collections.deque[int] = field(default_factory=collections.deque)
     """Where each batch sent to the worker ends in ``entries`` (at most ``PIPELINE``)."""
+    sure: bool = False
+    """The worker said it is on ``entries[done]`` (results come a few files at a time, so
+    otherwise it may be on any file of its batch from there)."""
+
+    def culprit_known(self) -> bool:
+        """Whether the file the worker is on is known: it said so, or only one file of its
+        current batch is left."""
+        return self.sure or self.ends[0] - self.done <= 1
+
+    def unsure_files(self) -> list[FileEntry]:
+        """The files of the current batch the worker may have been on."""
+        return self.entries[self.done : self.ends[0]]
 
 
 class PoolScan:
@@ -253,10 +268,16 @@ class PoolScan:
             deadline = self._deadline(job)
             if deadline is None or now < deadline:
                 continue
+            if job.worker.ready and _readable(conn):  # it said something meanwhile: hear it
+                self._read(conn, job, out)
+                continue
             del self._running[conn]
             self.pool.discard(job.worker)
             if not job.worker.ready:
                 self._start_failed(job.entries, "the scan worker did not start in time", out)
+                continue
+            if not job.culprit_known():
+                self._retry_one_by_one(job)
                 continue
             limit = self.options.limits.max_scan_time
             entry = job.entries[job.done]
@@ -276,47 +297,87 @@ class PoolScan:
         try:
             while conn.poll():
                 msg = conn.recv()
-                kind = msg[0]
-                if kind in ("ok", "report"):
-                    entry = job.entries[job.done]
-                    if kind == "ok":  # clean: only its digest and size travel
-                        report = FileReport(entry.path, Verdict.CLEAN, [], msg[1], msg[2])
-                    else:
-                        report = msg[1]
-                    out.append((entry, report))
-                    job.done += 1
+                if msg[0] == "batch":
+                    job.sure = msg[2]  # busy: it is on the file after these
                     job.since = time.monotonic()
-                    if job.done == job.ends[0]:
-                        job.ends.popleft()
-                        if not job.ends:
-                            del self._running[conn]
-                            self.pool.release(job.worker)
+                    for result in msg[1]:
+                        if self._result(conn, job, result, out):
                             return
-                elif kind == "ready":
-                    job.worker.ready = True
-                    job.since = time.monotonic()
-                    self._failed_starts = 0
-                elif kind == "model":  # it needed the ML model: later workers get it shared
-                    self.pool.model_wanted = True
-                elif kind == "warn":
-                    self.warn(msg[1])
-                elif kind == "fault":
-                    self.fault(msg[1])
-                elif kind == "retire":  # hit its memory cap after reporting the file
-                    del self._running[conn]
-                    self.pool.discard(job.worker)
-                    self._requeue(job.entries[job.done :])
-                    return
-                elif kind == "fatal":
-                    del self._running[conn]
-                    self.pool.discard(job.worker)
-                    self._start_failed(job.entries, msg[1], out)
+                    if msg[3] and self._take_back(conn, job, msg[3]):
+                        return
+                elif self._message(conn, job, msg, out):
                     return
         except (EOFError, OSError):
             pass
         if not job.worker.alive:  # died: blame the file it was on
             del self._running[conn]
             self._lost(job.worker, job.entries, job.done, out, job)
+
+    def _result(
+        self, conn: Connection, job: _Job, msg: tuple[Any, ...], out: list[Scanned]
+    ) -> bool:
+        """One file's result; True once the worker has no batch left (it is given back)."""
+        entry = job.entries[job.done]
+        if msg[0] == "ok":  # clean: only its digest and size travel
+            report = FileReport(entry.path, Verdict.CLEAN, [], msg[1], msg[2])
+        else:
+            report = msg[1]
+        out.append((entry, report))
+        job.done += 1
+        if job.done == job.ends[0]:
+            job.ends.popleft()
+            if not job.ends:
+                del self._running[conn]
+                self.pool.release(job.worker)
+                return True
+        return False
+
+    def _take_back(self, conn: Connection, job: _Job, count: int) -> bool:
+        """The worker gave back the last ``count`` files of its current batch unscanned:
+        they go first in the queue, in one part per worker (so another worker takes a share
+        even when this one is free again first). True once the worker has no batch left."""
+        end = job.ends[0]
+        start = max(job.done, end - count)  # == job.done: its results came first
+        back = job.entries[start:end]
+        share = -(-len(back) // self.jobs)  # one part per worker, this one's included
+        for first in reversed(range(0, len(back), share)):
+            self._requeue(back[first : first + share])
+        del job.entries[start:end]
+        job.ends.popleft()
+        job.ends = collections.deque(e - (end - start) for e in job.ends)
+        job.sure = False
+        if not job.ends:
+            del self._running[conn]
+            self.pool.release(job.worker)
+            return True
+        return False
+
+    def _message(
+        self, conn: Connection, job: _Job, msg: tuple[Any, ...], out: list[Scanned]
+    ) -> bool:
+        """Any other message; True when this worker's job is over."""
+        kind = msg[0]
+        if kind == "ready":
+            job.worker.ready = True
+            job.since = time.monotonic()
+            self._failed_starts = 0
+        elif kind == "model":  # it needed the ML model: later workers get it shared
+            self.pool.model_wanted = True
+        elif kind == "warn":
+            self.warn(msg[1])
+        elif kind == "fault":
+            self.fault(msg[1])
+        elif kind == "retire":  # hit its memory cap after reporting the file
+            del self._running[conn]
+            self.pool.discard(job.worker)
+            self._requeue(job.entries[job.done :])
+            return True
+        elif kind == "fatal":
+            del self._running[conn]
+            self.pool.discard(job.worker)
+            self._start_failed(job.entries, msg[1], out)
+            return True
+        return False
 
     def _lost(
         self,
@@ -331,6 +392,9 @@ class PoolScan:
             return  # never had the batch: it is back in the queue
         if not worker.ready:
             self._start_failed(job.entries, _exit_reason(code), out)
+            return
+        if not job.culprit_known():
+            self._retry_one_by_one(job)
             return
         entry = entries[done]
         out.append((entry, incomplete_report(entry, _exit_reason(code))))
@@ -351,9 +415,23 @@ class PoolScan:
         for entry in entries:
             out.append((entry, incomplete_report(entry, message, Verdict.ERROR)))
 
+    def _retry_one_by_one(self, job: _Job) -> None:
+        """The worker died or was stopped somewhere in the files it had not reported: scan
+        them again one per batch, so the file that did it is the one reported."""
+        self._requeue(job.entries[job.ends[0] :])
+        for entry in reversed(job.unsure_files()):
+            self._queue.appendleft([entry])
+
     def _requeue(self, entries: list[FileEntry]) -> None:
         if entries:
             self._queue.appendleft(entries)
+
+
+def _readable(conn: Connection) -> bool:
+    try:
+        return conn.poll()
+    except (EOFError, OSError):
+        return False
 
 
 def detector_limits(limits: ScanLimits) -> ScanLimits:

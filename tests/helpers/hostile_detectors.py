@@ -16,6 +16,8 @@ SPEC = "helpers.hostile_detectors:make_detector"
 SLEEP = b"AEGIS-TEST-SLEEP-FOREVER"
 ALLOCATE = b"AEGIS-TEST-ALLOCATE-WITHOUT-BOUND"
 ABORT = b"AEGIS-TEST-ABORT"
+SLOW = b"AEGIS-TEST-SLOW"
+"""Takes 0.2 s, and appends the pid of the process that scanned it to ``$AEGIS_TEST_SLOW_LOG``."""
 TRUNCATE = b"AEGIS-TEST-TRUNCATE-ME"
 """Another process truncates the file to 0 bytes during the scan; then every page of the
 content is read (with a mapping of the file that raises SIGBUS)."""
@@ -37,6 +39,10 @@ class HostileDetector:
                 hoard.append(bytearray(16 << 20))
         if head.startswith(ABORT):
             os.abort()
+        if head.startswith(SLOW):
+            time.sleep(0.2)
+            with open(os.environ["AEGIS_TEST_SLOW_LOG"], "a") as log:
+                log.write(f"{os.getpid()}\n")
         if head.startswith(TRUNCATE) and obj.disk_path:
             subprocess.run(["truncate", "-s", "0", obj.disk_path], check=True)
             total = 0
