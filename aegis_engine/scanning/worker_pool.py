@@ -115,6 +115,8 @@ class WorkerProcess:
         self.options: ScanOptions | None = None
         self.server = server
         """The preload server it was forked from (None: it loads its own content)."""
+        self.shares_model = server is not None and model
+        """Forked after the server made the ML model's session: it uses that one, shared."""
         self.process: Any
         if server is not None:
             try:
@@ -278,7 +280,7 @@ class WorkerPool:
                     worker = self._idle.pop()
                     # Never hand out a worker that may be about to leave on its idle timeout.
                     fresh = time.monotonic() - worker.since < worker.idle_timeout / 2
-                    if worker.alive and fresh:
+                    if worker.alive and fresh and not self.stale(worker):
                         self._busy.add(worker)
                         return worker
                     worker.stop(1)
@@ -310,10 +312,22 @@ class WorkerPool:
             raise ScanError("the scan worker pool is shut down")
         return worker
 
+    def stale(self, worker: WorkerProcess) -> bool:
+        """Whether a worker should be replaced once its batches are done: the pool's
+        workers now share one ML model session made in the server (``model_wanted``), and
+        this one was forked before that; it would otherwise make, or has made, its own copy
+        (onnxruntime and the session: ~60 MiB). ``PoolScan`` sends it no more batches."""
+        return self.model_wanted and worker.server is not None and not worker.shares_model
+
     def release(self, worker: WorkerProcess) -> None:
         with self._cond:
             self._busy.discard(worker)
-            if self._closed or self._retired or len(self._idle) >= self.size:
+            if (
+                self._closed
+                or self._retired
+                or len(self._idle) >= self.size
+                or self.stale(worker)
+            ):
                 worker.stop(2)
             else:
                 worker.since = time.monotonic()

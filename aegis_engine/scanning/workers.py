@@ -216,7 +216,11 @@ class PoolScan:
                         self._running[worker.conn] = job
                     continue
             idlest = min(
-                (j for j in self._running.values() if j.worker.ready and len(j.ends) < PIPELINE),
+                (
+                    j
+                    for j in self._running.values()
+                    if j.worker.ready and len(j.ends) < PIPELINE and not self.pool.stale(j.worker)
+                ),
                 key=lambda j: len(j.ends),
                 default=None,
             )
