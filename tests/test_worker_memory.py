@@ -157,3 +157,33 @@ def test_worker_idle_setting_is_validated(aegis_paths: AegisPaths) -> None:
         engine.close()
 
 
+
+
+CLAM_EXE = Path("/usr/share/clamav-testfiles/clam.exe")
+
+
+@pytest.mark.skipif(not CLAM_EXE.exists(), reason="needs clamav-testfiles")
+def test_workers_with_a_model_of_their_own_give_way_to_ones_sharing_the_servers(
+    aegis_paths: AegisPaths, tmp_path: Path, no_leaks: None
+) -> None:
+    """The first PE file makes a worker load the ML model itself; from then on the pool's
+    workers are forked after the server made the session, and the ones forked before are
+    replaced once their batches are done: one copy of onnxruntime, not one per worker."""
+    (tmp_path / "clam.exe").write_bytes(CLAM_EXE.read_bytes())
+    for i in range(60):
+        (tmp_path / f"small-{i}.txt").write_text(f"small {i}\n")
+    engine = Engine(aegis_paths)
+    opts = engine.default_options(jobs=2, use_cache=False)
+    try:
+        assert engine.scan([tmp_path], opts).threats >= 1
+        pool = engine.worker_pool()
+        assert pool.model_wanted
+        assert all(w.shares_model for w in pool.processes)  # the others were replaced
+        assert engine.scan([tmp_path], opts).threats >= 1
+        workers = pool.processes
+        server = pool.server
+        assert workers and server is not None
+        assert all(w.shares_model for w in workers)
+        assert "onnxruntime" in Path(f"/proc/{server.pid}/maps").read_text()
+    finally:
+        engine.close()

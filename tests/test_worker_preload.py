@@ -62,7 +62,10 @@ def test_parent_loads_no_detector_content(tmp_path: Path, aegis_home: Path) -> N
             and not isinstance(o, type) and type(o).__name__ not in ("FeatureStatus",)
         }})
         modules = [m for m in ("onnxruntime", "numpy") if m in sys.modules]
-        pids = [w.process.pid for w in engine.worker_pool().processes]
+        pool = engine.worker_pool()
+        # Workers that made their own model session are replaced once done (the pool's
+        # later workers share the server's): the server is left, or the workers are.
+        pids = [w.process.pid for w in pool.processes] + ([pool.server.pid] if pool.server else [])
         print(json.dumps([summary.threats, single.verdict.value, held, modules, pids]))
         engine.close()
         """
