@@ -4,7 +4,6 @@ on-access pool that gives its memory back soon after its last file."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap

@@ -319,6 +319,18 @@ class WorkerPool:
         (onnxruntime and the session: ~60 MiB). ``PoolScan`` sends it no more batches."""
         return self.model_wanted and worker.server is not None and not worker.shares_model
 
+    def want_model(self) -> None:
+        """A worker needed the ML model: from now on new workers share one session made in
+        the server, and idle workers forked before (see :meth:`stale`) stop now."""
+        with self._cond:
+            self.model_wanted = True
+            stale = [w for w in self._idle if self.stale(w)]
+            self._idle = [w for w in self._idle if w not in stale]
+        for worker in stale:
+            worker.stop(2)
+        if stale:
+            self._sweep()
+
     def release(self, worker: WorkerProcess) -> None:
         with self._cond:
             self._busy.discard(worker)

@@ -330,7 +330,7 @@ class PoolScan:
                     job.since = time.monotonic()
                     self._failed_starts = 0
                 elif kind == "model":  # it needed the ML model: later workers get it shared
-                    self.pool.model_wanted = True
+                    self.pool.want_model()
                 elif kind == "warn":
                     self.warn(msg[1])
                 elif kind == "fault":
