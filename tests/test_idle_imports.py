@@ -83,13 +83,18 @@ def test_the_tray_app_at_idle_holds_no_detector_or_network_code(tmp_path: Path) 
 
     home = tmp_path / "home"
     home.mkdir()
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
     errfile = tmp_path / "stderr.txt"
     with errfile.open("wb") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "aegis_gui.app", "--timings", "--no-notifications"],
             stdout=subprocess.DEVNULL,
             stderr=err,
-            env=_env(home, QT_QPA_PLATFORM="offscreen"),
+            # Its own temp folder (one of the folders it protects by default): files other
+            # programs on this machine leave in /tmp (a vault's restore file from another
+            # test run) would be acted on, which is not idle.
+            env=_env(home, QT_QPA_PLATFORM="offscreen", TMPDIR=str(tmp)),
             cwd="/",
         )
     try:
