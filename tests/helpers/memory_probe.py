@@ -1,13 +1,14 @@
 """A test-only detector plug-in that records how many large files are in scan workers at
 once (``$AEGIS_TEST_DETECTORS=helpers.memory_probe:make_probe``, ``$AEGIS_TEST_PROBE_DIR``).
 
-For each file on disk named ``small-*`` or ``large-*`` it leaves a mark in the probe folder: ``small/NAME`` for a small file;
-for a large one (``worker_pool.LARGE_FILE_BYTES`` or more) ``large-NAME`` while it is being
-scanned. A large file stays in its detector until another worker has scanned a small file
-meanwhile (or a few seconds have passed, or every small file is done; the first small file
-waits a few seconds for a large one to be in a worker), then appends to
-``log`` one line: ``overlap`` when another large file was in a worker at the same time,
-``flowed`` when small files were scanned meanwhile, ``waited`` otherwise.
+For each file on disk named ``small-*`` or ``large-*`` it leaves a mark in the probe folder:
+``small/NAME`` for a small file; for a large one (``worker_pool.LARGE_FILE_BYTES`` or
+more) ``large-NAME`` while it is being scanned. A large file stays in its detector until
+another worker has scanned a small file meanwhile (or a few seconds have passed, or every
+small file is done; the first small file waits a few seconds for a large one to be in a
+worker), then appends to ``log`` one line: ``overlap`` when another large file was in a
+worker at the same time, ``flowed`` when small files were scanned meanwhile, ``waited``
+otherwise.
 """
 
 from __future__ import annotations
