@@ -220,13 +220,18 @@ def serve(
 def _scan_batch(
     scanner: FileScanner, entries: list[FileEntry], send: Callable[[tuple[object, ...]], None]
 ) -> bool:
-    """Scan each file and send its report; False after a file that ran out of memory."""
+    """Scan each file and send its report; False after a file that ran out of memory, or
+    that needs the ML model this worker must not load itself (it was handed back)."""
+    from ..ml.detector import ModelWanted
     from ..results import Verdict
     from .workers import incomplete_report
 
     for entry in entries:
         try:
             report = scanner.scan_file(entry)
+        except ModelWanted:  # forked before the server had the model: hand the file back
+            send(("model",))
+            return False
         except MemoryError:
             cap = _memory_cap_mib()
             send(

@@ -288,7 +288,21 @@ def server_main(conn: Connection, lifeline: Connection, config: WorkerConfig) ->
             if message[3] is not None:
                 idle = message[3]
             worker_config = replace(config, idle_timeout=idle)
-            _fork_worker(conn, lifeline, fd, message[1], worker_config, detectors, outbox, children)
+            _fork_worker(
+                conn, lifeline, fd, message[1], worker_config, detectors, outbox, children, model
+            )
+
+
+def defer_model(detectors: list[Any]) -> None:
+    """In a worker forked before the server made the ML model's session: never make one of
+    its own. On its first PE file it says so, hands the file back and leaves (``ModelWanted``
+    in ``worker_main``); the pool then has the server make the session once and forks
+    workers that share it."""
+    from ..ml.detector import MLDetector
+
+    for det in detectors:
+        if isinstance(det, MLDetector):
+            det.defer_session = True
 
 
 def freeze() -> None:
@@ -314,6 +328,7 @@ def _fork_worker(
     detectors: list[Any],
     outbox: Outbox,
     children: dict[int, int],
+    model: bool,
 ) -> None:
     try:
         pid = os.fork()
@@ -327,6 +342,8 @@ def _fork_worker(
             conn.close()
             for pidfd in children:
                 os.close(pidfd)
+            if not model:
+                defer_model(detectors)
             forked_worker(Connection(fd), config, detectors, outbox, tmpdir, lifeline)
         except BaseException:
             code = 1
