@@ -173,6 +173,9 @@ def tray_run(argv: list[str], env: dict[str, str], idle: float, limit: float) ->
     with tempfile.TemporaryDirectory(prefix="aegis-budget-") as home:
         run_env = {**os.environ, **env, "AEGIS_HOME": home}
         run_env.pop("DBUS_SESSION_BUS_ADDRESS", None)
+        # Its own temp folder (one it protects by default; a shared /tmp is never idle).
+        (Path(home) / "tmp").mkdir()
+        run_env["TMPDIR"] = str(Path(home) / "tmp")
         errfile = Path(home) / "stderr.txt"
         with errfile.open("wb") as err:
             proc = subprocess.Popen(

@@ -9,8 +9,9 @@ is scanned on access, for two versions of the code side by side (interleaved run
 Both versions run with this venv's Python and libraries (``--before`` first on PYTHONPATH,
 processes started from ``/``), each with a fresh AEGIS_HOME. The tray app runs on Xvfb
 (started here when there is no DISPLAY) with ``--timings --no-notifications``; it is measured
-``--idle`` seconds after it first shows "protected". ``aegis monitor FOLDER`` is measured
-``--idle`` seconds after ``started`` ("idle"), then again once the EICAR test file written
+``--idle`` seconds after it first shows "protected", with a temp folder of its own
+(``TMPDIR``: it protects the temp folder, and a shared machine's /tmp is never idle).
+``aegis monitor FOLDER`` is measured ``--idle`` seconds after ``started`` ("idle"), then again once the EICAR test file written
 into the folder has been reported ("after a detection": the scan workers have started).
 Each is measured twice while idle: ``--idle`` s after start ("right after start": the
 scan workers the process monitor's first look at running programs started may still be
@@ -120,6 +121,10 @@ def tray(
 ) -> dict[str, dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="aegis-idle-") as home:
         errfile = Path(home) / "stderr.txt"
+        # Its own temp folder: the temp folder is one the tray protects by default, and on a
+        # shared machine /tmp never stops changing (that is on-access work, not idle).
+        (Path(home) / "tmp").mkdir()
+        screen = {**screen, "TMPDIR": str(Path(home) / "tmp")}
         with errfile.open("wb") as err:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "aegis_gui.app", "--timings", "--no-notifications"],
