@@ -12,7 +12,8 @@ processes started from ``/``), each with a fresh AEGIS_HOME. The tray app runs o
 ``--idle`` seconds after it first shows "protected", with a temp folder of its own
 (``TMPDIR``: it protects the temp folder, and a shared machine's /tmp is never idle).
 ``aegis monitor FOLDER`` is measured ``--idle`` seconds after ``started`` ("idle"), then
-again once the EICAR test file written into the folder has been reported ("after a detection": the scan workers have started).
+again once the EICAR test file written into the folder has been reported ("after a
+detection": the scan workers have started).
 Each is measured twice while idle: ``--idle`` s after start ("right after start": the
 scan workers the process monitor's first look at running programs started may still be
 there) and once its scan workers and their preload server have left ("steady idle"; polled
