@@ -147,7 +147,11 @@ def steady_cost(pid: int, started: float, limit: float) -> dict[str, float]:
     proc = psutil.Process(pid)
 
     def pool_left() -> bool:
-        kids = proc.children(recursive=True)
+        kids = [
+            k
+            for k in proc.children(recursive=True)
+            if k.status() != psutil.STATUS_ZOMBIE  # a server gone but not yet reaped
+        ]
         return not [k for k in kids if "resource_tracker" not in " ".join(k.cmdline())]
 
     while time.monotonic() - started < limit:
