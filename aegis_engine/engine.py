@@ -309,7 +309,12 @@ class Engine:
         if hit is not None:
             return hit
         report = scan_one(
-            self.worker_pool(), session.options, entry, self._warn_once, session.fallback
+            self.worker_pool(),
+            session.options,
+            entry,
+            self._warn_once,
+            session.fallback,
+            idle_timeout=self.settings.realtime.worker_idle,
         )
         if report is not None:
             with session.lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QWidget
@@ -17,8 +18,10 @@ from .detection import Detection
 from .icons import icon_path
 from .notifications import ALLOW, DETAILS, QUARANTINE, Notifier
 from .ops import OpRunner
-from .windows.alert_dialog import AlertDialog
-from .windows.alerts import AlertsWindow
+
+if TYPE_CHECKING:  # imported when first opened
+    from .windows.alert_dialog import AlertDialog
+    from .windows.alerts import AlertsWindow
 
 ShowFn = Callable[[QWidget], object]
 
@@ -121,6 +124,8 @@ class AlertPresenter(QObject):
             return None
         dialog = self.dialogs.get(alert_id)
         if dialog is None:
+            from .windows.alert_dialog import AlertDialog
+
             dialog = AlertDialog(alert, self._notifier.deadline_ms)
             dialog.choice.connect(self.answer)
             self.dialogs[alert_id] = dialog
@@ -129,6 +134,8 @@ class AlertPresenter(QObject):
 
     def _window(self) -> AlertsWindow:
         if self.window is None:
+            from .windows.alerts import AlertsWindow
+
             w = AlertsWindow()
             w.choice.connect(self.answer)
             w.refresh_requested.connect(self.reload_history)

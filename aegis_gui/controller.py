@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QDialog, QSystemTrayIcon, QWidget
@@ -37,16 +38,16 @@ from .state import Situation, describe
 from .tray import Tray
 from .updates import check_for_updates
 from .vault_view import VaultPresenter
-from .windows.alert_dialog import AlertDialog
-from .windows.alerts import AlertsWindow
-from .windows.common import fit_to_screen
-from .windows.consent import ConsentDialog
-from .windows.preview import SendPreviewDialog
-from .windows.quarantine import QuarantineWindow
-from .windows.ransomware import RansomwareWindow
-from .windows.scan import ScanWindow
-from .windows.settings import SettingsDialog
-from .windows.status import StatusWindow
+
+if TYPE_CHECKING:  # each window's module is imported when it is first opened
+    from .windows.alert_dialog import AlertDialog
+    from .windows.alerts import AlertsWindow
+    from .windows.consent import ConsentDialog
+    from .windows.preview import SendPreviewDialog
+    from .windows.quarantine import QuarantineWindow
+    from .windows.scan import ScanWindow
+    from .windows.settings import SettingsDialog
+    from .windows.status import StatusWindow
 from .wording import plain_note
 
 log = logging.getLogger(__name__)
@@ -234,11 +235,16 @@ class TrayApp(QObject):
             self.tray.set_open_alerts(self.alerts.open_count)
             self.tray.set_updating(self.updating)
         status = self.windows.get("status")
-        if isinstance(status, StatusWindow):
-            paused_headline = "Real-time protection is paused" if paused else None
-            status.set_status(state, detail, paused_headline if state is TrayState.PAUSED else None)
-            status.set_open_alerts(self.alerts.open_count)
-            status.set_paused(paused, paused or can_pause)
+        if status is not None:  # only show_status() puts one there (its module is loaded)
+            from .windows.status import StatusWindow
+
+            if isinstance(status, StatusWindow):
+                paused_headline = "Real-time protection is paused" if paused else None
+                status.set_status(
+                    state, detail, paused_headline if state is TrayState.PAUSED else None
+                )
+                status.set_open_alerts(self.alerts.open_count)
+                status.set_paused(paused, paused or can_pause)
         self.state_changed.emit(state)
         if state is TrayState.PROTECTED and not self._protected_once:
             self._protected_once = True
@@ -251,6 +257,8 @@ class TrayApp(QObject):
         (a 1366x768 laptop with a panel), then shown and raised."""
         if window.isMinimized():
             window.showNormal()
+        from .windows.common import fit_to_screen
+
         fit_to_screen(window)
         window.show()
         window.raise_()
@@ -258,6 +266,8 @@ class TrayApp(QObject):
         return window
 
     def show_status(self) -> StatusWindow:
+        from .windows.status import StatusWindow
+
         w = self.windows.get("status")
         if not isinstance(w, StatusWindow):
             w = StatusWindow(standalone=self.tray is None)
@@ -277,6 +287,8 @@ class TrayApp(QObject):
             self.protection.pause(None)
 
     def show_consent(self) -> ConsentDialog:
+        from .windows.consent import ConsentDialog
+
         w = self.windows.get("consent")
         if not isinstance(w, ConsentDialog):
             w = ConsentDialog(self.consent, decoys=self.prefs.decoys)
@@ -286,6 +298,8 @@ class TrayApp(QObject):
         return w
 
     def show_settings(self) -> SettingsDialog:
+        from .windows.settings import SettingsDialog
+
         w = self.windows.get("settings")
         if isinstance(w, SettingsDialog) and w.isVisible():
             self._show(w)
@@ -326,6 +340,8 @@ class TrayApp(QObject):
         dialog.finished.connect(closed)
 
     def show_preview(self, purpose_id: str) -> SendPreviewDialog:
+        from .windows.preview import SendPreviewDialog
+
         w = SendPreviewDialog(self.consent, purpose_id, paths=self.engine.paths)
         self._keep_until_closed("preview", w)
         self._show(w)
@@ -475,6 +491,8 @@ class TrayApp(QObject):
                 self._note(str(getattr(event, "message", "")))
 
     def _ransomware(self, event: object) -> None:
+        from .windows.ransomware import RansomwareWindow
+
         w = RansomwareWindow(event)
         incident = w.incident
         self.windows[f"ransomware-{incident}"] = w

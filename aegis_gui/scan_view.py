@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QWidget
@@ -20,7 +21,9 @@ from .preferences import Preferences
 from .protection import default_folders
 from .scanning import ScanService
 from .schedule import next_run
-from .windows.scan import ScanWindow
+
+if TYPE_CHECKING:
+    from .windows.scan import ScanWindow  # imported when the window is first opened
 
 ShowFn = Callable[[QWidget], object]
 PickFolder = Callable[[QWidget], str]
@@ -89,6 +92,8 @@ class ScanPresenter(QObject):
     # -- window --------------------------------------------------------------------------------
     def _window(self) -> ScanWindow:
         if self.window is None:
+            from .windows.scan import ScanWindow
+
             w = ScanWindow()
             w.start_requested.connect(self._requested)
             w.cancel_requested.connect(self.scans.cancel)

@@ -15,10 +15,11 @@ from aegis_engine.response import RestoreResult
 
 from .change_watch import ChangeWatch
 from .ops import OpRunner
-from .windows.quarantine import QuarantineWindow
 
 if TYPE_CHECKING:  # the vault module loads keyring and cryptography: only when used
     from aegis_engine.quarantine import VaultItem
+
+    from .windows.quarantine import QuarantineWindow  # imported when first opened
 
 ShowFn = Callable[[QWidget], object]
 
@@ -46,6 +47,8 @@ class VaultPresenter(QObject):
 
     def _window(self) -> QuarantineWindow:
         if self.window is None:
+            from .windows.quarantine import QuarantineWindow
+
             w = QuarantineWindow()
             w.restore_requested.connect(self.restore)
             w.delete_requested.connect(self.delete)

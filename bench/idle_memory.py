@@ -4,15 +4,24 @@ is scanned on access, for two versions of the code side by side (interleaved run
 
     git archive BASE_COMMIT | (mkdir -p /tmp/aegis-before && tar -x -C /tmp/aegis-before)
     .venv/bin/python bench/idle_memory.py --before /tmp/aegis-before [--runs 3] [--idle 10]
+        [--steady 150]
 
 Both versions run with this venv's Python and libraries (``--before`` first on PYTHONPATH,
 processes started from ``/``), each with a fresh AEGIS_HOME. The tray app runs on Xvfb
 (started here when there is no DISPLAY) with ``--timings --no-notifications``; it is measured
-``--idle`` seconds after it first shows "protected". ``aegis monitor FOLDER`` is measured
-``--idle`` seconds after ``started`` ("idle"), then again once the EICAR test file written
-into the folder has been reported ("after a detection": the scan workers have started).
-Figures from ``/proc/PID/smaps_rollup``: RSS and PSS of the main process, PSS summed over it
-and all its descendants, and whether the main process maps YARA or onnxruntime.
+``--idle`` seconds after it first shows "protected", with a temp folder of its own
+(``TMPDIR``: it protects the temp folder, and a shared machine's /tmp is never idle).
+``aegis monitor FOLDER`` is measured ``--idle`` seconds after ``started`` ("idle"), then
+again once the EICAR test file written into the folder has been reported ("after a
+detection": the scan workers have started).
+Each is measured twice while idle: ``--idle`` s after start ("right after start": the
+scan workers the process monitor's first look at running programs started may still be
+there) and once its scan workers and their preload server have left ("steady idle"; polled
+for up to ``--steady`` s after start; when they are still there then, it is measured anyway
+and the process count says so). Figures from ``/proc/PID/smaps_rollup``: RSS and PSS of the
+main process, PSS summed over it and all its descendants, the PSS of each descendant by role
+(resource tracker, fork server, preload server, scan worker), and whether the main process
+maps YARA, onnxruntime or numpy.
 """
 
 from __future__ import annotations
@@ -47,9 +56,29 @@ def rollup(pid: int) -> dict[str, int]:
     return out
 
 
+def role(pid: int, main: int) -> str:
+    """What a descendant of the measured process is."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return "gone"
+    if "resource_tracker" in cmd:
+        return "resource tracker"
+    if "forkserver" in cmd:
+        return "fork server"
+    if "spawn_main" in cmd or "--multiprocessing-fork" in cmd:
+        return "preload server" if ppid == main else "scan worker"
+    return "scan worker" if ppid != main else "other"
+
+
 def snapshot(pid: int) -> dict[str, Any]:
     own = rollup(pid)
-    tree = sum(rollup(p).get("Pss", 0) for p in [pid, *_descendants(pid)])
+    kids = _descendants(pid)
+    by_role: dict[str, float] = {}
+    for kid in kids:
+        name = role(kid, pid)
+        by_role[name] = by_role.get(name, 0.0) + rollup(kid).get("Pss", 0) / 1024
     try:
         maps = Path(f"/proc/{pid}/maps").read_text()
     except OSError:
@@ -57,11 +86,26 @@ def snapshot(pid: int) -> dict[str, Any]:
     return {
         "rss_mb": own.get("Rss", 0) / 1024,
         "pss_mb": own.get("Pss", 0) / 1024,
-        "tree_pss_mb": tree / 1024,
-        "processes": 1 + len(_descendants(pid)),
+        "tree_pss_mb": own.get("Pss", 0) / 1024 + sum(by_role.values()),
+        "processes": 1 + len(kids),
+        "roles": {k: round(v, 1) for k, v in sorted(by_role.items())},
         "maps_yara": "yara.cpython" in maps,
         "maps_onnxruntime": "onnxruntime" in maps,
+        "maps_numpy": "numpy" in maps,
     }
+
+
+def pool_gone(pid: int) -> bool:
+    return not [k for k in _descendants(pid) if role(k, pid) in ("preload server", "scan worker")]
+
+
+def steady(pid: int, started: float, limit: float) -> dict[str, Any]:
+    """A snapshot once the scan workers and their server have left (or at ``limit`` s)."""
+    while not pool_gone(pid) and time.monotonic() - started < limit:
+        time.sleep(1)
+    snap = snapshot(pid)
+    snap["after_s"] = round(time.monotonic() - started, 1)
+    return snap
 
 
 def env_for(version: str, before: str, home: str, extra: dict[str, str]) -> dict[str, str]:
@@ -73,9 +117,15 @@ def env_for(version: str, before: str, home: str, extra: dict[str, str]) -> dict
     return env
 
 
-def tray(version: str, before: str, screen: dict[str, str], idle: float) -> dict[str, Any]:
+def tray(
+    version: str, before: str, screen: dict[str, str], idle: float, limit: float
+) -> dict[str, dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="aegis-idle-") as home:
         errfile = Path(home) / "stderr.txt"
+        # Its own temp folder: the temp folder is one the tray protects by default, and on a
+        # shared machine /tmp never stops changing (that is on-access work, not idle).
+        (Path(home) / "tmp").mkdir()
+        screen = {**screen, "TMPDIR": str(Path(home) / "tmp")}
         with errfile.open("wb") as err:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "aegis_gui.app", "--timings", "--no-notifications"],
@@ -90,13 +140,15 @@ def tray(version: str, before: str, screen: dict[str, str], idle: float) -> dict
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise SystemExit(f"tray never protected: {errfile.read_text()[-2000:]}")
                 time.sleep(0.1)
+            started = time.monotonic()
             time.sleep(idle)
-            return snapshot(proc.pid)
+            first = snapshot(proc.pid)
+            return {"idle": first, "steady": steady(proc.pid, started, limit)}
         finally:
             stop(proc)
 
 
-def monitor(version: str, before: str, idle: float) -> dict[str, Any]:
+def monitor(version: str, before: str, idle: float, limit: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="aegis-idle-") as home:
         watched = Path(home) / "watched"
         watched.mkdir()
@@ -114,14 +166,16 @@ def monitor(version: str, before: str, idle: float) -> dict[str, Any]:
                 with contextlib.suppress(ValueError):
                     if json.loads(line).get("state") == "started":
                         break
+            started = time.monotonic()
             time.sleep(idle)
             idle_snap = snapshot(proc.pid)
+            steady_snap = steady(proc.pid, started, limit)
             (watched / "eicar.com").write_bytes(EICAR)
             for line in proc.stdout:
                 if "eicar.com" in line:
                     break
             time.sleep(2)
-            return {"idle": idle_snap, "after": snapshot(proc.pid)}
+            return {"idle": idle_snap, "steady": steady_snap, "after": snapshot(proc.pid)}
         finally:
             stop(proc, 2)
 
@@ -131,34 +185,48 @@ def main() -> int:
     ap.add_argument("--before", type=Path, required=True)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--idle", type=float, default=10.0)
+    ap.add_argument("--steady", type=float, default=150.0, help="longest wait for steady idle")
+    ap.add_argument("--versions", default="before,now", help="which to run, e.g. now")
     args = ap.parse_args()
     before = str(args.before.resolve())
-    versions = ("before", "now")
+    versions = tuple(args.versions.split(","))
     rows: dict[str, list[dict[str, Any]]] = {}
     with display() as screen:
         for run in range(args.runs):
             for version in versions if run % 2 == 0 else versions[::-1]:
-                t = tray(version, before, screen, args.idle)
-                m = monitor(version, before, args.idle)
+                t = tray(version, before, screen, args.idle, args.steady)
+                m = monitor(version, before, args.idle, args.steady)
                 for key, snap in (
-                    (f"tray idle, {version}", t),
-                    (f"monitor idle, {version}", m["idle"]),
+                    (f"tray, right after start, {version}", t["idle"]),
+                    (f"tray, steady idle, {version}", t["steady"]),
+                    (f"monitor, right after start, {version}", m["idle"]),
+                    (f"monitor, steady idle, {version}", m["steady"]),
                     (f"monitor after a detection, {version}", m["after"]),
                 ):
                     rows.setdefault(key, []).append(snap)
                     print(key, json.dumps(snap), flush=True)
-    print(f"\n{args.runs} runs, medians, {args.idle:g} s idle; MB = MiB here (smaps_rollup)\n")
-    print("| process | RSS MB | PSS MB | PSS MB, with descendants | processes | maps yara / ort |")
-    print("|---|---|---|---|---|---|")
+    print(
+        f"\n{args.runs} runs, medians; right after start = {args.idle:g} s after it; steady ="
+        f" once the scan pool left (at most {args.steady:g} s); MiB (smaps_rollup)\n"
+    )
+    print(
+        "| process | RSS | PSS | PSS with descendants | processes | descendants' PSS by role"
+        " (last run) | maps yara / ort / numpy |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for key, snaps in sorted(rows.items()):
 
         def med(field: str, snaps: list[dict[str, Any]] = snaps) -> float:
             return statistics.median(s[field] for s in snaps)
 
-        maps = f"{snaps[-1]['maps_yara']} / {snaps[-1]['maps_onnxruntime']}"
+        last = snaps[-1]
+        maps = f"{last['maps_yara']} / {last['maps_onnxruntime']} / {last['maps_numpy']}"
+        roles = ", ".join(f"{k} {v:.1f}" for k, v in last["roles"].items()) or "none"
+        if "after_s" in last:
+            roles += f" (at {last['after_s']:g} s)"
         print(
             f"| {key} | {med('rss_mb'):.1f} | {med('pss_mb'):.1f} | {med('tree_pss_mb'):.1f} "
-            f"| {med('processes'):.0f} | {maps} |"
+            f"| {med('processes'):.0f} | {roles} | {maps} |"
         )
     return 0
 

@@ -32,10 +32,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yara
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from ..atomic import atomic_write
 
 MAGIC = b"AEGIS-YARC\x02"
@@ -102,6 +98,11 @@ class SealedRulesCache:
 
     # Load / save ----------------------------------------------------------------------------
     def load(self, version: str) -> tuple[Any, Broken] | None:
+        # Imported here: only a process that loads rules needs them (not the tray app's).
+        import yara
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         """The rules cached for ``version`` and their broken files, or None (recompile)."""
         path = self.path_for(version)
         try:
@@ -142,6 +143,9 @@ class SealedRulesCache:
         return rules, broken
 
     def save(self, version: str, rules: Any, broken: Broken) -> None:
+        import yara
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         key = self._key(create=True)
         if key is None:
             return
@@ -202,6 +206,8 @@ def _sealed(entry: os.DirEntry[str]) -> bool:
 
 
 def _unpack(plain: bytes, version: str) -> tuple[Any, Broken]:
+    import yara
+
     size = int.from_bytes(plain[:4], "big")
     if size > _MAX_META or size > len(plain) - 4:
         raise ValueError("bad meta length")

@@ -37,8 +37,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yara
-
 from ..errors import ContentError, DetectorError, LimitExceeded, RuleCompileError
 from ..results import Finding, FindingKind, Severity
 from .base import ScanObject
@@ -309,6 +307,8 @@ class YaraDetector:
             "sha256": _external_str(hashes.get("sha256", "")),
         }
         timeout = self._ctx.limits.yara_timeout
+        import yara  # loaded with the rules already: imported here for its errors
+
         try:
             matches = rules.match(data=obj.data, externals=externals, timeout=timeout)
         except yara.TimeoutError as exc:
@@ -364,6 +364,8 @@ class YaraDetector:
             self._ctx.report_fault(_message_for(path, message))
 
     def _compile(self) -> tuple[Any, list[tuple[str, str]]]:
+        import yara
+
         broken: list[tuple[str, str]] = []
         pending: dict[str, str] = {}
         for f in self.rule_files:
@@ -410,7 +412,7 @@ class YaraDetector:
     def _fingerprint(self) -> str:
         doc = {
             "format": _FORMAT,
-            "yara": yara.__version__,
+            "yara": yara_version(),
             "externals": list(EXTERNALS),
             "files": sorted(
                 [f.namespace, f.sha256 if f.sha256 is not None else f"unreadable: {f.error}"]
@@ -445,3 +447,17 @@ def make_detector(ctx: DetectorContext) -> YaraDetector | None:
     """The YARA detector for ``ctx.content.rule_paths``, or None when there is no rule file."""
     detector = YaraDetector(ctx)
     return detector if detector.rule_files else None
+
+
+def yara_version() -> str:
+    """yara-python's version, without importing it: the rules' fingerprint is computed in
+    processes that never match (the tray app, ``aegis monitor``), which need not map YARA.
+    yara-python's releases follow libyara's (both 4.5.4 here): a new YARA changes it."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("yara-python")
+    except metadata.PackageNotFoundError:  # a build without the package's metadata
+        import yara
+
+        return str(yara.__version__)

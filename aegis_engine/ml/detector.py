@@ -31,6 +31,16 @@ NAME_MALICIOUS = "ML.PE.Malicious"
 PE_FILETYPE = "PE"
 
 
+class ModelWanted(BaseException):
+    """Raised instead of making the model's session in a scan worker forked from the preload
+    server before the server made it (``MLDetector.defer_session``): the worker hands its
+    file back and leaves, and the pool's next workers share one session made in the server,
+    instead of each worker holding its own (onnxruntime and the session: ~60 MiB each).
+
+    A ``BaseException`` so that it passes the scanner's ``except Exception`` around each
+    detector (a detector's fault costs one object; this must cost nothing)."""
+
+
 class MLDetector:
     """Scores PE objects; thread-safe. Build it with :func:`make_detector` or
     :meth:`from_model_dir`."""
@@ -47,6 +57,8 @@ class MLDetector:
         self._lock = threading.Lock()
         self._session: Any = None
         self._failed = False
+        self.defer_session = False
+        """Raise :class:`ModelWanted` instead of making the session here."""
         self._thresholds = manifest.thresholds.to_dict()
         self._columns = list(columns_for(manifest.features))
         """Positions of the model's inputs in :data:`FEATURE_NAMES` (the manifest's order)."""
@@ -74,6 +86,8 @@ class MLDetector:
         session = self._session
         if session is not None or self._failed:
             return session
+        if self.defer_session:
+            raise ModelWanted
         with self._lock:
             if self._session is None and not self._failed:
                 try:

@@ -11,6 +11,7 @@ proves that a scan which loads the model writes nothing outside AEGIS_HOME.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 TELEMETRY_ENV = "ORT_DISABLE_TELEMETRY"
@@ -19,17 +20,44 @@ TELEMETRY_ENV = "ORT_DISABLE_TELEMETRY"
 def import_onnxruntime() -> Any:
     """Import onnxruntime with telemetry disabled (the import is deferred: ~30 MB)."""
     os.environ[TELEMETRY_ENV] = "1"
+    # One OpenBLAS thread (numpy, imported by onnxruntime): the model scores one row at a
+    # time, and an idle BLAS thread in the preload server is one thread more at every fork.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import onnxruntime
 
     onnxruntime.disable_telemetry_events()
     return onnxruntime
 
 
-def inference_session(model: bytes) -> Any:
-    """A CPU session with one thread, no memory arena: the model is small, memory is not."""
+SESSION_OPTIONS: Mapping[str, object] = {
+    "intra_op_num_threads": 1,
+    "inter_op_num_threads": 1,
+    "enable_cpu_mem_arena": False,
+    "enable_mem_pattern": False,
+    "execution_mode": "ORT_SEQUENTIAL",
+    "config:session.intra_op.allow_spinning": "0",
+    "config:session.inter_op.allow_spinning": "0",
+}
+"""The session's options: one thread, no memory arena, no memory patterns, no spinning
+threads: the model is small (one row at a time), memory and idle CPU are not. The same
+scores as any other setting (bench/ort_session_cost.py measures both)."""
+
+
+def inference_session(model: bytes, options: Mapping[str, object] | None = None) -> Any:
+    """A CPU session made with ``options`` (default :data:`SESSION_OPTIONS`): attributes of
+    ``SessionOptions`` by name (enum values by name), ``config:KEY`` for session config
+    entries."""
     ort = import_onnxruntime()
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    opts.enable_cpu_mem_arena = False
+    for name, value in (SESSION_OPTIONS if options is None else options).items():
+        if name.startswith("config:"):
+            opts.add_session_config_entry(name.removeprefix("config:"), str(value))
+            continue
+        if isinstance(value, str):
+            enum = {
+                "execution_mode": ort.ExecutionMode,
+                "graph_optimization_level": ort.GraphOptimizationLevel,
+            }[name]
+            value = getattr(enum, value)
+        setattr(opts, name, value)
     return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])

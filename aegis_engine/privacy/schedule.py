@@ -26,7 +26,6 @@ def send_due(paths: AegisPaths, warn: Callable[[str], None] | None = None) -> in
     from .endpoints import CloudSettings
     from .sender import OTLP_PURPOSES, OutboxSender
     from .usage import queue_due_report
-    from .wire import transport_for
 
     sent = 0
     try:
@@ -35,6 +34,9 @@ def send_due(paths: AegisPaths, warn: Callable[[str], None] | None = None) -> in
         wanted = [p for p in OTLP_PURPOSES if consent.is_granted(p) and cloud.endpoint(p)]
         if not wanted:
             return 0
+        # The network layer (requests, TLS: ~20 MB) only when something may be sent.
+        from .wire import transport_for
+
         queue_due_report(paths, consent)
         sender = OutboxSender.for_paths(
             paths, consent, lambda: transport_for(paths, consent), warn=warn

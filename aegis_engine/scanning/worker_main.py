@@ -296,6 +296,13 @@ class Results:
             if self._kept:
                 self._flush_locked(time.monotonic(), busy=False)
 
+    def tell(self, message: tuple[object, ...]) -> None:
+        """Send a message that is not a file's result, after the results kept so far."""
+        with self._lock:
+            if self._kept:
+                self._flush_locked(time.monotonic(), busy=False)
+            self._send(message)
+
     def give_back(self, count: int) -> None:
         """Send what is kept, and hand the batch's last ``count`` files back unscanned."""
         with self._lock:
@@ -325,7 +332,9 @@ class Results:
 
 def _scan_batch(scanner: FileScanner, entries: list[FileEntry], results: Results) -> bool:
     """Scan each file and keep its report for the parent; False after a file that ran out
-    of memory (its report is sent before the function returns)."""
+    of memory (its report is sent before the function returns), or that needs the ML model
+    this worker must not load itself (it is handed back unreported)."""
+    from ..ml.detector import ModelWanted
     from ..results import Verdict
     from .workers import incomplete_report
 
@@ -338,6 +347,9 @@ def _scan_batch(scanner: FileScanner, entries: list[FileEntry], results: Results
         results.file_started()
         try:
             report = scanner.scan_file(entry)
+        except ModelWanted:  # forked before the server had the model: hand the file back
+            results.tell(("model",))
+            return False
         except MemoryError:
             cap = _memory_cap_mib()
             send(

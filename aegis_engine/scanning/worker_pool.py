@@ -13,8 +13,9 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from ..config import ScanLimits, ScanOptions
 from ..content import ContentSources
@@ -23,13 +24,52 @@ from ..paths import AegisPaths
 from . import zygote
 from .mp_start import main_module_hidden, mp_context
 
-__all__ = ["DEFAULT_MEMORY_LIMIT", "WorkerConfig", "WorkerPool", "WorkerProcess", "mp_context"]
+if TYPE_CHECKING:
+    from .walk import FileEntry
+
+__all__ = [
+    "DEFAULT_MEMORY_LIMIT",
+    "LARGE_FILE_BYTES",
+    "WorkerConfig",
+    "WorkerPool",
+    "WorkerProcess",
+    "is_large",
+    "mp_context",
+    "split_large",
+]
 
 MiB = 1024 * 1024
 DEFAULT_MEMORY_LIMIT = 3072 * MiB
 """Address space of one worker (``RLIMIT_AS``). A worker with every detector loaded (the ML
 model included) maps about 360 MB; the rest is headroom for one file's work (a 100 MB file,
 400 MB extracted from it, the decompressors' own buffers)."""
+
+LARGE_FILE_BYTES = 16 * MiB
+"""A file at least this big is *large*: a worker holds the whole of it while it scans it (up
+to ``max_file_size``, 100 MB), so a scan hands a large file to a worker only while no other
+large file is in any of its workers (``PoolScan``): two of them are never held at once, and
+small files keep flowing to the other workers meanwhile."""
+
+
+def is_large(entry: FileEntry) -> bool:
+    return entry.st.st_size >= LARGE_FILE_BYTES
+
+
+def split_large(entries: Sequence[FileEntry]) -> list[list[FileEntry]]:
+    """``entries`` as batches in the same order, each large file a batch of its own."""
+    batches: list[list[FileEntry]] = []
+    small: list[FileEntry] = []
+    for entry in entries:
+        if not is_large(entry):
+            small.append(entry)
+            continue
+        if small:
+            batches.append(small)
+            small = []
+        batches.append([entry])
+    if small:
+        batches.append(small)
+    return batches
 
 
 @dataclass(frozen=True)
@@ -44,7 +84,10 @@ class WorkerConfig:
     memory_limit: int = DEFAULT_MEMORY_LIMIT
     """Bytes of address space per worker; 0 for no cap."""
     idle_timeout: float = 300.0
-    """A worker with nothing to do for this long exits (the pool starts another when needed)."""
+    """A worker with nothing to do for this long exits (the pool starts another when needed);
+    so does the preload server once its last worker has been gone this long. A worker
+    started for on-access scanning gets the shorter ``[realtime] worker_idle`` instead
+    (``WorkerPool.acquire(idle_timeout=)``)."""
     start_timeout: float = 600.0
     """Seconds a worker may take to load its detectors (rules compiled on first use)."""
     share_content: bool = True
@@ -62,17 +105,22 @@ class WorkerProcess:
         server: zygote.PreloadServer | None = None,
         *,
         model: bool = True,
+        idle_timeout: float | None = None,
     ) -> None:
+        self.idle_timeout = config.idle_timeout if idle_timeout is None else idle_timeout
+        """Seconds it stays with nothing to do before it exits (its own clock)."""
         self.tmpdir = tempfile.mkdtemp(prefix="aegis-scan-worker-")
         self.ready = False
         self.since = time.monotonic()
         self.options: ScanOptions | None = None
         self.server = server
         """The preload server it was forked from (None: it loads its own content)."""
+        self.shares_model = server is not None and model
+        """Forked after the server made the ML model's session: it uses that one, shared."""
         self.process: Any
         if server is not None:
             try:
-                self.conn, self.process = server.fork(self.tmpdir, model)
+                self.conn, self.process = server.fork(self.tmpdir, model, self.idle_timeout)
             except BaseException:
                 shutil.rmtree(self.tmpdir, ignore_errors=True)
                 raise
@@ -82,7 +130,7 @@ class WorkerProcess:
         self.conn, child = ctx.Pipe(duplex=True)
         self.process = ctx.Process(  # type: ignore[attr-defined]
             target=worker_main,
-            args=(child, config, self.tmpdir),
+            args=(child, replace(config, idle_timeout=self.idle_timeout), self.tmpdir),
             name="aegis-scan-worker",
             daemon=True,
         )
@@ -161,19 +209,23 @@ class WorkerPool:
         when workers load their own content)."""
         return self._server
 
-    def _start_worker(self) -> WorkerProcess:
+    def _start_worker(self, idle: float | None) -> WorkerProcess:
         model = self.model_wanted
         if not (self.config.share_content and zygote.supported()):
-            return WorkerProcess(self._ctx, self.config)
+            return WorkerProcess(self._ctx, self.config, idle_timeout=idle)
         try:
             server = self._live_server()
             try:
-                return WorkerProcess(self._ctx, self.config, server, model=model)
+                return WorkerProcess(
+                    self._ctx, self.config, server, model=model, idle_timeout=idle
+                )
             except ScanError:
                 if server.alive:
                     raise
             # It had just left (idle timeout, killed): once more with a new one.
-            return WorkerProcess(self._ctx, self.config, self._live_server(), model=model)
+            return WorkerProcess(
+                self._ctx, self.config, self._live_server(), model=model, idle_timeout=idle
+            )
         finally:
             self._sweep()
 
@@ -212,9 +264,12 @@ class WorkerPool:
         with self._cond:
             return [*self._idle, *self._busy]
 
-    def acquire(self, *, limit: int, block: bool) -> WorkerProcess | None:
+    def acquire(
+        self, *, limit: int, block: bool, idle_timeout: float | None = None
+    ) -> WorkerProcess | None:
         """An idle worker, or a new one while fewer than ``limit`` exist; else wait (``block``)
-        or None. A non-blocking call yields to callers that are waiting."""
+        or None. A non-blocking call yields to callers that are waiting. A new worker exits
+        after ``idle_timeout`` s with nothing to do (None: ``config.idle_timeout``)."""
         with self._cond:
             while True:
                 if self._closed:
@@ -224,8 +279,8 @@ class WorkerPool:
                 while self._idle:
                     worker = self._idle.pop()
                     # Never hand out a worker that may be about to leave on its idle timeout.
-                    fresh = time.monotonic() - worker.since < self.config.idle_timeout / 2
-                    if worker.alive and fresh:
+                    fresh = time.monotonic() - worker.since < worker.idle_timeout / 2
+                    if worker.alive and fresh and not self.stale(worker):
                         self._busy.add(worker)
                         return worker
                     worker.stop(1)
@@ -240,7 +295,7 @@ class WorkerPool:
                 finally:
                     self._waiters -= 1
         try:
-            worker = self._start_worker()
+            worker = self._start_worker(idle_timeout)
         except BaseException:
             with self._cond:
                 self._starting -= 1
@@ -257,10 +312,34 @@ class WorkerPool:
             raise ScanError("the scan worker pool is shut down")
         return worker
 
+    def stale(self, worker: WorkerProcess) -> bool:
+        """Whether a worker should be replaced once its batches are done: the pool's
+        workers now share one ML model session made in the server (``model_wanted``), and
+        this one was forked before that; it would otherwise make, or has made, its own copy
+        (onnxruntime and the session: ~60 MiB). ``PoolScan`` sends it no more batches."""
+        return self.model_wanted and worker.server is not None and not worker.shares_model
+
+    def want_model(self) -> None:
+        """A worker needed the ML model: from now on new workers share one session made in
+        the server, and idle workers forked before (see :meth:`stale`) stop now."""
+        with self._cond:
+            self.model_wanted = True
+            stale = [w for w in self._idle if self.stale(w)]
+            self._idle = [w for w in self._idle if w not in stale]
+        for worker in stale:
+            worker.stop(2)
+        if stale:
+            self._sweep()
+
     def release(self, worker: WorkerProcess) -> None:
         with self._cond:
             self._busy.discard(worker)
-            if self._closed or self._retired or len(self._idle) >= self.size:
+            if (
+                self._closed
+                or self._retired
+                or len(self._idle) >= self.size
+                or self.stale(worker)
+            ):
                 worker.stop(2)
             else:
                 worker.since = time.monotonic()

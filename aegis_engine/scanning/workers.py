@@ -41,7 +41,9 @@ from .worker_pool import (
     WorkerConfig,
     WorkerPool,
     WorkerProcess,
+    is_large,
     mp_context,
+    split_large,
 )
 
 __all__ = [
@@ -115,6 +117,8 @@ class _Job:
     def unsure_files(self) -> list[FileEntry]:
         """The files of the current batch the worker may have been on."""
         return self.entries[self.done : self.ends[0]]
+    large: collections.deque[bool] = field(default_factory=collections.deque)
+    """For each batch in ``ends``: whether it is a large file (``worker_pool.is_large``)."""
 
 
 class PoolScan:
@@ -134,8 +138,11 @@ class PoolScan:
         fault: WarnCallback | None = None,
         *,
         limit: int | None = None,
+        idle_timeout: float | None = None,
     ) -> None:
         self.pool = pool
+        self.idle_timeout = idle_timeout
+        """How long a worker this scan starts stays idle (None: the pool's default)."""
         self.fault = fault or warn
         """Told of content that could not be used (a broken rule file): a scan that finds
         nothing then ends with exit 2."""
@@ -157,8 +164,7 @@ class PoolScan:
         return len(self._queue) + sum(len(j.ends) for j in self._running.values())
 
     def submit(self, entries: Sequence[FileEntry]) -> None:
-        if entries:
-            self._queue.append(list(entries))
+        self._queue.extend(split_large(entries))
 
     def collect(self, timeout: float | None = None) -> list[Scanned]:
         """Wait until some files are done (or nothing is left to do, or ``timeout`` s have
@@ -201,33 +207,58 @@ class PoolScan:
     # -- internals --------------------------------------------------------------------------
     def _dispatch(self, out: list[Scanned]) -> None:
         """Hand queued batches out: to new workers up to ``jobs``, then a second batch to
-        each ready worker, so it never waits for the parent between batches."""
+        each ready worker, so it never waits for the parent between batches. A large file
+        waits while another is in a worker; the small files behind it go ahead."""
         while self._queue:
             if self._failed_starts >= START_ATTEMPTS and self.fallback is not None:
                 self._start_failed(self._queue.popleft(), "", out)
                 continue
+            index = self._next_batch()
+            if index is None:
+                return  # only large files queued, one is in a worker: wait for it
             if len(self._running) < self.jobs:
                 try:
-                    worker = self.pool.acquire(limit=self.limit, block=not self._running)
+                    worker = self.pool.acquire(
+                        limit=self.limit, block=not self._running, idle_timeout=self.idle_timeout
+                    )
                 except (OSError, ScanError) as exc:  # cannot fork, pool shut down, ...
-                    self._start_failed(self._queue.popleft(), str(exc), out)
+                    self._start_failed(self._take(index), str(exc), out)
                     continue
                 if worker is not None:
-                    entries = self._queue.popleft()
+                    entries = self._take(index)
                     job = _Job(worker, [], since=time.monotonic())
                     if self._send(job, entries, out):
                         self._running[worker.conn] = job
                     continue
             idlest = min(
-                (j for j in self._running.values() if j.worker.ready and len(j.ends) < PIPELINE),
+                (
+                    j
+                    for j in self._running.values()
+                    if j.worker.ready and len(j.ends) < PIPELINE and not self.pool.stale(j.worker)
+                ),
                 key=lambda j: len(j.ends),
                 default=None,
             )
             if idlest is None:
                 return
-            if not self._send(idlest, self._queue[0], out, top_up=True):
+            if not self._send(idlest, self._queue[index], out, top_up=True):
                 return
-            self._queue.popleft()
+            self._take(index)
+
+    def _next_batch(self) -> int | None:
+        """Where in the queue the next batch to hand out is: the first one, unless it is a
+        large file while another large file is in a worker (then the first small batch)."""
+        if not any(any(job.large) for job in self._running.values()):
+            return 0
+        for index, batch in enumerate(self._queue):
+            if not any(is_large(e) for e in batch):
+                return index
+        return None
+
+    def _take(self, index: int) -> list[FileEntry]:
+        batch = self._queue[index]
+        del self._queue[index]
+        return batch
 
     def _send(
         self, job: _Job, entries: list[FileEntry], out: list[Scanned], *, top_up: bool = False
@@ -247,6 +278,7 @@ class PoolScan:
         worker.options = self.options
         job.entries.extend(entries)
         job.ends.append(len(job.entries))
+        job.large.append(any(is_large(e) for e in entries))
         return True
 
     def _timeout(self) -> float | None:
@@ -326,6 +358,7 @@ class PoolScan:
         job.done += 1
         if job.done == job.ends[0]:
             job.ends.popleft()
+            job.large.popleft()
             if not job.ends:
                 del self._running[conn]
                 self.pool.release(job.worker)
@@ -344,6 +377,7 @@ class PoolScan:
             self._requeue(back[first : first + share])
         del job.entries[start:end]
         job.ends.popleft()
+        job.large.popleft()
         job.ends = collections.deque(e - (end - start) for e in job.ends)
         job.sure = False
         if not job.ends:
@@ -362,7 +396,7 @@ class PoolScan:
             job.since = time.monotonic()
             self._failed_starts = 0
         elif kind == "model":  # it needed the ML model: later workers get it shared
-            self.pool.model_wanted = True
+            self.pool.want_model()
         elif kind == "warn":
             self.warn(msg[1])
         elif kind == "fault":
@@ -423,8 +457,7 @@ class PoolScan:
             self._queue.appendleft([entry])
 
     def _requeue(self, entries: list[FileEntry]) -> None:
-        if entries:
-            self._queue.appendleft(entries)
+        self._queue.extendleft(reversed(split_large(entries)))
 
 
 def _readable(conn: Connection) -> bool:
@@ -450,12 +483,17 @@ def scan_one(
     entry: FileEntry,
     warn: WarnCallback,
     fallback: Fallback | None = None,
+    *,
+    idle_timeout: float | None = None,
 ) -> FileReport | None:
     """Scan one file in a worker (on-access scanning): the same rules as a whole scan.
 
     It may start one worker more than the pool's size, so a full scan that keeps every
-    worker busy does not hold on-access scanning up."""
-    session = PoolScan(pool, options, 1, warn, fallback, limit=pool.size + 1)
+    worker busy does not hold on-access scanning up. A worker it starts leaves after
+    ``idle_timeout`` s with nothing to do (on-access: ``[realtime] worker_idle``)."""
+    session = PoolScan(
+        pool, options, 1, warn, fallback, limit=pool.size + 1, idle_timeout=idle_timeout
+    )
     session.submit([entry])
     try:
         while session.backlog:

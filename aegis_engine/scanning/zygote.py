@@ -38,12 +38,13 @@ import sys
 import threading
 import time
 import traceback
+from dataclasses import replace
 from multiprocessing import reduction
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ScanError
-from .mp_start import main_module_hidden
+from .mp_start import main_module_hidden, untracked_spawn_context
 from .worker_main import Outbox, forked_worker, limit_memory, load_content, warm_model
 
 if TYPE_CHECKING:
@@ -63,8 +64,9 @@ def supported() -> bool:
 def server_context() -> multiprocessing.context.BaseContext:
     """How the server starts: ``spawn``, a fresh interpreter (never a fork of the caller).
     No fork server is needed (one process less, ~13 MB PSS); the server is started once per
-    content version and forks the workers itself."""
-    return multiprocessing.get_context("spawn")
+    content version and forks the workers itself. Nor a resource tracker (another ~8 MB
+    PSS for the caller's lifetime): nothing here uses named semaphores or shared memory."""
+    return untracked_spawn_context()
 
 
 class PreloadServer:
@@ -120,15 +122,19 @@ class PreloadServer:
     def pid(self) -> int:
         return self._pid
 
-    def fork(self, tmpdir: str, model: bool = True) -> tuple[Connection, ForkedProcess]:
+    def fork(
+        self, tmpdir: str, model: bool = True, idle_timeout: float | None = None
+    ) -> tuple[Connection, ForkedProcess]:
         """A new worker: the parent's end of its connection and its process handle.
         ``model``: have the ML model's session made in the server first (shared by this and
-        later workers); otherwise a worker makes its own on its first PE file."""
+        later workers); otherwise a worker makes its own on its first PE file.
+        ``idle_timeout``: the worker exits after that long with nothing to do, and the
+        server that long after its last worker (None: ``WorkerConfig.idle_timeout``)."""
         mine, theirs = self._pipe()
         try:
             with self._lock:
                 try:
-                    self.conn.send(("fork", tmpdir, model))
+                    self.conn.send(("fork", tmpdir, model, idle_timeout))
                     reduction.send_handle(self.conn, theirs.fileno(), self.pid)
                     theirs.close()
                     while True:
@@ -250,9 +256,10 @@ def server_main(conn: Connection, lifeline: Connection, config: WorkerConfig) ->
     model = False
     children: dict[int, int] = {}  # pidfd -> pid
     stopping = False
+    idle = config.idle_timeout  # the last worker's: on-access workers leave sooner
     while not (stopping and not children):
-        # With no worker left for ``idle_timeout`` s, leave too (the next scan starts another).
-        ready = wait([conn, lifeline, *children], None if children else config.idle_timeout)
+        # With no worker left for ``idle`` s, leave too (the next scan starts another).
+        ready = wait([conn, lifeline, *children], None if children else idle)
         if not ready:
             return
         for handle in ready:
@@ -278,7 +285,24 @@ def server_main(conn: Connection, lifeline: Connection, config: WorkerConfig) ->
                 warm_model(detectors)
                 freeze()
                 model = True
-            _fork_worker(conn, lifeline, fd, message[1], config, detectors, outbox, children)
+            if message[3] is not None:
+                idle = message[3]
+            worker_config = replace(config, idle_timeout=idle)
+            _fork_worker(
+                conn, lifeline, fd, message[1], worker_config, detectors, outbox, children, model
+            )
+
+
+def defer_model(detectors: list[Any]) -> None:
+    """In a worker forked before the server made the ML model's session: never make one of
+    its own. On its first PE file it says so, hands the file back and leaves (``ModelWanted``
+    in ``worker_main``); the pool then has the server make the session once and forks
+    workers that share it."""
+    from ..ml.detector import MLDetector
+
+    for det in detectors:
+        if isinstance(det, MLDetector):
+            det.defer_session = True
 
 
 def freeze() -> None:
@@ -304,6 +328,7 @@ def _fork_worker(
     detectors: list[Any],
     outbox: Outbox,
     children: dict[int, int],
+    model: bool,
 ) -> None:
     try:
         pid = os.fork()
@@ -317,6 +342,8 @@ def _fork_worker(
             conn.close()
             for pidfd in children:
                 os.close(pidfd)
+            if not model:
+                defer_model(detectors)
             forked_worker(Connection(fd), config, detectors, outbox, tmpdir, lifeline)
         except BaseException:
             code = 1

@@ -54,6 +54,16 @@ def _number(v: Any) -> str | None:
     return None
 
 
+def _seconds(minimum: float) -> Checker:
+    def check(v: Any) -> str | None:
+        problem = _number(v)
+        if problem is None and v < minimum:
+            return f"expected {minimum:g} or more"
+        return problem
+
+    return check
+
+
 def _bool(v: Any) -> str | None:
     return None if isinstance(v, bool) else "expected true or false"
 
@@ -169,6 +179,7 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
         "enabled": Key(True, "true or false", _bool),
         "folders": Key([], "a list of folders", _list_of(_string, "folders in quotes")),
         "decoys": Key(True, "true or false", _bool),
+        "worker_idle": Key(30.0, "seconds (a number, 1 or more)", _seconds(1.0)),
     },
     "schedule": {
         "enabled": Key(False, "true or false", _bool),

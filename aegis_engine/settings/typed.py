@@ -27,6 +27,10 @@ class RealtimeSettings:
     """Empty: Downloads, Desktop, Documents and the temp folder."""
     decoys: bool = True
     """The ransomware shield plants hidden decoy documents in protected folders."""
+    worker_idle: float = 30.0
+    """Seconds a scan worker started for on-access scanning (and then its preload server)
+    stays with nothing to do before it exits: the idle monitor or tray app holds no scan
+    worker for long. A user scan's workers stay warm longer (``WorkerConfig.idle_timeout``)."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,12 @@ class Settings:
     def realtime(self) -> RealtimeSettings:
         t = self.table("realtime")
         folders = tuple(os.path.expanduser(f) for f in t["folders"])
-        return RealtimeSettings(enabled=t["enabled"], folders=folders, decoys=t["decoys"])
+        return RealtimeSettings(
+            enabled=t["enabled"],
+            folders=folders,
+            decoys=t["decoys"],
+            worker_idle=float(t["worker_idle"]),
+        )
 
     @property
     def updates(self) -> UpdateSettings:

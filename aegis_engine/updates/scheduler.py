@@ -8,19 +8,21 @@ import contextlib
 import random
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..errors import AegisError
-from ..net import update_settings_from
+from ..net.config import update_settings_from
 from ..paths import AegisPaths
 from ..privacy import ConsentStore
 from ..settings import SettingsStore
-from .client import UpdateResult
-from .service import check_for_updates
+
+if TYPE_CHECKING:
+    from .client import UpdateResult
 
 __all__ = ["UpdateScheduler"]
 
 PURPOSE = "update-checks"
-Check = Callable[..., UpdateResult]
+Check = Callable[..., "UpdateResult"]
 
 
 class UpdateScheduler:
@@ -34,7 +36,7 @@ class UpdateScheduler:
         interval: float = 4 * 3600.0,
         jitter: float = 0.25,
         first_delay: float = 60.0,
-        check: Check = check_for_updates,
+        check: Check | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.paths = paths
@@ -42,7 +44,7 @@ class UpdateScheduler:
         self.jitter = jitter
         self.first_delay = first_delay
         self._on_result = on_result
-        self._check = check
+        self._check = check or _check_for_updates
         self._rng = rng or random.Random()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -82,3 +84,11 @@ class UpdateScheduler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+def _check_for_updates(*args: object, **kwargs: object) -> UpdateResult:
+    """``service.check_for_updates``, imported at the first check (TUF, the network layer:
+    ~30 MB that an idle monitor or tray app does not hold until then)."""
+    from .service import check_for_updates
+
+    return check_for_updates(*args, **kwargs)  # type: ignore[arg-type]
