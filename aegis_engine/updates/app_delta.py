@@ -1,17 +1,18 @@
 """A delta between two builds of the program, file by file, applied without holding a build.
 
-A *delta pack* is a tar: first ``pack.json``, the manifest, which lists every entry of the new
-build in the order of its tar (:mod:`.app_bundle`): folders, links and files, and for each
-file its mode, SHA-256 and length and how to get it:
+A *delta pack* is a tar: first ``pack.json``, the manifest, which lists what differs from the
+installed build: the paths it no longer has (``remove``), and each folder, link and file that
+is new or changed (``entries``), for a file its mode, SHA-256 and length and how to get it:
 
-* ``same``: the file of the installed build at ``base`` (a path) holds it already;
+* ``same``: the installed build has that file at another path (``ref``, a file moved);
 * ``bsdiff4`` / ``zstd``: a delta (:mod:`.delta`) from the installed file at the same path,
   member ``d/<path>`` of the pack;
 * ``new``: the whole file, member ``n/<path>``.
 
-The publisher makes it from the two bundle folders (:func:`make_pack`); the client builds the
-new folder from the installed one and the pack (:func:`apply_pack`), checking each file's
-SHA-256 as it is written, so that at most one file and its delta are in memory at a time
+Everything else is the installed build's, copied as it is. The publisher makes the pack from
+the two bundle folders (:func:`make_pack`); the client builds the new folder from the
+installed one and the pack (:func:`apply_pack`), checking each new file's SHA-256 as it is
+written, so that at most one file and its delta are in memory at a time
 (bounded by :data:`~.delta.MAX_DELTA_INPUT`; a file above it comes whole). The caller then
 checks the whole new folder against the signed SHA-256 of the bundle's tar.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import stat
 import tarfile
 from pathlib import Path, PurePosixPath
@@ -65,55 +67,63 @@ class _Reader:
         return out
 
 
-def _by_sha(base: Path) -> dict[tuple[str, bool], str]:
-    """(SHA-256, executable) -> a path in ``base`` holding such a file."""
-    out: dict[tuple[str, bool], str] = {}
-    for rel, p in _entries(base):
-        st = p.lstat()
-        if stat.S_ISREG(st.st_mode):
-            out.setdefault((file_sha256(p), bool(st.st_mode & stat.S_IXUSR)), rel)
-    return out
+def _describe(p: Path) -> tuple[str, ...]:
+    """What the tar records of an entry: its kind, and a link's target or a file's mode and
+    content (as a SHA-256)."""
+    st = p.lstat()
+    if stat.S_ISLNK(st.st_mode):
+        return ("link", os.readlink(p))
+    if stat.S_ISDIR(st.st_mode):
+        return ("dir",)
+    if stat.S_ISREG(st.st_mode):
+        return ("file", "x" if st.st_mode & stat.S_IXUSR else "", file_sha256(p))
+    return ("other",)
 
 
 def make_pack(base: Path, new: Path, out: BinaryIO) -> dict[str, int]:
     """Write the delta pack from bundle folder ``base`` to ``new``; counts by kind."""
-    have = _by_sha(base)
+    old = {rel: _describe(p) for rel, p in _entries(base)}
+    by_sha = {d[2]: rel for rel, d in sorted(old.items(), reverse=True) if d[0] == "file"}
+    seen: set[str] = set()
+    remove: list[str] = []
     entries: list[list[Any]] = []
     members: list[tuple[str, bytes | Path]] = []
     counts: dict[str, int] = {}
     for rel, p in _entries(new):
-        st = p.lstat()
-        if stat.S_ISLNK(st.st_mode):
-            entries.append([rel, "link", os.readlink(p)])
+        seen.add(rel)
+        d = _describe(p)
+        was = old.get(rel)
+        if d == was or d[0] == "other":
             continue
-        if stat.S_ISDIR(st.st_mode):
-            entries.append([rel, "dir"])
+        if was is not None and (was[0] != d[0] or d[0] == "link"):
+            remove.append(rel)
+        if d[0] != "file":
+            entries.append([rel, *d])
             continue
-        if not stat.S_ISREG(st.st_mode):
-            continue
-        x = bool(st.st_mode & stat.S_IXUSR)
-        sha = file_sha256(p)
+        x, sha = d[1], d[2]
+        size = p.stat().st_size
         how, ref = "new", ""
-        if (sha, x) in have:
-            how, ref = "same", have[(sha, x)]
-        else:
-            old = base / rel
-            small = st.st_size < MIN_DELTA or not old.is_file() or old.stat().st_size < MIN_DELTA
-            if not small and not old.is_symlink() and st.st_size <= MAX_DELTA_INPUT:
+        if sha in by_sha:
+            how, ref = "same", by_sha[sha]
+        elif was is not None and was[0] == "file" and MIN_DELTA <= size <= MAX_DELTA_INPUT:
+            base_file = base / rel
+            if base_file.stat().st_size >= MIN_DELTA:
                 plain = p.read_bytes()
-                best = best_delta(old.read_bytes(), plain)
+                best = best_delta(base_file.read_bytes(), plain)
                 if best is not None and len(best[1]) < len(pyzstd.compress(plain, 3)):
                     how, ref = best[0], rel
                     members.append((f"d/{rel}", best[1]))
-            if how == "new":
-                members.append((f"n/{rel}", p))
+        if how == "new":
+            members.append((f"n/{rel}", p))
         counts[how] = counts.get(how, 0) + 1
-        entries.append([rel, "file", "x" if x else "", sha, st.st_size, how, ref])
-    manifest = json.dumps({"format": FORMAT, "entries": entries}, separators=(",", ":"))
+        entries.append([rel, "file", x, sha, size, how, ref])
+    remove += [rel for rel in old if rel not in seen]
+    doc = {"format": FORMAT, "remove": sorted(remove), "entries": entries}
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.GNU_FORMAT) as tar:
-        _add(tar, MANIFEST, manifest.encode())
+        _add(tar, MANIFEST, json.dumps(doc, separators=(",", ":")).encode())
         for name, data in members:
             _add(tar, name, data)
+    counts["removed"] = len(remove)
     return counts
 
 
@@ -137,7 +147,6 @@ def apply_pack(pack: Path, base: Path, dest: Path) -> None:
     """Build the new bundle folder ``dest`` from the installed folder ``base`` and the pack
     file ``pack`` (already checked against its signed hash). Raises :class:`UpdateRefused`
     when a file does not come out as the manifest says."""
-    dest.mkdir(parents=True, exist_ok=False, mode=0o755)
     base = base.resolve()
     with tarfile.open(pack, mode="r:") as tar:
         try:
@@ -145,11 +154,30 @@ def apply_pack(pack: Path, base: Path, dest: Path) -> None:
             doc = json.loads(raw.read() if raw else b"")
             if doc.get("format") != FORMAT:
                 raise ValueError(f"unknown format {doc.get('format')!r}")
+            remove = {_safe(str(r)) for r in doc["remove"]}
             entries = list(doc["entries"])
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise UpdateRefused(f"the delta pack has no valid manifest: {exc}") from exc
+        _copy_base(base, dest, remove)
         for e in entries:
             _apply_entry(tar, e, base, dest)
+
+
+def _copy_base(base: Path, dest: Path, remove: set[str]) -> None:
+    """The installed build without the removed paths (and what is below them)."""
+    dest.mkdir(parents=True, exist_ok=False, mode=0o755)
+    for rel, p in _entries(base):
+        parts = PurePosixPath(rel).parts
+        if any("/".join(parts[:i]) in remove for i in range(1, len(parts) + 1)):
+            continue
+        target = dest / rel
+        if p.is_symlink():
+            target.symlink_to(os.readlink(p))
+        elif p.is_dir():
+            target.mkdir(mode=0o755)
+        elif p.is_file():
+            shutil.copyfile(p, target)
+            os.chmod(target, 0o755 if p.stat().st_mode & stat.S_IXUSR else 0o644)
 
 
 def _member(tar: tarfile.TarFile, name: str) -> IO[bytes]:
@@ -176,6 +204,8 @@ def _apply_entry(tar: tarfile.TarFile, e: list[Any], base: Path, dest: Path) -> 
     if kind == "dir":
         target.mkdir(mode=0o755, exist_ok=True)
         return
+    if target.is_symlink() or target.is_file():
+        target.unlink()  # changed: made again below
     if kind == "link":
         link = tarfile.TarInfo(rel)
         link.type, link.linkname = tarfile.SYMTYPE, str(e[2])
@@ -185,7 +215,7 @@ def _apply_entry(tar: tarfile.TarFile, e: list[Any], base: Path, dest: Path) -> 
     if kind != "file":
         raise UpdateRefused(f"unknown entry kind in the delta pack: {kind!r}")
     x, sha, length, how, ref = str(e[2]), str(e[3]), int(e[4]), str(e[5]), str(e[6])
-    with open(target, "xb") as fh:
+    with open(target, "xb") as fh:  # "x": never through a link the pack made
         out = _Hashing(fh)
         if how == "same":
             with open(_base_file(base, ref), "rb") as src:
