@@ -202,6 +202,7 @@ def main() -> int:
     ap.add_argument("--keep-work", action="store_true")
     ap.add_argument("--compare", default="main", metavar="REV", help="the code to compare with")
     args = ap.parse_args()
+    args.venv = args.venv.absolute()
     if not (args.venv / "bin" / "pyinstaller").exists():
         raise SystemExit(f"no PyInstaller in {args.venv}: run bash packaging/build-linux.sh first")
     work = Path(tempfile.mkdtemp(prefix="aegis-app-delta-"))

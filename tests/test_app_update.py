@@ -7,13 +7,11 @@ goes back to the previous one when the new build never confirms it started."""
 from __future__ import annotations
 
 import functools
-import http.server
 import io
 import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -34,7 +32,7 @@ from aegis_engine.updates.app_service import app_status, check_for_app_update
 from aegis_engine.updates.index import sha256_hex
 from aegis_gui.updates import app_update_line
 from tests.conftest import run_cli
-from tests.https_server import HTTPSServer, https_server, serve_file
+from tests.https_server import HTTPSServer, drop_halfway_once, https_server
 from tests.update_support import Repo, make_repo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -432,31 +430,6 @@ def test_scheduler_stages_an_app_update_and_asks_nothing_without_consent(
 # -- an interrupted download, resumed ----------------------------------------------------------
 
 
-def _drop_halfway_once(root: Path, cut: dict[str, int]):  # type: ignore[no-untyped-def]
-    """A route that sends half of the file and drops the connection, the first time it is
-    asked for the whole file; counts the bytes it serves to ranged requests."""
-
-    def handler(h: http.server.BaseHTTPRequestHandler) -> None:
-        path = root / h.path.lstrip("/")
-        data = path.read_bytes()
-        rng = h.headers.get("Range")
-        if not rng and not cut.get("done"):
-            cut["done"] = 1
-            h.send_response(200)
-            h.send_header("Content-Length", str(len(data)))
-            h.end_headers()
-            h.wfile.write(data[: len(data) // 2])
-            h.wfile.flush()
-            h.close_connection = True
-            h.connection.shutdown(socket.SHUT_RDWR)
-            return
-        if rng:
-            cut["ranged"] = cut.get("ranged", 0) + len(data) - int(rng[6:-1])
-        serve_file(h, path)
-
-    return handler
-
-
 @pytest.mark.parametrize("tampered", [False, True])
 def test_interrupted_full_download_resumes_and_is_checked_whole(
     tampered: bool,
@@ -469,8 +442,8 @@ def test_interrupted_full_download_resumes_and_is_checked_whole(
     (layout.version_dir("1.0.0") / "_internal" / "code.py").write_text("changed by hand\n")
     index = app_index(published)
     blob = published.root / "targets" / index.blob_path
-    cut: dict[str, int] = {}
-    server.routes[f"/targets/{index.blob_path}"] = _drop_halfway_once(published.root, cut)
+    cut = drop_halfway_once(published.root)
+    server.routes[f"/targets/{index.blob_path}"] = cut
 
     first = check(aegis_paths, server, published, layout)
     assert first.result == "failed", first.reason
@@ -484,7 +457,7 @@ def test_interrupted_full_download_resumes_and_is_checked_whole(
 
     second = check(aegis_paths, server, published, layout)
     assert any(r.startswith("bytes=") and r != "bytes=0-" for r in server.stats.ranges)
-    assert 0 < cut["ranged"] < index.blob_length, "only the rest was sent again"
+    assert 0 < cut.ranged < index.blob_length, "only the rest was sent again"
     if tampered:
         assert second.result == "refused", second.reason
         assert "does not match its signed hash" in second.reason

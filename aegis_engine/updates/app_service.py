@@ -8,14 +8,13 @@ The check runs only for a build installed in the versioned layout (a frozen bund
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
-from ..net import ConsentGate
 from ..paths import AegisPaths
 from .app_client import AppUpdateClient, AppUpdateResult
 from .app_layout import AppLayout
 from .client import Progress
-from .service import NoSource, update_source
+from .service import NoSource, SourceOptions, update_source
 
 __all__ = ["app_status", "check_for_app_update"]
 
@@ -23,14 +22,11 @@ __all__ = ["app_status", "check_for_app_update"]
 def check_for_app_update(
     paths: AegisPaths,
     *,
-    server: str | None = None,
-    root_file: Path | None = None,
-    source_dir: Path | None = None,
-    consent: ConsentGate | None = None,
-    progress: Progress | None = None,
     app_dir: Path | None = None,
     platform: str | None = None,
     stage: bool = True,
+    progress: Progress | None = None,
+    **source: Unpack[SourceOptions],
 ) -> AppUpdateResult:
     """One check for a new build; stages it when there is one (unless ``stage`` is False).
     Never raises for an update problem: the result says ``refused``, ``failed`` or
@@ -46,9 +42,7 @@ def check_for_app_update(
             "update it the way it was installed",
         )
     try:
-        with update_source(
-            paths, server=server, root_file=root_file, source_dir=source_dir, consent=consent
-        ) as src:
+        with update_source(paths, **source) as src:
             client = AppUpdateClient(
                 paths,
                 layout,

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from ..content import bundled_resources
 from ..errors import AegisError, ContentError
@@ -29,6 +29,7 @@ __all__ = [
     "ContentStatus",
     "NoSource",
     "Source",
+    "SourceOptions",
     "check_for_updates",
     "content_status",
     "rollback",
@@ -58,17 +59,25 @@ class NoSource(AegisError):
         self.result = result
 
 
+class SourceOptions(TypedDict, total=False):
+    """Where a check (content or program) looks: every key optional."""
+
+    server: str | None
+    """The repository's URL (default: ``[updates] server``)."""
+    root_file: Path | None
+    """The trusted root metadata (default: ``[updates] root``, else the shipped one)."""
+    source_dir: Path | None
+    """A copied repository to read instead of a server (``aegis update --from``)."""
+    consent: ConsentGate | None
+    """Asked before any socket opens (default: the profile's consent store)."""
+
+
 @contextlib.contextmanager
-def update_source(
-    paths: AegisPaths,
-    *,
-    server: str | None = None,
-    root_file: Path | None = None,
-    source_dir: Path | None = None,
-    consent: ConsentGate | None = None,
-) -> Iterator[Source]:
+def update_source(paths: AegisPaths, **options: Unpack[SourceOptions]) -> Iterator[Source]:
     """The repository of a check: the folder ``source_dir``, else ``server`` or the one in
     settings through the network layer (which asks ``consent``). Raises :class:`NoSource`."""
+    server, root_file = options.get("server"), options.get("root_file")
+    source_dir, consent = options.get("source_dir"), options.get("consent")
     try:
         settings = update_settings_from(SettingsStore(paths.settings_file).current.values)
     except AegisError as exc:
@@ -110,20 +119,12 @@ def _failed(paths: AegisPaths, reason: str) -> UpdateResult:
 
 
 def check_for_updates(
-    paths: AegisPaths,
-    *,
-    server: str | None = None,
-    root_file: Path | None = None,
-    source_dir: Path | None = None,
-    consent: ConsentGate | None = None,
-    progress: Progress | None = None,
+    paths: AegisPaths, *, progress: Progress | None = None, **source: Unpack[SourceOptions]
 ) -> UpdateResult:
     """One check (and install when there is something new). Never raises for an update
     problem: the result says ``refused`` or ``failed`` and why."""
     try:
-        with update_source(
-            paths, server=server, root_file=root_file, source_dir=source_dir, consent=consent
-        ) as src:
+        with update_source(paths, **source) as src:
             client = UpdateClient(
                 paths, src.fetcher, base_url=src.base_url, root=src.root, progress=progress
             )

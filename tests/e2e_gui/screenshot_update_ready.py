@@ -14,10 +14,8 @@ empty folder:
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ["QT_QPA_PLATFORM"] = "xcb"
@@ -27,7 +25,7 @@ from PySide6.QtCore import QRect
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
-from tests.e2e_gui.helpers import start_tray_host
+from tests.e2e_gui.helpers import start_desktop
 from tests.e2e_gui.screenshots import Shots, pump, until
 
 
@@ -50,11 +48,7 @@ def main(out: Path) -> int:
     watched.mkdir()
     home = Path(os.environ["AEGIS_HOME"])
     (home / "config").mkdir(parents=True, exist_ok=True)
-    helpers = [
-        subprocess.Popen(["dunst"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        start_tray_host("--iconspacing", "4"),
-    ]
-    time.sleep(1.0)
+    helpers = start_desktop()
     app = QApplication(["aegis-tray"])
     app.setQuitOnLastWindowClosed(False)
     from aegis_gui.controller import Options, TrayApp
