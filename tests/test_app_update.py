@@ -32,8 +32,8 @@ from aegis_engine.updates.app_service import app_status, check_for_app_update
 from aegis_engine.updates.index import sha256_hex
 from aegis_gui.updates import app_update_line
 from tests.conftest import run_cli
-from tests.https_server import HTTPSServer, drop_halfway_once, https_server
-from tests.update_support import Repo, make_repo
+from tests.https_server import HTTPSServer, drop_halfway_once
+from tests.update_support import Repo, make_repo, serving
 
 ROOT = Path(__file__).resolve().parent.parent
 LINUX = ROOT / "packaging" / "linux"
@@ -141,9 +141,7 @@ def published(tmp_path: Path) -> Repo:
 
 @pytest.fixture
 def server(tmp_path: Path, published: Repo, aegis_paths: AegisPaths) -> Iterator[HTTPSServer]:
-    with https_server(tmp_path, root=published.root) as srv:
-        aegis_paths.ensure(aegis_paths.config_dir)
-        aegis_paths.settings_file.write_text(f'[updates]\nca_file = "{srv.ca_file}"\n')
+    with serving(tmp_path, published, aegis_paths) as srv:
         yield srv
 
 
@@ -265,9 +263,7 @@ def test_new_build_that_does_not_start_is_replaced_by_the_previous(
     broken = make_bundle(tmp_path / "b2", "2.0.0", broken=True)
     release_app(repo.root, repo.keys, broken, platform=PLATFORM)
     layout = install(tmp_path / "prefix" / "lib" / "aegis", tmp_path / "b1", "1.0.0")
-    with https_server(tmp_path, root=repo.root) as srv:
-        aegis_paths.ensure(aegis_paths.config_dir)
-        aegis_paths.settings_file.write_text(f'[updates]\nca_file = "{srv.ca_file}"\n')
+    with serving(tmp_path, repo, aegis_paths) as srv:
         assert check(aegis_paths, srv, repo, layout).result == "staged"
 
         crashed = launch(layout.lib)  # the new build starts and dies before confirming
@@ -506,9 +502,7 @@ def test_delta_pack_rebuilds_the_new_bundle_file_by_file(
     report = release_app(repo.root, repo.keys, b2, platform=PLATFORM)
     assert report.deltas["1.0.0"] < 20_000 < report.full_bytes, report
     layout = install(tmp_path / "prefix" / "lib" / "aegis", b1, "1.0.0")
-    with https_server(tmp_path, root=repo.root) as srv:
-        aegis_paths.ensure(aegis_paths.config_dir)
-        aegis_paths.settings_file.write_text(f'[updates]\nca_file = "{srv.ca_file}"\n')
+    with serving(tmp_path, repo, aegis_paths) as srv:
         result = check(aegis_paths, srv, repo, layout)
     assert result.result == "staged" and result.delta, result.reason
     assert tree(layout.version_dir("2.0.0")) == tree(b2)
