@@ -9,11 +9,11 @@ the second over an installation of the first (the versioned layout of install.sh
 repository copied to a folder (``--from``: same verification, no network), and reports the
 bytes the client read, the full bundle's, and the times.
 
-Peak memory: publishing and staging each run in a child process whose peak RSS is read from
-the kernel (``wait4``), side by side for this tree and for ``--compare REV``'s update code
-(``git archive REV aegis_engine``, default ``main``), each with its own repository: staging
-by delta, and staging the full bundle (the installed copy changed by hand, so that no delta
-applies).
+Peak memory: publishing and staging each run in a child process that reports its own peak
+RSS (``VmHWM`` in ``/proc/self/status``), side by side for this tree and for the update code
+of ``--compare REV`` (``git archive REV aegis_engine``, default ``main``), each with its own
+repository: staging by delta, and staging the full bundle (the installed copy changed by
+hand, so that no delta applies).
 
     .venv/bin/python bench/app_update_delta.py [--venv .venv-build] [--compare main]
         [--keep-work]
@@ -113,6 +113,10 @@ else:
                              root_file=repo / "metadata" / "1.root.json", app_dir=Path(sys.argv[3]))
     out = {"stage_s": time.monotonic() - t0, "result": r.result, "reason": r.reason,
            "bytes": r.bytes_downloaded, "delta": r.delta}
+# this program's own peak (a new address space since exec; getrusage's ru_maxrss would carry
+# the parent's high-water mark over fork and exec)
+status = Path("/proc/self/status").read_text()
+out["hwm_kb"] = int(next(l.split()[1] for l in status.splitlines() if l.startswith("VmHWM:")))
 print(json.dumps(out))
 """
 
@@ -125,11 +129,10 @@ def child(code: Path, *args: str) -> tuple[dict[str, object], float]:
     )
     assert proc.stdout is not None
     text = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
+    if proc.wait() != 0:
         raise SystemExit(f"bench: step {args[0]} failed ({proc.returncode})")
-    return json.loads(text), usage.ru_maxrss / 1024
+    out = json.loads(text)
+    return out, int(out["hwm_kb"]) / 1024
 
 
 def installation(work: Path, build: Path, name: str, *, touched: bool = False) -> Path:
