@@ -19,7 +19,14 @@ from typing import Any, BinaryIO
 
 from ..errors import UpdateRefused
 
-__all__ = ["MAX_BUNDLE", "bundle_digest", "bundle_tar", "unpack_bundle", "write_bundle_tar"]
+__all__ = [
+    "MAX_BUNDLE",
+    "HashingWriter",
+    "bundle_digest",
+    "bundle_tar",
+    "unpack_bundle",
+    "write_bundle_tar",
+]
 
 MAX_BUNDLE = 2 * 1024 * 1024 * 1024
 """An app bundle (unpacked tar) is never larger than this."""
@@ -68,10 +75,12 @@ def bundle_tar(root: Path) -> bytes:
     return buf.getvalue()
 
 
-class _Digest(io.RawIOBase):
-    """A write-only stream that only hashes and counts what is written to it."""
+class HashingWriter(io.RawIOBase):
+    """A write-only stream that hashes and counts what is written to it, and passes it on
+    to ``out`` when given."""
 
-    def __init__(self) -> None:
+    def __init__(self, out: BinaryIO | None = None) -> None:
+        self.out = out
         self.hash = hashlib.sha256()
         self.length = 0
 
@@ -81,12 +90,14 @@ class _Digest(io.RawIOBase):
     def write(self, data: Any) -> int:
         self.hash.update(data)
         self.length += len(data)
+        if self.out is not None:
+            self.out.write(data)
         return len(data)
 
 
 def bundle_digest(root: Path) -> tuple[str, int]:
     """SHA-256 and length of the deterministic tar of ``root``, without holding it."""
-    sink = _Digest()
+    sink = HashingWriter()
     write_bundle_tar(root, sink)  # type: ignore[arg-type]
     return sink.hash.hexdigest(), sink.length
 

@@ -15,13 +15,12 @@ Memory stays bounded by the largest file of the bundle, never the bundle.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import ContentError, UpdateRefused
 from ..paths import AegisPaths
-from .app_bundle import MAX_BUNDLE, bundle_digest, unpack_bundle
+from .app_bundle import MAX_BUNDLE, HashingWriter, bundle_digest, unpack_bundle
 from .app_delta import apply_pack
 from .app_index import DELTAS, AppIndex, app_target, current_platform, version_key
 from .app_layout import AppLayout
@@ -188,15 +187,15 @@ class AppUpdateClient:
         partial = self.work / f"{sha}.partial"
         what = f"the download of version {index.version}"
         self.session.download_to(path, length, sha, partial, what)
-        h = hashlib.sha256()
         with open(partial, "rb") as src, open(plain, "wb") as dst:
-            sink = _Tee(dst, h)
+            sink = HashingWriter(dst)
             try:
                 unseal_file(src, sink, max_size=MAX_BUNDLE)  # type: ignore[arg-type]
             except ContentError as exc:
+                partial.unlink()  # signed but unusable: never resumed
                 raise UpdateRefused(f"{what}: {exc}") from exc
         partial.unlink()
-        return h.hexdigest()
+        return sink.hash.hexdigest()
 
     def _usable_delta(self, index: AppIndex, installed: str) -> DeltaEntry | None:
         """The smallest delta pack from the installed build, when one beats the full tar."""
@@ -207,13 +206,3 @@ class AppUpdateClient:
         sha, _ = bundle_digest(self.layout.version_dir(installed))
         usable = sorted((d for d in candidates if d.base == sha), key=lambda d: d.length)
         return usable[0] if usable else None
-
-
-class _Tee:
-    def __init__(self, fh: object, h: hashlib._Hash) -> None:
-        self.fh, self.h = fh, h
-
-    def write(self, data: bytes) -> int:
-        self.h.update(data)
-        self.fh.write(data)  # type: ignore[attr-defined]
-        return len(data)

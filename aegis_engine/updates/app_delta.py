@@ -19,7 +19,6 @@ checks the whole new folder against the signed SHA-256 of the bundle's tar.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -31,7 +30,7 @@ from typing import IO, Any, BinaryIO
 import pyzstd
 
 from ..errors import ContentError, UpdateRefused
-from .app_bundle import _check_member, _entries
+from .app_bundle import HashingWriter, _check_member, _entries
 from .delta import MAX_DELTA_INPUT, apply_delta, best_delta
 from .session import file_sha256
 
@@ -133,16 +132,6 @@ def _safe(rel: str) -> str:
     return str(PurePosixPath(rel))
 
 
-class _Hashing:
-    def __init__(self, fh: BinaryIO) -> None:
-        self.fh, self.hash, self.length = fh, hashlib.sha256(), 0
-
-    def write(self, data: bytes) -> None:
-        self.hash.update(data)
-        self.length += len(data)
-        self.fh.write(data)
-
-
 def apply_pack(pack: Path, base: Path, dest: Path) -> None:
     """Build the new bundle folder ``dest`` from the installed folder ``base`` and the pack
     file ``pack`` (already checked against its signed hash). Raises :class:`UpdateRefused`
@@ -216,7 +205,7 @@ def _apply_entry(tar: tarfile.TarFile, e: list[Any], base: Path, dest: Path) -> 
         raise UpdateRefused(f"unknown entry kind in the delta pack: {kind!r}")
     x, sha, length, how, ref = str(e[2]), str(e[3]), int(e[4]), str(e[5]), str(e[6])
     with open(target, "xb") as fh:  # "x": never through a link the pack made
-        out = _Hashing(fh)
+        out = HashingWriter(fh)
         if how == "same":
             with open(_base_file(base, ref), "rb") as src:
                 while chunk := src.read(CHUNK):
