@@ -6,11 +6,11 @@
     .venv/bin/python bench/bundle_compare.py [--a dist/aegis] [--b build-nuitka/aegis]
         [--runs 3] [--idle 20]
 
-The same figures as ``bench/bundle_budget.py`` (its functions: sizes as tar.xz -9 and
-tar.gz -9 of the folder, launch of ``aegis-tray --timings`` to "protected" with a fresh
-profile, idle RSS and CPU of the tray app and of ``aegis monitor`` with their children),
-the two builds interleaved run by run so that both see the same load; medians, and the
-ratio b/a. Prints a Markdown table and a JSON line.
+The same figures as ``bench/bundle_budget.py`` (its functions; the size as ``tar | xz -9``
+of the folder, as build-linux.sh packs it), launch of ``aegis-tray --timings`` to
+"protected" with a fresh profile, idle RSS and CPU of the tray app and of ``aegis monitor``
+with their children), the two builds interleaved run by run so that both see the same load;
+medians, and the ratio b/a. Prints a Markdown table and a JSON line.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,30 @@ from bundle_budget import (
     display,
     median,
     monitor_run,
-    packed_size,
     tray_run,
-    tree_bytes,
 )
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def xz_size(root: Path) -> int:
+    """Bytes of ``tar | xz -9 -T2`` of the folder (as build-linux.sh packs it)."""
+    tar = subprocess.Popen(
+        ["tar", "-C", str(root.parent), "-cf", "-", root.name], stdout=subprocess.PIPE
+    )
+    xz = subprocess.run(["xz", "-9", "-T2"], stdin=tar.stdout, capture_output=True, check=True)
+    tar.wait()
+    return len(xz.stdout)
+
+
+def unique_bytes(root: Path) -> int:
+    """Bytes of the files under ``root``, a hard-linked file once (Nuitka's aegis-tray)."""
+    seen: dict[tuple[int, int], int] = {}
+    for p in root.rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            st = p.stat()
+            seen[(st.st_dev, st.st_ino)] = st.st_size
+    return sum(seen.values())
 
 
 def main() -> int:
@@ -48,15 +67,6 @@ def main() -> int:
         if not (b / "aegis").exists():
             raise SystemExit(f"no build at {b}")
     out: dict[str, Any] = {"cpus": os.cpu_count(), "load": os.getloadavg()[0]}
-    out["size"] = {
-        k: {
-            "tarxz_mb": packed_size(b, "xz") / 1e6,
-            "targz_mb": packed_size(b, "gz") / 1e6,
-            "unpacked_mb": tree_bytes(b) / 1e6,
-        }
-        for k, b in builds.items()
-    }
-    print(json.dumps(out["size"]), flush=True)
     tray: dict[str, list[dict[str, float]]] = {k: [] for k in builds}
     monitor: dict[str, list[dict[str, float]]] = {k: [] for k in builds}
     with display() as env:
@@ -72,12 +82,15 @@ def main() -> int:
     def med(rows: list[dict[str, float]]) -> dict[str, float]:
         return {m: median([r[m] for r in rows]) for m in rows[0]}
 
+    out["size"] = {
+        k: {"tarxz_mb": xz_size(b) / 1e6, "unpacked_mb": unique_bytes(b) / 1e6}
+        for k, b in builds.items()
+    }
     out["tray"] = {k: med(v) for k, v in tray.items()}
     out["monitor"] = {k: med(v) for k, v in monitor.items()}
     s, t, m = out["size"], out["tray"], out["monitor"]
     rows = [
         ("package (tar.xz -9)", s["a"]["tarxz_mb"], s["b"]["tarxz_mb"], "MB", 1),
-        ("the same as tar.gz -9", s["a"]["targz_mb"], s["b"]["targz_mb"], "MB", 1),
         ("unpacked", s["a"]["unpacked_mb"], s["b"]["unpacked_mb"], "MB", 1),
         ("tray: launch to protected", t["a"]["protected_s"], t["b"]["protected_s"], "s", 2),
         ("tray: idle RSS, with its children", t["a"]["rss_mb"], t["b"]["rss_mb"], "MB", 0),

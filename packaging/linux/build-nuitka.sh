@@ -8,7 +8,7 @@
 # 2. pyside6-deploy --mode standalone on packaging/entry/aegis_main.py (the same entry script
 #    as PyInstaller's: the executable's name picks the tray app or the command line), with the
 #    Qt modules and plugins the PyInstaller bundle keeps, in build-nuitka/ (git-ignored);
-# 3. build-nuitka/aegis/: the folder, with aegis-tray linked to aegis, as dist/aegis is.
+# 3. build-nuitka/aegis/: the folder, with aegis-tray hard-linked to aegis.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -53,5 +53,6 @@ out=$(find "$work/app" -maxdepth 3 -type d -name "*.dist" | head -1)
 mv "$out" "$work/aegis"
 exe=$(find "$work/aegis" -maxdepth 1 -type f -name "aegis*" -perm -u+x | head -1)
 [ "$exe" = "$work/aegis/aegis" ] || mv "$exe" "$work/aegis/aegis"
-ln -sf aegis "$work/aegis/aegis-tray"
+# a hard link, not a symlink: Nuitka's program sees the resolved name of a symlink as argv[0]
+ln -f "$work/aegis/aegis" "$work/aegis/aegis-tray"
 echo "build-nuitka.sh: $work/aegis in $(( $(date +%s) - start )) s"
