@@ -36,7 +36,7 @@ from .scan_view import ScanPresenter, safe_default_folders
 from .scanning import ScanService
 from .state import Situation, describe
 from .tray import Tray
-from .updates import check_for_updates
+from .updates import app_update_line, check_for_updates
 from .vault_view import VaultPresenter
 
 if TYPE_CHECKING:  # each window's module is imported when it is first opened
@@ -464,7 +464,8 @@ class TrayApp(QObject):
         if self.updating or self._shut_down:
             return
 
-        def done(result: object) -> None:
+        def done(checks: object) -> None:
+            result = getattr(checks, "content", None)
             outcome = getattr(result, "result", None)
             if outcome == "updated":
                 self.notifier.inform(
@@ -473,9 +474,13 @@ class TrayApp(QObject):
                 )
             elif outcome in ("refused", "failed"):
                 self._note(f"Update {outcome}: {getattr(result, 'reason', '')}")
+            line = app_update_line(getattr(checks, "app", None))
+            if line and line != self.note:
+                self.notifier.inform("Aegis: new version", line)
+                self._note(line)
 
         self.runner.run(
-            sched.run_once,
+            sched.run_checks,
             success=done,
             failure=lambda exc: log.warning("background update check: %s", exc),
             name="updates",

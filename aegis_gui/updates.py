@@ -40,9 +40,18 @@ def _app_line(paths: AegisPaths, server: str, consent: ConsentStore) -> str:
     """The program's own update (an installed bundle only): staged for the next start."""
     from aegis_engine.updates.app_service import check_for_app_update
 
-    app = check_for_app_update(paths, server=server or None, consent=consent)
-    if app.result == "staged":
-        return f" Aegis {app.version} is ready: it starts the next time Aegis starts."
-    if app.result in ("refused", "failed"):
-        return f" The new version of Aegis was not installed: {app.reason}."
+    line = app_update_line(check_for_app_update(paths, server=server or None, consent=consent))
+    return f" {line}" if line else ""
+
+
+def app_update_line(app: object) -> str:
+    """What the tray says about a check of the program's own updates ("" for nothing new)."""
+    outcome = getattr(app, "result", None)
+    version = getattr(app, "version", "")
+    if outcome == "staged":
+        return f"Aegis {version} is ready: restart Aegis to apply it."
+    if outcome == "available":
+        return f"Aegis {version} is available: use Check for updates to install it."
+    if outcome in ("refused", "failed"):
+        return f"The new version of Aegis was not installed: {getattr(app, 'reason', '')}."
     return ""

@@ -178,3 +178,32 @@ def https_server(
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+class drop_halfway_once:
+    """A handler serving files under ``root`` that sends half of the file and drops the
+    connection the first time the whole file is asked for; ``ranged`` counts the bytes it
+    then sends to requests with a ``Range`` header (a resumed download)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.dropped = False
+        self.ranged = 0
+
+    def __call__(self, h: http.server.BaseHTTPRequestHandler) -> None:
+        path = self.root / h.path.lstrip("/")
+        rng = h.headers.get("Range")
+        if not rng and not self.dropped:
+            self.dropped = True
+            data = path.read_bytes()
+            h.send_response(200)
+            h.send_header("Content-Length", str(len(data)))
+            h.end_headers()
+            h.wfile.write(data[: len(data) // 2])
+            h.wfile.flush()
+            h.close_connection = True
+            h.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if rng and rng.startswith("bytes=") and rng.endswith("-"):
+            self.ranged += max(0, path.stat().st_size - int(rng[6:-1]))
+        serve_file(h, path)

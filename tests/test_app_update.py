@@ -6,9 +6,11 @@ goes back to the previous one when the new build never confirms it started."""
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -28,9 +30,10 @@ from aegis_engine.updates.app_index import AppIndex, app_target
 from aegis_engine.updates.app_layout import AppLayout
 from aegis_engine.updates.app_service import app_status, check_for_app_update
 from aegis_engine.updates.index import sha256_hex
+from aegis_gui.updates import app_update_line
 from tests.conftest import run_cli
-from tests.https_server import HTTPSServer, https_server
-from tests.update_support import Repo, make_repo
+from tests.https_server import HTTPSServer, drop_halfway_once
+from tests.update_support import Repo, make_repo, serving
 
 ROOT = Path(__file__).resolve().parent.parent
 LINUX = ROOT / "packaging" / "linux"
@@ -138,9 +141,7 @@ def published(tmp_path: Path) -> Repo:
 
 @pytest.fixture
 def server(tmp_path: Path, published: Repo, aegis_paths: AegisPaths) -> Iterator[HTTPSServer]:
-    with https_server(tmp_path, root=published.root) as srv:
-        aegis_paths.ensure(aegis_paths.config_dir)
-        aegis_paths.settings_file.write_text(f'[updates]\nca_file = "{srv.ca_file}"\n')
+    with serving(tmp_path, published, aegis_paths) as srv:
         yield srv
 
 
@@ -262,9 +263,7 @@ def test_new_build_that_does_not_start_is_replaced_by_the_previous(
     broken = make_bundle(tmp_path / "b2", "2.0.0", broken=True)
     release_app(repo.root, repo.keys, broken, platform=PLATFORM)
     layout = install(tmp_path / "prefix" / "lib" / "aegis", tmp_path / "b1", "1.0.0")
-    with https_server(tmp_path, root=repo.root) as srv:
-        aegis_paths.ensure(aegis_paths.config_dir)
-        aegis_paths.settings_file.write_text(f'[updates]\nca_file = "{srv.ca_file}"\n')
+    with serving(tmp_path, repo, aegis_paths) as srv:
         assert check(aegis_paths, srv, repo, layout).result == "staged"
 
         crashed = launch(layout.lib)  # the new build starts and dies before confirming
@@ -379,3 +378,133 @@ def test_bundle_tar_is_deterministic_and_unpacking_refuses_escapes(tmp_path: Pat
         with pytest.raises(UpdateRefused):
             unpack_bundle(buf.getvalue(), tmp_path / f"bad-{kind!r}")
     assert not (tmp_path / "evil").exists()
+
+
+# -- the background scheduler ------------------------------------------------------------------
+
+
+def test_scheduler_stages_an_app_update_and_asks_nothing_without_consent(
+    server: HTTPSServer, published: Repo, layout: AppLayout, aegis_paths: AegisPaths
+) -> None:
+    from aegis_engine.updates.scheduler import UpdateScheduler
+
+    settings = aegis_paths.settings_file.read_text()
+    aegis_paths.settings_file.write_text(
+        settings + f'server = "{server.url}"\nroot = "{published.root_json}"\napp = "check"\n'
+    )
+    seen: list[object] = []
+    sched = UpdateScheduler(
+        aegis_paths,
+        on_result=seen.append,
+        app_dir=layout.lib,
+        check_app=functools.partial(check_for_app_update, platform=PLATFORM),
+    )
+    checks = sched.run_checks()  # app = "check": found, not downloaded
+    assert checks is not None and checks.app is not None
+    assert (checks.app.result, checks.app.version) == ("available", "2.0.0"), checks.app.reason
+    assert layout.staged_version is None
+    assert not any(p.startswith("/targets/app/") for p in server.stats.requests)
+    assert sched.run_checks().app is None, "the program's check has its own, longer interval"  # type: ignore[union-attr]
+
+    aegis_paths.settings_file.write_text(settings + f'server = "{server.url}"\n'
+                                         f'root = "{published.root_json}"\n')
+    sched.app_stamp.unlink()  # due again; app = "stage" (the default)
+    checks = sched.run_checks()
+    assert checks is not None and checks.app is not None
+    assert checks.app.result == "staged" and checks.app.delta, checks.app.reason
+    assert layout.staged_version == "2.0.0"
+    assert [getattr(r, "result", None) for r in seen][-2:] == ["current", "staged"]
+    assert app_update_line(checks.app) == "Aegis 2.0.0 is ready: restart Aegis to apply it."
+
+    ConsentStore.for_paths(aegis_paths).revoke("update-checks")
+    sched.app_stamp.unlink()
+    before = server.stats.connections
+    assert sched.run_checks() is None and sched.run_app_check() is None
+    assert server.stats.connections == before, "checks off: not one connection"
+
+
+# -- an interrupted download, resumed ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("tampered", [False, True])
+def test_interrupted_full_download_resumes_and_is_checked_whole(
+    tampered: bool,
+    server: HTTPSServer,
+    published: Repo,
+    layout: AppLayout,
+    aegis_paths: AegisPaths,
+    tmp_path: Path,
+) -> None:
+    (layout.version_dir("1.0.0") / "_internal" / "code.py").write_text("changed by hand\n")
+    index = app_index(published)
+    blob = published.root / "targets" / index.blob_path
+    cut = drop_halfway_once(published.root)
+    server.routes[f"/targets/{index.blob_path}"] = cut
+
+    first = check(aegis_paths, server, published, layout)
+    assert first.result == "failed", first.reason
+    partial = aegis_paths.cache_dir / "app-update" / f"{index.bundle.blob_sha256}.partial"
+    assert 0 < partial.stat().st_size < index.blob_length
+    assert layout.staged_version is None
+    if tampered:  # the rest of the file changes on the server: the whole must not match
+        data = bytearray(blob.read_bytes())
+        data[-100] ^= 0xFF
+        blob.write_bytes(bytes(data))
+
+    second = check(aegis_paths, server, published, layout)
+    assert any(r.startswith("bytes=") and r != "bytes=0-" for r in server.stats.ranges)
+    assert 0 < cut.ranged < index.blob_length, "only the rest was sent again"
+    if tampered:
+        assert second.result == "refused", second.reason
+        assert "does not match its signed hash" in second.reason
+        assert layout.staged_version is None and not partial.exists()
+        assert sorted(p.name for p in layout.versions.iterdir()) == ["1.0.0"]
+        return
+    assert second.result == "staged" and not second.delta, second.reason
+    assert second.bytes_downloaded < index.blob_length
+    assert not partial.exists()
+    assert tree(layout.version_dir("2.0.0")) == tree(tmp_path / "build2")
+
+
+# -- a delta pack, file by file ----------------------------------------------------------------
+
+
+def test_delta_pack_rebuilds_the_new_bundle_file_by_file(
+    tmp_path: Path, aegis_paths: AegisPaths
+) -> None:
+    """Changed libraries (patched), a moved file (copied from its old place), a new and a
+    removed file, a new link and a changed mode: the staged build is the new one, byte for
+    byte, and the pack holds patches, not the libraries."""
+    repo = make_repo(tmp_path)
+    b1 = make_bundle(tmp_path / "b1", "1.0.0")
+    rng = random.Random(11)
+    big = bytes(rng.getrandbits(8) for _ in range(400_000))
+    (b1 / "_internal" / "libbig.so").write_bytes(big)
+    (b1 / "_internal" / "old-place.dat").write_bytes(bytes(rng.getrandbits(8) for _ in range(5000)))
+    (b1 / "_internal" / "gone.txt").write_text("removed in 2.0.0\n")
+    b2 = tmp_path / "b2"
+    shutil.copytree(b1, b2, symlinks=True)
+    shutil.rmtree(b2 / "_internal" / "aegis-1.0.0.dist-info")
+    (b2 / "_internal" / "aegis-2.0.0.dist-info").mkdir()
+    (b2 / "_internal" / "aegis-2.0.0.dist-info" / "METADATA").write_text("Version: 2.0.0\n")
+    (b2 / "VERSION").write_text("2.0.0\n")
+    (b2 / "_internal" / "libbig.so").write_bytes(big[:1000] + b"patched!" + big[1008:])
+    (b2 / "_internal" / "libfake.so").write_bytes(
+        (b1 / "_internal" / "libfake.so").read_bytes() + b"appended"
+    )
+    (b2 / "_internal" / "gone.txt").unlink()
+    (b2 / "_internal" / "sub").mkdir()
+    (b2 / "_internal" / "old-place.dat").rename(b2 / "_internal" / "sub" / "new-place.dat")
+    (b2 / "_internal" / "new.txt").write_text("new in 2.0.0\n")
+    (b2 / "_internal" / "tool").symlink_to("../aegis")
+    (b2 / "_internal" / "code.py").chmod(0o755)
+    release_app(repo.root, repo.keys, b1, platform=PLATFORM)
+    report = release_app(repo.root, repo.keys, b2, platform=PLATFORM)
+    assert report.deltas["1.0.0"] < 20_000 < report.full_bytes, report
+    layout = install(tmp_path / "prefix" / "lib" / "aegis", b1, "1.0.0")
+    with serving(tmp_path, repo, aegis_paths) as srv:
+        result = check(aegis_paths, srv, repo, layout)
+    assert result.result == "staged" and result.delta, result.reason
+    assert tree(layout.version_dir("2.0.0")) == tree(b2)
+    assert bundle_tar(layout.version_dir("2.0.0")) == bundle_tar(b2)
+    assert launch(layout.lib).stdout.split() == ["aegis", "2.0.0"]

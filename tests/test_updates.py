@@ -29,8 +29,8 @@ from aegis_engine.updates.client import UpdateClient
 from aegis_engine.updates.fetcher import NetFetcher
 from aegis_engine.updates.store import ContentStore
 from tests.conftest import run_cli
-from tests.https_server import HTTPSServer, busy_once, https_server, serve_file
-from tests.update_support import Repo, add_hash_line, make_repo
+from tests.https_server import HTTPSServer, busy_once, drop_halfway_once, https_server, serve_file
+from tests.update_support import Repo, add_hash_line, make_repo, serving
 
 
 @pytest.fixture
@@ -52,9 +52,7 @@ def repo(tmp_path: Path, sample: tuple[Path, str]) -> Repo:
 
 @pytest.fixture
 def server(tmp_path: Path, repo: Repo, aegis_paths: AegisPaths) -> Iterator[HTTPSServer]:
-    with https_server(tmp_path, root=repo.root) as srv:
-        aegis_paths.ensure(aegis_paths.config_dir)
-        aegis_paths.settings_file.write_text(f'[updates]\nca_file = "{srv.ca_file}"\n')
+    with serving(tmp_path, repo, aegis_paths) as srv:
         yield srv
 
 
@@ -231,9 +229,7 @@ def test_root_signed_by_too_few_keys_refused(
     md.signed.version = 2
     one = repo.tuf.signers("root")[:1]
     repo.tuf.write_root(md, one)  # threshold is 2
-    with https_server(tmp_path, root=repo.root) as srv:
-        aegis_paths.ensure(aegis_paths.config_dir)
-        aegis_paths.settings_file.write_text(f'[updates]\nca_file = "{srv.ca_file}"\n')
+    with serving(tmp_path, repo, aegis_paths) as srv:
         result = update(aegis_paths, srv, repo)
     assert result.result == "refused" and "root" in result.reason.lower()
     assert eicar_still_detected(aegis_paths, tmp_path, eicar)
@@ -339,26 +335,8 @@ def test_interrupted_download_resumed(
         )
     )
     repo.release(c1)
-    cut = {"done": False}
-    with https_server(tmp_path, root=repo.root) as srv:
-        aegis_paths.ensure(aegis_paths.config_dir)
-        aegis_paths.settings_file.write_text(f'[updates]\nca_file = "{srv.ca_file}"\n')
-
-        def flaky(h: http.server.BaseHTTPRequestHandler) -> None:
-            path = repo.root / h.path.lstrip("/")
-            if not cut["done"] and not h.headers.get("Range"):
-                cut["done"] = True
-                data = path.read_bytes()
-                h.send_response(200)
-                h.send_header("Content-Length", str(len(data)))
-                h.end_headers()
-                h.wfile.write(data[: len(data) // 2])
-                h.wfile.flush()
-                h.close_connection = True
-                h.connection.shutdown(2)
-                return
-            serve_file(h, path)
-
+    with serving(tmp_path, repo, aegis_paths) as srv:
+        flaky = drop_halfway_once(repo.root)
         index = json.loads(next((repo.root / "targets").glob("*.index.json")).read_bytes())
         blob = index["files"]["hashes/big.hsb"][0]
         srv.routes[f"/targets/blobs/{blob}"] = flaky
@@ -368,6 +346,7 @@ def test_interrupted_download_resumed(
         second = update(aegis_paths, srv, repo)
         assert second.result == "updated", second.reason
         assert any(r.startswith("bytes=") and r != "bytes=0-" for r in srv.stats.ranges)
+        assert 0 < flaky.ranged < (repo.root / "targets" / "blobs" / blob).stat().st_size
 
 
 def test_full_disk_during_apply(

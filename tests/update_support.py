@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from aegis_engine.content import bundled_resources
+from aegis_engine.paths import AegisPaths
 from aegis_engine.repo.publish import record_base, release
 from aegis_engine.repo.tufrepo import TufRepo
 from aegis_engine.updates.index import CONTENT_TOPS
+from tests.https_server import HTTPSServer, https_server
 
 
 @dataclass
@@ -55,3 +59,13 @@ def make_repo(tmp: Path, *, root_keys: int = 1, root_threshold: int = 1) -> Repo
 def add_hash_line(content: Path, sha256: str, size: int, name: str) -> None:
     with (content / "hashes" / "aegis-testfiles.hsb").open("a") as fh:
         fh.write(f"{sha256}:{size}:{name}\n")
+
+
+@contextlib.contextmanager
+def serving(tmp: Path, repo: Repo, paths: AegisPaths) -> Iterator[HTTPSServer]:
+    """A real HTTPS server on 127.0.0.1 (trustme) serving ``repo``, its CA trusted by the
+    profile ``paths`` (``[updates] ca_file``)."""
+    with https_server(tmp, root=repo.root) as srv:
+        paths.ensure(paths.config_dir)
+        paths.settings_file.write_text(f'[updates]\nca_file = "{srv.ca_file}"\n')
+        yield srv

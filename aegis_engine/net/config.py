@@ -91,6 +91,9 @@ class UpdateSettings:
     server: str | None = None
     root: Path | None = None
     net: NetConfig = field(default_factory=NetConfig)
+    app: str = "stage"
+    """New builds of the program: ``stage`` (download, verify and stage them for the next
+    start), ``check`` (only say there is one) or ``off``."""
 
 
 def _opt_str(table: Mapping[str, Any], key: str) -> str | None:
@@ -112,7 +115,7 @@ def update_settings_from(settings: Mapping[str, Any]) -> UpdateSettings:
     table = settings.get("updates", {})
     if not isinstance(table, Mapping):
         raise ConfigError("[updates] in settings must be a table")
-    known = {"server", "root", "ca_file", "pins", "client_cert", "client_key", "proxy"}
+    known = {"server", "root", "ca_file", "pins", "client_cert", "client_key", "proxy", "app"}
     unknown = set(table) - known
     if unknown:
         raise ConfigError(f"unknown key(s) in [updates]: {', '.join(sorted(unknown))}")
@@ -128,4 +131,9 @@ def update_settings_from(settings: Mapping[str, Any]) -> UpdateSettings:
         client_key=_opt_path(table, "client_key"),
         proxy=_opt_str(table, "proxy"),
     )
-    return UpdateSettings(server=_opt_str(table, "server"), root=_opt_path(table, "root"), net=net)
+    app = table.get("app", "stage")
+    if app not in ("stage", "check", "off"):
+        raise ConfigError("[updates] app must be stage, check or off")
+    return UpdateSettings(
+        server=_opt_str(table, "server"), root=_opt_path(table, "root"), net=net, app=app
+    )

@@ -1,40 +1,46 @@
 """``aegis-repo release REPO --keys KEYS --app BUNDLE_DIR``: publish a build of the program.
 
 The bundle folder (``dist/aegis/``) becomes one deterministic tar
-(:func:`~aegis_engine.updates.app_bundle.bundle_tar`), stored sealed and content-addressed as
-``targets/app/<sha256>.tar``; for the previous ``keep`` published versions of the same
-platform, a sealed delta (bsdiff4 or zstd patch-from, whichever is smaller; kept only when
-smaller than the full tar); then the platform's app index (one TUF target,
-``app-<platform>.json``) and new targets, snapshot and timestamp metadata. The content index
-and any other platform's app index stay as they are.
+(:func:`~aegis_engine.updates.app_bundle.write_bundle_tar`), stored sealed in frames and
+content-addressed as ``targets/app/<sha256>.tar``; for the previous ``keep`` published
+versions of the same platform, a sealed delta pack (file by file,
+:mod:`~aegis_engine.updates.app_delta`; kept only when smaller than the full tar); then the
+platform's app index (one TUF target, ``app-<platform>.json``, the shape of the content
+index) and new targets, snapshot and timestamp metadata. The content index and any other
+platform's app index stay as they are. Every step streams through files in a work folder:
+no build is held in memory.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-from ..atomic import atomic_write
-from ..updates.app_bundle import bundle_tar
+from ..updates.app_bundle import MAX_BUNDLE, unpack_bundle, write_bundle_tar
+from ..updates.app_delta import make_pack
 from ..updates.app_index import (
-    AppDelta,
+    DELTAS,
+    PACK,
     AppIndex,
     app_target,
     check_version,
     current_platform,
     version_key,
 )
-from ..updates.delta import best_delta
-from ..updates.index import sha256_hex
-from ..updates.seal import seal, unseal
-from .tufrepo import RepoError, TufRepo
+from ..updates.index import DeltaEntry, FileEntry
+from ..updates.seal import seal_file, unseal_file
+from ..updates.session import file_sha256
+from .tufrepo import RepoError, TufRepo, now
 
 __all__ = ["AppReleaseReport", "bundle_version", "release_app"]
 
 SEAL_LEVEL = 12
 """zstd level of the sealed full tar: within ~1 % of level 19 on a bundle, minutes faster."""
+SMALL_PACK = 16 * 1024 * 1024
+"""Delta packs up to this size are sealed at level 19 (seconds), larger ones at SEAL_LEVEL."""
 
 
 @dataclass(frozen=True)
@@ -73,8 +79,29 @@ def _published(repo: Path, plat: str) -> list[AppIndex]:
     return sorted(found, key=lambda i: version_key(i.version))
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+def _sealed(plain: Path, dest: Path, level: int) -> FileEntry:
+    """Seal the file ``plain`` as ``dest`` (content-addressed: kept when already there)."""
+    if not dest.is_file():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        with open(plain, "rb") as src, open(tmp, "wb") as dst:
+            seal_file(src, dst, level)
+        tmp.chmod(0o644)
+        tmp.replace(dest)
+    return FileEntry(
+        file_sha256(plain), plain.stat().st_size, dest.stat().st_size, file_sha256(dest)
+    )
+
+
+def _unpacked(repo: Path, old: AppIndex, work: Path) -> Path:
+    """The folder of an earlier published build, from its sealed tar."""
+    tar = work / f"{old.sha256}.tar"
+    with open(repo / "targets" / old.blob_path, "rb") as src, open(tar, "wb") as dst:
+        unseal_file(src, dst, max_size=MAX_BUNDLE)
+    folder = work / old.sha256
+    unpack_bundle(tar, folder)
+    tar.unlink()
+    return folder
 
 
 def release_app(
@@ -96,39 +123,38 @@ def release_app(
     previous = _published(repo, plat)
     if previous and version_key(version) <= version_key(previous[-1].version):
         raise RepoError(f"version {version} is not newer than the published {previous[-1].version}")
-    tar = bundle_tar(bundle)
-    sha = sha256_hex(tar)
-    blob_path = repo / "targets" / "app" / f"{sha}.tar"
-    if blob_path.is_file():
-        blob = blob_path.read_bytes()
-    else:
-        blob = seal(tar, level=SEAL_LEVEL)
-        atomic_write(blob_path, blob, mode=0o644)
-    deltas: list[AppDelta] = []
-    for old in reversed(previous[-keep:] if keep > 0 else []):
-        if old.sha256 == sha:
-            continue
-        base = unseal((repo / "targets" / old.blob_path).read_bytes(), max_size=old.length)
-        best = best_delta(base, tar)
-        del base
-        if best is None:
-            continue
-        algo, raw = best
-        sealed = seal(raw, level=19)
-        if len(sealed) >= len(blob):
-            continue
-        d = AppDelta(old.sha256, old.version, algo, len(sealed), sha256_hex(sealed))
-        atomic_write(repo / "targets" / d.path(sha), sealed, mode=0o644)
-        deltas.append(d)
-    index = AppIndex(
-        plat, version, _now(), sha, len(tar), sha256_hex(blob), len(blob), tuple(deltas)
-    )
-    data = index.to_json()
-    name = app_target(plat)
-    targets = tuf.load("targets")
-    targets.signed.targets[name] = tuf.set_target(name, data)
-    tuf.publish(targets)
-    atomic_write(_records(repo, plat) / f"{version}.json", data, mode=0o644)
+    repo.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".release-app-", dir=repo))
+    try:
+        tar = work / "bundle.tar"
+        with open(tar, "wb") as fh:
+            write_bundle_tar(bundle, fh)
+        sha = file_sha256(tar)
+        full = _sealed(tar, repo / "targets" / "app" / f"{sha}.tar", SEAL_LEVEL)
+        deltas: dict[str, DeltaEntry] = {}
+        for old in reversed(previous[-keep:] if keep > 0 else []):
+            if old.sha256 == sha:
+                continue
+            pack = work / f"{old.sha256}.pack"
+            with open(pack, "wb") as fh:
+                make_pack(_unpacked(repo, old, work), bundle, fh)
+            probe = DeltaEntry(old.sha256, sha, PACK, 0, "")
+            level = 19 if pack.stat().st_size <= SMALL_PACK else SEAL_LEVEL
+            sealed = _sealed(pack, repo / "targets" / probe.path_in(DELTAS), level)
+            if sealed.blob_length >= full.blob_length:
+                (repo / "targets" / probe.path_in(DELTAS)).unlink()
+                continue
+            deltas[old.version] = DeltaEntry(
+                old.sha256, sha, PACK, sealed.blob_length, sealed.blob_sha256
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    index = AppIndex(plat, version, now(), full, tuple(deltas.values()))
+    tuf.release_index(app_target(plat), index.to_json(), _records(repo, plat) / f"{version}.json")
     return AppReleaseReport(
-        plat, version, len(tar), len(blob), {d.base_version: d.length for d in deltas}
+        plat,
+        version,
+        full.length,
+        full.blob_length,
+        {v: d.length for v, d in deltas.items()},
     )

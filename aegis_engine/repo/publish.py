@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from ..atomic import atomic_write
@@ -24,7 +23,7 @@ from ..updates.index import (
     sha256_hex,
 )
 from ..updates.seal import seal, unseal
-from .tufrepo import RepoError, TufRepo
+from .tufrepo import RepoError, TufRepo, now
 
 __all__ = ["ReleaseReport", "record_base", "release"]
 
@@ -76,12 +75,8 @@ def record_base(repo: Path, content: Path, version: int = 0) -> None:
     it, so that the next releases carry deltas from what installed clients already have."""
     files = _read_content(content)
     entries, _ = _store_blobs(repo, files)
-    index = ContentIndex(version, _now(), entries)
+    index = ContentIndex(version, now(), entries)
     atomic_write(repo / "releases" / f"{version}.json", index.to_json(), mode=0o644)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def release(
@@ -120,12 +115,9 @@ def release(
             d = DeltaEntry(base.sha256, entry.sha256, algo, len(sealed), sha256_hex(sealed))
             atomic_write(repo / "targets" / d.path, sealed, mode=0o644)
             deltas.append(d)
-    index = ContentIndex(version, _now(), entries, tuple(deltas))
+    index = ContentIndex(version, now(), entries, tuple(deltas))
     data = index.to_json()
-    targets = tuf.load("targets")
-    targets.signed.targets[INDEX_TARGET] = tuf.set_target(INDEX_TARGET, data)  # app indexes stay
-    tuf.publish(targets)
-    atomic_write(repo / "releases" / f"{version}.json", data, mode=0o644)
+    tuf.release_index(INDEX_TARGET, data, repo / "releases" / f"{version}.json")  # app's stay
     return ReleaseReport(version, len(entries), new_blobs, len(deltas), len(data))
 
 

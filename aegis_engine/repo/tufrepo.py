@@ -46,6 +46,11 @@ class RepoError(AegisError):
     """The publishing tool cannot do what was asked (missing keys, broken repository)."""
 
 
+def now() -> str:
+    """The time a release is made, as an index records it."""
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def _expiry(role: str, days: dict[str, float] | None = None) -> datetime:
     d = (days or {}).get(role, EXPIRY_DAYS[role])
     return (datetime.now(UTC) + timedelta(days=d)).replace(microsecond=0)
@@ -191,6 +196,14 @@ class TufRepo:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, data, mode=0o644)
         return tf
+
+    def release_index(self, name: str, data: bytes, record: Path) -> None:
+        """Publish the index ``data`` as target ``name`` (the other targets stay), sign new
+        targets, snapshot and timestamp metadata, and keep a copy as ``record``."""
+        targets = self.load("targets")
+        targets.signed.targets[name] = self.set_target(name, data)
+        self.publish(targets)
+        atomic_write(record, data, mode=0o644)
 
     def rotate(self, role: str) -> None:
         """Replace ``role``'s key by a new one: a new root signed by the old and new root keys

@@ -196,6 +196,7 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
         "client_cert": Key("", "a file path", _string),
         "client_key": Key("", "a file path", _string),
         "proxy": Key("", "a proxy URL", _url()),
+        "app": Key("stage", "stage, check or off", _choice("stage", "check", "off")),
     },
     "cloud": {
         "lookup_url": Key("", "an https URL", _url(https_only=True)),

@@ -9,15 +9,24 @@ SHA-256 than the signed one, and downloads the full bundle instead.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import stat
 import tarfile
 from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
 
 from ..errors import UpdateRefused
 
-__all__ = ["MAX_BUNDLE", "bundle_tar", "unpack_bundle"]
+__all__ = [
+    "MAX_BUNDLE",
+    "HashingWriter",
+    "bundle_digest",
+    "bundle_tar",
+    "unpack_bundle",
+    "write_bundle_tar",
+]
 
 MAX_BUNDLE = 2 * 1024 * 1024 * 1024
 """An app bundle (unpacked tar) is never larger than this."""
@@ -34,10 +43,9 @@ def _entries(root: Path) -> list[tuple[str, Path]]:
     return out
 
 
-def bundle_tar(root: Path) -> bytes:
-    """The deterministic tar of the bundle folder ``root``."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+def write_bundle_tar(root: Path, out: BinaryIO) -> None:
+    """Write the deterministic tar of the bundle folder ``root`` to ``out`` (streamed)."""
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.GNU_FORMAT) as tar:
         for rel, p in _entries(root):
             st = p.lstat()
             info = tarfile.TarInfo(rel)
@@ -58,7 +66,40 @@ def bundle_tar(root: Path) -> bytes:
                 info.mode = 0o755 if st.st_mode & stat.S_IXUSR else 0o644
                 with open(p, "rb") as fh:
                     tar.addfile(info, fh)
+
+
+def bundle_tar(root: Path) -> bytes:
+    """The deterministic tar of the bundle folder ``root`` (small bundles, tests)."""
+    buf = io.BytesIO()
+    write_bundle_tar(root, buf)
     return buf.getvalue()
+
+
+class HashingWriter(io.RawIOBase):
+    """A write-only stream that hashes and counts what is written to it, and passes it on
+    to ``out`` when given."""
+
+    def __init__(self, out: BinaryIO | None = None) -> None:
+        self.out = out
+        self.hash = hashlib.sha256()
+        self.length = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.hash.update(data)
+        self.length += len(data)
+        if self.out is not None:
+            self.out.write(data)
+        return len(data)
+
+
+def bundle_digest(root: Path) -> tuple[str, int]:
+    """SHA-256 and length of the deterministic tar of ``root``, without holding it."""
+    sink = HashingWriter()
+    write_bundle_tar(root, sink)  # type: ignore[arg-type]
+    return sink.hash.hexdigest(), sink.length
 
 
 def _check_member(m: tarfile.TarInfo) -> None:
@@ -79,11 +120,13 @@ def _check_member(m: tarfile.TarInfo) -> None:
             raise UpdateRefused(f"link out of the app bundle: {m.name!r} -> {m.linkname!r}")
 
 
-def unpack_bundle(data: bytes, dest: Path) -> None:
-    """Unpack a bundle tar (already verified against its signed hash) into ``dest``; refuses
-    absolute paths, ``..``, links out of the folder and device files all the same."""
+def unpack_bundle(data: bytes | Path, dest: Path) -> None:
+    """Unpack a bundle tar (bytes, or a tar file; already verified against its signed hash)
+    into ``dest``; refuses absolute paths, ``..``, links out of the folder and device files
+    all the same."""
     dest.mkdir(parents=True, exist_ok=False, mode=0o755)
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+    src: BinaryIO = open(data, "rb") if isinstance(data, Path) else io.BytesIO(data)  # noqa: SIM115
+    with src, tarfile.open(fileobj=src, mode="r:") as tar:
         members = tar.getmembers()
         for m in members:
             _check_member(m)

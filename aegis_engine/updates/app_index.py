@@ -1,9 +1,10 @@
 """The app index: one signed TUF target per platform naming the latest build of the program.
 
-``app-<platform>.json`` (e.g. ``app-linux-x86_64.json``) gives the version, the SHA-256 and
-length of the bundle's tar (:mod:`.app_bundle`), of its sealed blob as served
-(``app/<sha256>.tar``), and of the sealed deltas from earlier published builds
-(``app/deltas/<from>-<to>.<algo>``, ``from`` being the SHA-256 of the earlier build's tar).
+``app-<platform>.json`` (e.g. ``app-linux-x86_64.json``) has the shape of the content index
+(:mod:`.index`): the bundle's tar (:mod:`.app_bundle`) is one :class:`~.index.FileEntry`
+(its SHA-256 and length, and its sealed blob as served, ``app/<sha256>.tar``), and each delta
+from an earlier published build is a :class:`~.index.DeltaEntry` whose base is the SHA-256 of
+that build's tar (``app/deltas/<from>-<to>.pack``, a per-file delta pack, :mod:`.app_delta`).
 TUF verifies the index; the index then names the hash of every byte the client uses.
 """
 
@@ -16,12 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ContentError
-from .index import DELTA_ALGOS
+from .index import DeltaEntry, FileEntry
 
-__all__ = ["AppDelta", "AppIndex", "app_target", "current_platform", "version_key"]
+__all__ = ["AppIndex", "app_target", "current_platform", "version_key"]
 
-FORMAT = 1
-_HEX = re.compile(r"^[0-9a-f]{64}$")
+FORMAT = 2
+PACK = "pack"
+DELTAS = "app/deltas"
 _VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$")
 
 
@@ -48,35 +50,30 @@ def version_key(text: str) -> tuple[tuple[int, int | str], ...]:
 
 
 @dataclass(frozen=True)
-class AppDelta:
-    base: str
-    """SHA-256 of the earlier build's tar the delta applies to."""
-    base_version: str
-    algo: str
-    length: int
-    sha256: str
-    """Of the sealed delta as served."""
-
-    def path(self, target: str) -> str:
-        return f"app/deltas/{self.base}-{target}.{self.algo}"
-
-
-@dataclass(frozen=True)
 class AppIndex:
     platform: str
     version: str
     created: str
-    sha256: str
-    """Of the bundle's tar."""
-    length: int
-    blob_sha256: str
-    """Of the sealed tar as served."""
-    blob_length: int
-    deltas: tuple[AppDelta, ...] = field(default=())
+    bundle: FileEntry
+    """The bundle's tar, and its sealed blob as served."""
+    deltas: tuple[DeltaEntry, ...] = field(default=())
+    """Delta packs from earlier builds' tars to this one."""
+
+    @property
+    def sha256(self) -> str:
+        return self.bundle.sha256
+
+    @property
+    def length(self) -> int:
+        return self.bundle.length
+
+    @property
+    def blob_length(self) -> int:
+        return self.bundle.blob_length
 
     @property
     def blob_path(self) -> str:
-        return f"app/{self.sha256}.tar"
+        return f"app/{self.bundle.sha256}.tar"
 
     def to_json(self) -> bytes:
         doc: dict[str, Any] = {
@@ -84,8 +81,8 @@ class AppIndex:
             "platform": self.platform,
             "version": self.version,
             "created": self.created,
-            "tar": [self.sha256, self.length, self.blob_sha256, self.blob_length],
-            "deltas": [[d.base, d.base_version, d.algo, d.sha256, d.length] for d in self.deltas],
+            "bundle": self.bundle.to_row(),
+            "deltas": [d.to_row() for d in self.deltas],
         }
         return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
 
@@ -95,33 +92,16 @@ class AppIndex:
             doc = json.loads(data)
             if doc.get("format") != FORMAT:
                 raise ValueError(f"unknown app index format {doc.get('format')!r}")
-            tar = doc["tar"]
-            deltas = tuple(
-                AppDelta(_hex(d[0]), check_version(str(d[1])), _algo(d[2]), int(d[4]), _hex(d[3]))
-                for d in doc.get("deltas", [])
-            )
+            bundle = FileEntry.from_row(doc["bundle"])
+            deltas = tuple(DeltaEntry.from_row(d, (PACK,)) for d in doc.get("deltas", []))
+            if any(d.target != bundle.sha256 for d in deltas):
+                raise ValueError("a delta does not lead to this bundle")
             return cls(
                 str(doc["platform"]),
                 check_version(str(doc["version"])),
                 str(doc.get("created", "")),
-                _hex(tar[0]),
-                int(tar[1]),
-                _hex(tar[2]),
-                int(tar[3]),
+                bundle,
                 deltas,
             )
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
             raise ContentError(f"the app index is not valid: {exc}") from exc
-
-
-def _hex(value: object) -> str:
-    text = str(value)
-    if not _HEX.match(text):
-        raise ValueError(f"not a SHA-256: {text!r}")
-    return text
-
-
-def _algo(value: object) -> str:
-    if value not in DELTA_ALGOS:
-        raise ValueError(f"unknown delta algorithm {value!r}")
-    return str(value)

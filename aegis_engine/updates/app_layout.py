@@ -22,6 +22,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,16 +100,22 @@ class AppLayout:
 
     # -- staging -------------------------------------------------------------------------------
 
-    def stage(self, version: str, tar: bytes) -> Path:
-        """Unpack a verified bundle tar as ``versions/<version>`` and mark it staged: the
-        launcher switches to it at the next start. Raises :class:`UpdateFailed`."""
+    def stage(self, version: str, tar: bytes | Path) -> Path:
+        """Unpack a verified bundle tar (bytes or a file) as ``versions/<version>`` and mark
+        it staged: the launcher switches to it at the next start. Raises
+        :class:`UpdateFailed`."""
+        return self.stage_built(version, lambda folder: unpack_bundle(tar, folder))
+
+    def stage_built(self, version: str, build: Callable[[Path], None]) -> Path:
+        """Like :meth:`stage`, the folder made by ``build(folder)`` (which creates it, beside
+        the installed versions, and raises to give up: nothing is then kept)."""
         dest = self.version_dir(version)
         keep = {self.installed_version, self.previous_version}
         if version in keep:
             raise UpdateFailed(f"version {version} is already installed")
         tmp = Path(tempfile.mkdtemp(prefix=f".partial-{version}-", dir=self.versions))
         try:
-            unpack_bundle(tar, tmp / "b")
+            build(tmp / "b")
             if not any((tmp / "b" / name).is_file() for name in EXECUTABLES):
                 raise UpdateFailed(f"the bundle of version {version} holds no aegis executable")
             if dest.exists():

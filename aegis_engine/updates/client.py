@@ -1,9 +1,7 @@
-"""The update client: check, download (deltas when smaller), verify, test-load, switch.
+"""The content update client: check, download (deltas when smaller), verify, test-load, switch.
 
-python-tuf's ``ngclient.Updater`` (bootstrapped with the shipped root, or ``--root``) verifies
-the metadata: signatures and thresholds, expiry (freeze), version numbers (rollback),
-snapshot/targets consistency (mix-and-match), root rotation, lengths (endless data). It then
-hands us the signed length and hash of the index, which names the SHA-256 of every blob and
+The TUF session (:mod:`.session`, shared with the program's own updates) verifies the
+metadata and hands over the signed content index, which names the SHA-256 of every blob and
 delta. Nothing is switched until every file of the new version matches its signed hash and
 the whole content set test-loads; then one atomic switch, the previous version kept. On any
 failure the content in use stays in use and the result says why.
@@ -11,32 +9,20 @@ failure the content in use stays in use and the result says why.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tuf.api import exceptions as tuf_exc
-from tuf.ngclient.config import UpdaterConfig
-from tuf.ngclient.updater import Updater
-
 from ..content import bundled_resources
-from ..errors import (
-    AegisError,
-    ConsentRequired,
-    ContentError,
-    NetworkError,
-    UpdateError,
-    UpdateFailed,
-    UpdateRefused,
-)
+from ..errors import ContentError, UpdateFailed, UpdateRefused
 from ..paths import AegisPaths
 from .delta import apply_delta
 from .fetcher import OFFLINE_BASE, DirFetcher, RangeFetcher
 from .index import INDEX_TARGET, ContentIndex, DeltaEntry, FileEntry, sha256_hex
 from .seal import unseal
+from .session import TufSession, failure
 from .store import ContentStore
 from .testload import test_load
 
@@ -87,8 +73,7 @@ class UpdateClient:
         self.paths = paths
         self.store = ContentStore(paths)
         self.fetcher = fetcher
-        self.base_url = base_url.rstrip("/") + "/"
-        self.root = root
+        self.session = TufSession(paths, fetcher, base_url=base_url, root=root)
         self._progress = progress or (lambda _m: None)
 
     @classmethod
@@ -97,27 +82,16 @@ class UpdateClient:
 
     # -- the check -----------------------------------------------------------------------------
 
-    def _metadata_dir(self) -> Path:
-        tag = hashlib.sha256(self.root).hexdigest()[:16]
-        return self.paths.ensure(self.paths.data_dir / "update-metadata" / tag)
-
     def run(self) -> UpdateResult:
         current = self._current_version()
         try:
             self.store.recover()
             result = self._run(current)
-        except ConsentRequired as exc:
-            result = self._result("failed", current, str(exc))
-        except (UpdateRefused, tuf_exc.RepositoryError, tuf_exc.DownloadLengthMismatchError) as e:
-            result = self._result("refused", current, _why(e))
-        except tuf_exc.DownloadError as exc:
-            result = self._result("failed", current, _why(exc))
-        except (UpdateError, NetworkError, ContentError) as exc:
-            result = self._result("failed", current, str(exc))
-        except OSError as exc:
-            result = self._result("failed", current, f"cannot write the update: {exc}")
-        except AegisError as exc:
-            result = self._result("failed", current, str(exc))
+        except Exception as exc:
+            outcome = failure(exc)
+            if outcome is None:
+                raise
+            result = self._result(outcome[0], current, outcome[1])
         self.store.record_check(result.result, result.reason, result.version)
         return result
 
@@ -140,30 +114,14 @@ class UpdateClient:
         )
 
     def _run(self, current: int) -> UpdateResult:
-        updater = Updater(
-            metadata_dir=str(self._metadata_dir()),
-            metadata_base_url=self.base_url + "metadata/",
-            target_base_url=self.base_url + "targets/",
-            fetcher=self.fetcher,
-            config=UpdaterConfig(app_user_agent="aegis"),
-            bootstrap=self.root,
-        )
         self._progress("checking for new content")
-        updater.refresh()
-        info = updater.get_targetinfo(INDEX_TARGET)
+        info = self.session.target_info(INDEX_TARGET, MAX_INDEX, "the content index")
         if info is None:
             return self._result("current", current, "the repository has published no content yet")
-        if info.length > MAX_INDEX:
-            raise UpdateRefused(f"the content index is too large ({info.length} bytes)")
-        digest = info.hashes.get("sha256", "")
         inst = self.store.current()
-        if inst is not None and self.store.index_sha256(inst) == digest:
+        if inst is not None and self.store.index_sha256(inst) == info.hashes.get("sha256", ""):
             return self._result("current", current, f"version {current} is the latest")
-        raw = self._download(f"{digest}.{INDEX_TARGET}", info.length)
-        try:
-            info.verify_length_and_hashes(raw)
-        except tuf_exc.LengthOrHashMismatchError as exc:
-            raise UpdateRefused(f"the content index does not match its signed hash: {exc}") from exc
+        raw = self.session.read_target(INDEX_TARGET, info, "the content index")
         index = ContentIndex.from_json(raw)
         if index.version < current:
             raise UpdateRefused(
@@ -186,27 +144,6 @@ class UpdateClient:
         )
 
     # -- files ---------------------------------------------------------------------------------
-
-    def _download(self, target_path: str, length: int, resume: Path | None = None) -> bytes:
-        """A target's bytes, at most ``length``; with ``resume``, continued from a partial."""
-        url = self.base_url + "targets/" + target_path
-        have = b""
-        if resume is not None and resume.is_file():
-            have = resume.read_bytes()[:length]
-        offset, chunks = self.fetcher.open_range(url, len(have), length - len(have))
-        if offset != len(have):
-            have = b""
-        if resume is None:
-            return have + b"".join(chunks)
-        resume.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with open(resume, "wb") as fh:
-            fh.write(have)
-            for chunk in chunks:
-                fh.write(chunk)
-            fh.flush()
-        data = resume.read_bytes()
-        resume.unlink()
-        return data
 
     def _fetch_files(self, index: ContentIndex) -> dict[str, bytes]:
         have = self.store.known_files()
@@ -232,28 +169,22 @@ class UpdateClient:
         if usable and usable[0].length < entry.blob_length:
             d = usable[0]
             self._progress(f"{rel}: {d.algo} delta, {d.length} bytes")
-            sealed = self._verified(d.path, d.length, d.sha256, f"the delta for {rel}")
+            sealed = self.session.verified(d.path, d.length, d.sha256, f"the delta for {rel}")
             try:
                 return apply_delta(have[d.base](), unseal(sealed), d.algo, entry.length)
             except ContentError as exc:
                 raise UpdateRefused(f"the delta for {rel} cannot be applied: {exc}") from exc
         self._progress(f"{rel}: {entry.blob_length} bytes")
         partial = self.store.root / "partial" / entry.blob_sha256
-        sealed = self._verified(
-            f"blobs/{entry.sha256}", entry.blob_length, entry.blob_sha256, rel, partial
+        self.session.download_to(
+            f"blobs/{entry.sha256}", entry.blob_length, entry.blob_sha256, partial, rel
         )
+        sealed = partial.read_bytes()
+        partial.unlink()
         try:
             return unseal(sealed, max_size=entry.length)
         except ContentError as exc:
             raise UpdateRefused(f"{rel}: {exc}") from exc
-
-    def _verified(
-        self, path: str, length: int, sha: str, what: str, resume: Path | None = None
-    ) -> bytes:
-        data = self._download(path, length, resume)
-        if len(data) != length or sha256_hex(data) != sha:
-            raise UpdateRefused(f"{what} does not match its signed hash (tampered or damaged)")
-        return data
 
     def _test_load(self, files: dict[str, bytes]) -> None:
         tmp = Path(
@@ -269,15 +200,6 @@ class UpdateClient:
             raise UpdateFailed(str(exc)) from exc
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _why(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    cause = exc.__cause__
-    if cause is not None and str(cause) and str(cause) not in text:
-        text = f"{text}: {cause}"
-    name = type(exc).__name__
-    return text if name in text else f"{name}: {text}"
 
 
 def rollback(paths: AegisPaths) -> UpdateResult:

@@ -65,11 +65,20 @@ def content_files(root: Path) -> Iterator[tuple[str, Path]]:
 
 @dataclass(frozen=True)
 class FileEntry:
+    """One file of a release: its plain SHA-256 and length, and its sealed blob as served
+    (content: ``blobs/<sha256>``; the program: ``app/<sha256>.tar``)."""
+
     sha256: str
     length: int
     blob_length: int
     blob_sha256: str
-    """The sealed blob as served (``blobs/<sha256>``)."""
+
+    def to_row(self) -> list[object]:
+        return [self.sha256, self.length, self.blob_sha256, self.blob_length]
+
+    @classmethod
+    def from_row(cls, v: list[Any]) -> FileEntry:
+        return cls(_hex(v[0]), int(v[1]), int(v[3]), _hex(v[2]))
 
 
 @dataclass(frozen=True)
@@ -84,7 +93,17 @@ class DeltaEntry:
 
     @property
     def path(self) -> str:
-        return f"deltas/{self.base}-{self.target}.{self.algo}"
+        return self.path_in("deltas")
+
+    def path_in(self, folder: str) -> str:
+        return f"{folder}/{self.base}-{self.target}.{self.algo}"
+
+    def to_row(self) -> list[object]:
+        return [self.base, self.target, self.algo, self.sha256, self.length]
+
+    @classmethod
+    def from_row(cls, d: list[Any], algos: tuple[str, ...] = DELTA_ALGOS) -> DeltaEntry:
+        return cls(_hex(d[0]), _hex(d[1]), _algo(d[2], algos), int(d[4]), _hex(d[3]))
 
 
 @dataclass(frozen=True)
@@ -110,11 +129,8 @@ class ContentIndex:
             "format": FORMAT,
             "version": self.version,
             "created": self.created,
-            "files": {
-                rel: [f.sha256, f.length, f.blob_sha256, f.blob_length]
-                for rel, f in sorted(self.files.items())
-            },
-            "deltas": [[d.base, d.target, d.algo, d.sha256, d.length] for d in self.deltas],
+            "files": {rel: f.to_row() for rel, f in sorted(self.files.items())},
+            "deltas": [d.to_row() for d in self.deltas],
         }
         return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
 
@@ -125,14 +141,8 @@ class ContentIndex:
             if doc.get("format") != FORMAT:
                 raise ValueError(f"unknown index format {doc.get('format')!r}")
             version = int(doc["version"])
-            files = {
-                _safe_relpath(rel): FileEntry(_hex(v[0]), int(v[1]), int(v[3]), _hex(v[2]))
-                for rel, v in doc["files"].items()
-            }
-            deltas = tuple(
-                DeltaEntry(_hex(d[0]), _hex(d[1]), _algo(d[2]), int(d[4]), _hex(d[3]))
-                for d in doc.get("deltas", [])
-            )
+            files = {_safe_relpath(rel): FileEntry.from_row(v) for rel, v in doc["files"].items()}
+            deltas = tuple(DeltaEntry.from_row(d) for d in doc.get("deltas", []))
             return cls(version, str(doc.get("created", "")), files, deltas)
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
             raise ContentError(f"the content index is not valid: {exc}") from exc
@@ -145,7 +155,7 @@ def _hex(value: object) -> str:
     return text
 
 
-def _algo(value: object) -> str:
-    if value not in DELTA_ALGOS:
+def _algo(value: object, algos: tuple[str, ...] = DELTA_ALGOS) -> str:
+    if value not in algos:
         raise ValueError(f"unknown delta algorithm {value!r}")
     return str(value)

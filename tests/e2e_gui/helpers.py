@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -137,3 +138,14 @@ def start_tray_host(*extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         ["trayer", *TRAYER_ARGS, *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
+
+
+def start_desktop() -> list[subprocess.Popen[bytes]]:
+    """dunst (notifications) and trayer (the system tray) for the scripts run under Xvfb;
+    the caller terminates them."""
+    helpers = [
+        subprocess.Popen(["dunst"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        start_tray_host("--iconspacing", "4"),
+    ]
+    time.sleep(1.0)
+    return helpers

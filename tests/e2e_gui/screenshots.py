@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ from PySide6.QtCore import QEventLoop, QPoint, QRect, QTimer
 from PySide6.QtGui import QGuiApplication, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QWidget
 
-from tests.e2e_gui.helpers import EICAR, start_tray_host
+from tests.e2e_gui.helpers import EICAR, start_desktop
 
 
 def pump(ms: int) -> None:
@@ -93,11 +92,7 @@ def main(out: Path, scan_folder: str) -> int:
         f'[realtime]\nfolders = ["{watched}"]\n\n[tray]\nprompt_timeout = 600\n\n'
         "[quarantine]\nuse_keyring = false\n"
     )
-    helpers = [
-        subprocess.Popen(["dunst"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        start_tray_host("--iconspacing", "4"),
-    ]
-    time.sleep(1.0)
+    helpers = start_desktop()
     app = QApplication(["aegis-tray"])
     app.setQuitOnLastWindowClosed(False)
     from aegis_engine import AegisPaths
