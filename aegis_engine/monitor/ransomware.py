@@ -146,6 +146,8 @@ class RansomwareShield(Worker):
         self._pending: tuple[str, Op, float] | None = None
         self._stopping = False
         self.triggers = 0
+        self.watches = 0
+        """Bursts whose first candidates had to be watched to be told apart."""
 
     # -- setup ---------------------------------------------------------------------------------
     def protects(self, path: str) -> bool:
@@ -373,7 +375,7 @@ class RansomwareShield(Worker):
                 open_files=open_files,
             )
             if plausible(found):
-                return found
+                return self._settle(found)
         # No baseline (a canary was the first sign), or the writes seen so far are not in
         # the counters yet, or no writer looks the part: watch the counters for a moment;
         # an attack in progress shows up within milliseconds.
@@ -385,10 +387,40 @@ class RansomwareShield(Worker):
                 base, self._sampler.snapshot(), observed=0, exclude=exclude, open_files=open_files
             )
             if plausible(probe):
-                return probe
+                return self._settle(probe)
             if probe and (not found or probe[0].score(0) > found[0].score(0)):
                 found = probe
         return found
+
+    def _settle(self, found: list[Candidate]) -> list[Candidate]:
+        """When the first candidates are not separated by a protected file held open, watch
+        them (up to 0.5 s) against the folders this burst is changing: the one seen holding a
+        protected file, or writing in step with the burst, goes first; one never seen
+        touching the folder is never suspended while another was (see
+        :func:`.attribution.settle`)."""
+        from .attribution import settle
+
+        recent = list(self._detector.ops)[-64:]
+        dirs = {os.path.dirname(o.path) for o in recent}
+        settled, watch = settle(
+            found,
+            sampler=self._sampler,
+            roots=self.roots,
+            dirs=dirs,
+            exclude=self._self_pids | _own_descendants() | self._suspended_pids(),
+            clock=time.monotonic,
+            sleep=time.sleep,
+        )
+        if watch is not None:
+            self.watches += 1
+            seen = watch.seen.items()
+            log.debug(
+                "ransomware shield: watched %s for %d samples: %s",
+                [c.pid for c in found[:4]],
+                watch.samples,
+                {p: (len(w.opened), len(w.writes), watch.in_step(p)) for p, w in seen},
+            )
+        return settled
 
     def _suspended_pids(self) -> set[int]:
         with self._lock:
