@@ -341,11 +341,29 @@ class ContenderWatch:
         hits = sum(1 for k in writes if k in changes or k - 1 in changes or k + 1 in changes)
         return hits / len(writes)
 
+    def chance(self) -> float:
+        """Share of all samples with a folder change in it or next to it: how often any
+        writer's writes would seem in step by chance. On a loaded machine samples are far
+        apart and nearly every one is next to a change: then timing tells nothing."""
+        if not self.samples:
+            return 1.0
+        changes = self._changes
+        near = sum(
+            1 for k in range(self.samples) if k in changes or k - 1 in changes or k + 1 in changes
+        )
+        return near / self.samples
+
+    def _timing_tells(self) -> bool:
+        return self.chance() <= _OUT_OF_STEP
+
     def touching(self, pid: int) -> bool:
-        """Seen touching the protected folder: a file of it open, or writes in step."""
+        """Seen touching the protected folder: a file of it open, or writes in step (when
+        writes elsewhere would not seem in step as often)."""
         w = self.seen[pid]
         return bool(w.opened) or (
-            len(w.writes) >= _MIN_WRITES and self.in_step(pid) >= _IN_STEP
+            len(w.writes) >= _MIN_WRITES
+            and self.in_step(pid) >= _IN_STEP
+            and self._timing_tells()
         )
 
     def cleared(self, pid: int) -> bool:
@@ -353,7 +371,11 @@ class ContenderWatch:
         w = self.seen[pid]
         if w.opened:
             return False
-        return w.gone or (len(w.writes) >= _MIN_WRITES and self.in_step(pid) <= _OUT_OF_STEP)
+        return w.gone or (
+            len(w.writes) >= _MIN_WRITES
+            and self.in_step(pid) <= _OUT_OF_STEP
+            and self._timing_tells()
+        )
 
     def _leader(self) -> int | None:
         """The contender whose share of writes in step leads every other's by ``_LEAD``."""
@@ -361,7 +383,7 @@ class ContenderWatch:
             ((self.in_step(p), p) for p, w in self.seen.items() if len(w.writes) >= _MIN_WRITES),
             reverse=True,
         )
-        if not shares:
+        if not shares or not self._timing_tells():
             return None
         if len(shares) == 1 or shares[0][0] - shares[1][0] >= _LEAD:
             return shares[0][1] if shares[0][0] >= _IN_STEP else None

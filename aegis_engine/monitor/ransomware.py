@@ -415,9 +415,10 @@ class RansomwareShield(Worker):
             self.watches += 1
             seen = watch.seen.items()
             log.debug(
-                "ransomware shield: watched %s for %d samples: %s",
+                "ransomware shield: watched %s for %d samples (chance %.2f): %s",
                 [c.pid for c in found[:4]],
                 watch.samples,
+                watch.chance(),
                 {p: (len(w.opened), len(w.writes), watch.in_step(p)) for p, w in seen},
             )
         return settled
