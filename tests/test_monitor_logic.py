@@ -272,7 +272,7 @@ def _settle(world: _World, found: list[Candidate]) -> tuple[list[Candidate], obj
 def test_only_a_first_candidate_without_a_protected_file_open_is_watched() -> None:
     a, b = _alike(10, 20)
     assert contenders([a, b]) == [a, b]
-    assert contenders([a]) == [a]
+    assert contenders([a]) == []  # a lone candidate that looks the part: the ranking settles
     held = Candidate(10, 24_576, 24_032, 24_000, 2, ("/r/x",), matches_burst=True)
     assert contenders([held, b]) == []  # the strong evidence is there: nothing to settle
     nobody = Candidate(10, 50_000_000, 50_000_000, 0, 10)  # does not look the part
@@ -308,7 +308,7 @@ def test_when_the_watch_cannot_tell_the_ranking_stands(tmp_path: Path) -> None:
     world = _World(tmp_path / "Documents", {10: set(), 20: set(range(3, 500, 25))}, inside=set())
     ranked, watch = _settle(world, _alike(20, 10))
     assert [c.pid for c in ranked] == [20, 10]
-    assert watch is not None and world.t >= 500  # watched the whole window
+    assert watch is not None and world.t >= 300  # watched the whole window
 
 
 def test_timing_that_any_writer_would_match_is_not_evidence(tmp_path: Path) -> None:
@@ -324,12 +324,12 @@ def test_timing_that_any_writer_would_match_is_not_evidence(tmp_path: Path) -> N
 
 def test_a_writer_missing_from_the_ranking_is_found_while_watching(tmp_path: Path) -> None:
     """On a loaded machine the attacker's writes may all predate the baseline (their events
-    were read after it): only the twin elsewhere is ranked. The counters read again during the
-    watch bring the attacker in, and it goes first."""
-    every = {10: set(range(3, 500, 25)), 20: set(range(15, 500, 25))}
+    were read after it): only the twin elsewhere and another busy program are ranked. The
+    counters read again during the watch bring the attacker in, and it goes first."""
+    every = {10: set(range(3, 500, 25)), 20: set(range(15, 500, 25)), 30: set(range(9, 500, 25))}
     world = _World(tmp_path / "Documents", every, inside={10})
-    ranked, watch = _settle(world, _alike(20))
-    assert [c.pid for c in ranked] == [10, 20]
+    ranked, watch = _settle(world, _alike(20, 30))
+    assert [c.pid for c in ranked][:1] == [10] and {c.pid for c in ranked} == {10, 20, 30}
     assert watch is not None and 10 in watch.seen  # type: ignore[attr-defined]
 
 

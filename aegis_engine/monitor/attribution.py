@@ -251,14 +251,17 @@ def contenders(found: Sequence[Candidate]) -> list[Candidate]:
     """The candidates to watch when the evidence is weak: when the first looks the part but
     holds no file of the protected folder open (the one strong piece of evidence, sampled at
     one instant, when an attacker may be between two files), every one of the first few that
-    looks the part. A second, identical writer elsewhere on the machine (a backup, another copy
-    of the same program) matches the burst as well as the attacker does, and then only
-    closeness in bytes ranks them; on a loaded machine the attacker may even be missing from
-    the ranking (its writes were counted in the baseline, their events read after it). Empty
-    when there is nothing to settle."""
+    looks the part, when there are two or more. A second, identical writer elsewhere on the
+    machine (a backup, another copy of the same program) matches the burst as well as the
+    attacker does, and then only closeness in bytes ranks them; on a loaded machine the
+    attacker may even be missing from the ranking (its writes were counted in the baseline,
+    their events read after it). A lone candidate that looks the part is not watched: that
+    would cost files in every attack for a case the ranking already settles. Empty when there
+    is nothing to settle."""
     if not found or not found[0].looks_the_part or found[0].open_files:
         return []
-    return [c for c in found[:_WATCH_TOP] if c.looks_the_part]
+    rivals = [c for c in found[:_WATCH_TOP] if c.looks_the_part]
+    return rivals if len(rivals) > 1 else []
 
 
 @dataclass
@@ -443,7 +446,7 @@ def settle(
     exclude: Iterable[int],
     clock: Callable[[], float],
     sleep: Callable[[float], None],
-    window: float = 0.5,
+    window: float = 0.3,
     step: float = 0.001,
     look_every: float = 0.1,
 ) -> tuple[list[Candidate], ContenderWatch | None]:

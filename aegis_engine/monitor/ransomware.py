@@ -394,7 +394,7 @@ class RansomwareShield(Worker):
 
     def _settle(self, found: list[Candidate]) -> list[Candidate]:
         """When the first candidates are not separated by a protected file held open, watch
-        them (up to 0.5 s) against the folders this burst is changing: the one seen holding a
+        them (up to 0.3 s) against the folders this burst is changing: the one seen holding a
         protected file, or writing in step with the burst, goes first; one never seen
         touching the folder is never suspended while another was (see
         :func:`.attribution.settle`)."""
