@@ -447,7 +447,7 @@ def settle(
     clock: Callable[[], float],
     sleep: Callable[[float], None],
     window: float = 0.3,
-    step: float = 0.001,
+    step: float = 0.0002,
     look_every: float = 0.1,
 ) -> tuple[list[Candidate], ContenderWatch | None]:
     """When the evidence is weak (:func:`contenders`), watch the contenders for up to

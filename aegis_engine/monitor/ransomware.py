@@ -25,8 +25,13 @@ process that wrote at least a page since is a candidate, ranked by: holds a file
 protected folder open; has both ransomware traits (reads about as many bytes as it writes,
 and writes in bulk rather than many small messages); wrote an amount closest to what the
 burst wrote. When no candidate holds a file open or shows both traits, the counters are
-watched for up to 100 ms (every 4 ms) and the first process that does is taken. The first
-candidate, its descendants, and any other candidate holding a protected file open are
+watched for up to 100 ms (every 4 ms) and the first process that does is taken. When two or
+more look the part and the first holds no protected file open (an identical program writing as
+much elsewhere on a busy machine), they are watched for up to 0.3 s, a sample every 0.2 ms:
+one seen holding a protected file, or whose write() counter grows in step with the folders the
+burst is changing, goes first, and one never seen touching the folder is never suspended while
+another was (:func:`.attribution.settle`). The first candidate, its descendants, and any
+other candidate holding a protected file open are
 suspended (SIGSTOP / NtSuspendProcess) at once, on the event thread; the alert follows
 ``report_delay`` (0.25 s) later with every file touched so far, and the user chooses kill or
 resume (:meth:`RansomwareShield.resolve`). A canary changed while no baseline exists waits for
