@@ -304,11 +304,23 @@ def test_the_one_seen_holding_a_protected_file_goes_first_with_the_file(tmp_path
 
 
 def test_when_the_watch_cannot_tell_the_ranking_stands(tmp_path: Path) -> None:
-    """Nobody seen touching the folder (the writer exited, say): nothing is invented."""
-    world = _World(tmp_path / "Documents", {10: set(), 20: set(range(3, 500, 25))}, inside=set())
+    """Nobody seen touching the folder, nor writing elsewhere: nothing is invented."""
+    world = _World(tmp_path / "Documents", {10: set(), 20: set()}, inside=set())
     ranked, watch = _settle(world, _alike(20, 10))
     assert [c.pid for c in ranked] == [20, 10]
     assert watch is not None and world.t >= 300  # watched the whole window
+
+
+def test_the_attacker_that_finished_goes_before_a_writer_seen_writing_elsewhere(
+    tmp_path: Path,
+) -> None:
+    """Seen on a loaded machine, unthrottled: by the time the burst is read, the attacker has
+    finished (no write, no change in the folder while watched) and the twin elsewhere keeps
+    writing while the folder stands still. It is the attacker that is named."""
+    world = _World(tmp_path / "Documents", {10: set(), 20: set(range(3, 500, 25))}, inside=set())
+    ranked, watch = _settle(world, _alike(20, 10))
+    assert watch is not None and watch.out_of_step(20) and not watch.out_of_step(10)  # type: ignore[attr-defined]
+    assert [c.pid for c in ranked] == [10, 20]
 
 
 def test_timing_that_any_writer_would_match_is_not_evidence(tmp_path: Path) -> None:

@@ -369,16 +369,21 @@ class ContenderWatch:
             and self._timing_tells()
         )
 
-    def cleared(self, pid: int) -> bool:
-        """Seen enough to say it is not touching the protected folder (or it exited)."""
+    def out_of_step(self, pid: int) -> bool:
+        """Seen writing, again and again, at moments the burst's folders did not change
+        (never with a protected file open): it writes somewhere else."""
         w = self.seen[pid]
-        if w.opened:
-            return False
-        return w.gone or (
-            len(w.writes) >= _MIN_WRITES
+        return (
+            not w.opened
+            and len(w.writes) >= _MIN_WRITES
             and self.in_step(pid) <= _OUT_OF_STEP
             and self._timing_tells()
         )
+
+    def cleared(self, pid: int) -> bool:
+        """Seen enough to say it is not touching the protected folder (or it exited)."""
+        w = self.seen[pid]
+        return not w.opened and (w.gone or self.out_of_step(pid))
 
     def _leader(self) -> int | None:
         """The contender whose share of writes in step leads every other's by ``_LEAD``."""
@@ -409,15 +414,21 @@ class ContenderWatch:
         each with the files it was seen holding; a contender never seen touching it comes
         after every one that was, so it is never the one suspended while another was seen.
         When the watch could not tell (nobody seen, or all), a contender whose writes were in
-        step with the burst clearly more often than every other's goes first; else the
-        ranking stands."""
+        step with the burst clearly more often than every other's goes first; one seen
+        writing out of step (:meth:`out_of_step`) goes after every contender that was not
+        (the attacker may have finished or exited meanwhile: it is still the one to name);
+        else the ranking stands."""
         lead = self._leader()
 
-        def key(c: Candidate) -> tuple[int, int, int]:
+        def key(c: Candidate) -> tuple[int, int, int, int]:
             if c.pid not in self.seen:
-                return (0, 0, 0)
-            touching = self.touching(c.pid)
-            return (int(bool(self.seen[c.pid].opened)), int(touching), int(c.pid == lead))
+                return (0, 0, 0, 0)
+            return (
+                int(bool(self.seen[c.pid].opened)),
+                int(self.touching(c.pid)),
+                int(c.pid == lead),
+                int(not self.out_of_step(c.pid)),
+            )
 
         out = []
         for c in found:
