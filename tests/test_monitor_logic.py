@@ -250,6 +250,9 @@ class _World(IoSampler):
     def open_files_under(self, pid: int, roots: object) -> list[str]:
         return self.open.get(pid, [])
 
+    def open_for_writing_under(self, pid: int, roots: object) -> list[str]:
+        return self.open.get(pid, [])
+
 
 def _alike(*pids: int) -> list[Candidate]:
     """Candidates the ranking cannot separate: each wrote what the burst wrote, reads like it
@@ -267,6 +270,24 @@ def _settle(world: _World, found: list[Candidate]) -> tuple[list[Candidate], obj
         clock=world.clock,
         sleep=world.sleep,
     )
+
+
+def test_files_open_for_writing_are_told_from_files_only_read(tmp_path: Path) -> None:
+    """The watch counts a protected file held open for writing (an attacker), not one only
+    read (a scanner, an indexer, a backup reading the same folder)."""
+    written, read, both = (tmp_path / n for n in ("written", "read", "both"))
+    read.write_bytes(b"x")
+    both.write_bytes(b"x")
+    with open(written, "wb"), open(read, "rb"), open(both, "r+b"):
+        sampler = IoSampler()
+        me = os.getpid()
+        assert set(sampler.open_files_under(me, [str(tmp_path)])) == {
+            str(written), str(read), str(both)
+        }
+        assert sorted(sampler.open_for_writing_under(me, [str(tmp_path)])) == [
+            str(both), str(written)
+        ]
+    assert sampler.counters(me) is not None and sampler.counters(2**22 + 7) is None
 
 
 def test_only_a_first_candidate_without_a_protected_file_open_is_watched() -> None:

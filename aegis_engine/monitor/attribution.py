@@ -124,6 +124,36 @@ class IoSampler:
             ]
         return found
 
+    def open_for_writing_under(self, pid: int, roots: Sequence[str]) -> list[str]:
+        """Files under ``roots`` that ``pid`` has open for writing now. An attacker writes
+        the protected files; a scanner, an indexer or a backup only reads them. (Elsewhere
+        than Linux: every open file, as :meth:`open_files_under`.)"""
+        if not self.linux:  # pragma: no cover - other systems
+            return self.open_files_under(pid, roots)
+        prefixes = tuple(r.rstrip(os.sep) + os.sep for r in roots)
+        found: list[str] = []
+        fd_dir = f"{self._proc}/{pid}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            return found
+        for fd in fds:
+            try:
+                target = os.readlink(f"{fd_dir}/{fd}")
+                if not target.startswith(prefixes):
+                    continue
+                with open(f"{self._proc}/{pid}/fdinfo/{fd}", "rb") as fh:
+                    info = fh.read(512)
+            except OSError:
+                continue
+            for line in info.splitlines():
+                if line.startswith(b"flags:"):
+                    with contextlib.suppress(ValueError):
+                        if int(line.split()[1], 8) & 3 in (os.O_WRONLY, os.O_RDWR):
+                            found.append(target)
+                    break
+        return found
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -327,7 +357,7 @@ class ContenderWatch:
             if counters is None:
                 w.gone = True
                 continue
-            for path in self._sampler.open_files_under(pid, self._roots):
+            for path in self._sampler.open_for_writing_under(pid, self._roots):
                 w.opened.setdefault(path, None)
             if counters[1] > w.wchar:
                 w.writes.append(k)
