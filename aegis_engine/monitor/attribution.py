@@ -518,7 +518,7 @@ def settle(
                 sampler.snapshot(),
                 observed=0,
                 exclude=skip | set(watch.seen),
-                open_files=lambda pid: sampler.open_files_under(pid, roots),
+                open_files=lambda pid: sampler.open_for_writing_under(pid, roots),
                 max_candidates=_WATCH_TOP,
             )
             for c in fresh:

@@ -22,8 +22,9 @@ Who: per-process I/O counters (:mod:`.attribution`) are read when a burst starts
 baseline, refreshed when older than 2 s) and when it completes. Events arrive in batches,
 so only encrypted bytes seen in batches read after the baseline count as "observed". Every
 process that wrote at least a page since is a candidate, ranked by: holds a file of the
-protected folder open; has both ransomware traits (reads about as many bytes as it writes,
-and writes in bulk rather than many small messages); wrote an amount closest to what the
+protected folder open for writing (one only read, by a scanner or an indexer, is not
+evidence); has both ransomware traits (reads about as many bytes as it writes, and writes in
+bulk rather than many small messages); wrote an amount closest to what the
 burst wrote. When no candidate holds a file open or shows both traits, the counters are
 watched for up to 100 ms (every 4 ms) and the first process that does is taken. When two or
 more look the part and the first holds no protected file open (an identical program writing as
@@ -367,7 +368,8 @@ class RansomwareShield(Worker):
         exclude = self._self_pids | _own_descendants() | self._suspended_pids()
 
         def open_files(pid: int) -> list[str]:
-            return self._sampler.open_files_under(pid, roots)
+            # open for writing: a scanner or an indexer reading the folder is not evidence
+            return self._sampler.open_for_writing_under(pid, roots)
 
         after = self._sampler.snapshot()
         found: list[Candidate] = []
