@@ -25,7 +25,14 @@ from aegis_engine.monitor import (
     RuleHit,
     StatusEvent,
 )
-from aegis_engine.monitor.attribution import rank_candidates
+from aegis_engine.monitor.attribution import (
+    Candidate,
+    IoSampler,
+    IoSnapshot,
+    contenders,
+    rank_candidates,
+    settle,
+)
 from aegis_engine.monitor.bursts import BurstDetector, Op, unknown_extension_change
 from aegis_engine.monitor.content_signs import (
     encrypted_threshold,
@@ -193,6 +200,170 @@ def test_wchar_counts_where_write_bytes_does_not_and_pid_reuse_is_handled() -> N
     assert [c.pid for c in ranked] == [10] and ranked[0].write_bytes == 8192
     quiet = {10: (5000, 9_000_100, 9_000_000, 101)}  # wrote 100 bytes: not a candidate
     assert rank_candidates(before, quiet, observed=0, exclude=[], open_files=_no_files) == []
+
+
+# -- watching contenders the ranking cannot separate ----------------------------------------------
+class _World(IoSampler):
+    """Scripted processes and a real folder: at each step, ``writes[pid]`` says at which
+    steps the process writes a file (12,016 bytes); a process in ``inside`` writes it in the
+    folder (its modification time moves, set explicitly so that it moves every time), one in
+    ``holding`` is seen with a file of the folder open at those steps. ``sleep`` is the step."""
+
+    def __init__(
+        self,
+        folder: Path,
+        writes: dict[int, set[int]],
+        inside: set[int],
+        holding: set[int] = frozenset(),  # type: ignore[assignment]
+    ) -> None:
+        super().__init__()
+        self.folder = folder
+        folder.mkdir(exist_ok=True)
+        self.writes = writes
+        self.inside = inside
+        self.holding = holding
+        self.t = 0
+        self.wchar = dict.fromkeys(writes, 1_000_000)
+        self.open: dict[int, list[str]] = {}
+
+    def clock(self) -> float:
+        return self.t * 0.001
+
+    def sleep(self, _: float) -> None:
+        self.t += 1
+        self.open = {}
+        for pid, steps in self.writes.items():
+            if self.t in steps:
+                self.wchar[pid] += 12_016
+                if pid in self.inside:
+                    os.utime(self.folder, ns=(self.t * 10**9, self.t * 10**9))
+                if pid in self.holding:
+                    self.open[pid] = [str(self.folder / f"f{self.t}")]
+
+    def counters(self, pid: int) -> tuple[int, int, int, int] | None:
+        w = self.wchar.get(pid)
+        return None if w is None else (w, w, w, w // 12_016)
+
+    def snapshot(self) -> IoSnapshot:
+        return {p: c for p in self.wchar if (c := self.counters(p)) is not None}
+
+    def open_files_under(self, pid: int, roots: object) -> list[str]:
+        return self.open.get(pid, [])
+
+    def open_for_writing_under(self, pid: int, roots: object) -> list[str]:
+        return self.open.get(pid, [])
+
+
+def _alike(*pids: int) -> list[Candidate]:
+    """Candidates the ranking cannot separate: each wrote what the burst wrote, reads like it
+    writes, in bulk; no protected file open when looked at."""
+    return [Candidate(p, 24_576, 24_032, 24_000, 2, matches_burst=True) for p in pids]
+
+
+def _settle(world: _World, found: list[Candidate]) -> tuple[list[Candidate], object]:
+    return settle(
+        found,
+        sampler=world,
+        roots=[str(world.folder)],
+        dirs=[str(world.folder)],
+        exclude=[],
+        clock=world.clock,
+        sleep=world.sleep,
+    )
+
+
+def test_files_open_for_writing_are_told_from_files_only_read(tmp_path: Path) -> None:
+    """The watch counts a protected file held open for writing (an attacker), not one only
+    read (a scanner, an indexer, a backup reading the same folder)."""
+    written, read, both = (tmp_path / n for n in ("written", "read", "both"))
+    read.write_bytes(b"x")
+    both.write_bytes(b"x")
+    with open(written, "wb"), open(read, "rb"), open(both, "r+b"):
+        sampler = IoSampler()
+        me = os.getpid()
+        assert set(sampler.open_files_under(me, [str(tmp_path)])) == {
+            str(written), str(read), str(both)
+        }
+        assert sorted(sampler.open_for_writing_under(me, [str(tmp_path)])) == [
+            str(both), str(written)
+        ]
+    assert sampler.counters(me) is not None and sampler.counters(2**22 + 7) is None
+
+
+def test_only_a_first_candidate_without_a_protected_file_open_is_watched() -> None:
+    a, b = _alike(10, 20)
+    assert contenders([a, b]) == [a, b]
+    assert contenders([a]) == []  # a lone candidate that looks the part: the ranking settles
+    held = Candidate(10, 24_576, 24_032, 24_000, 2, ("/r/x",), matches_burst=True)
+    assert contenders([held, b]) == []  # the strong evidence is there: nothing to settle
+    nobody = Candidate(10, 50_000_000, 50_000_000, 0, 10)  # does not look the part
+    assert not nobody.looks_the_part and contenders([nobody, a]) == []
+    assert contenders([]) == []
+
+
+def test_the_writer_in_step_with_the_burst_goes_first_not_its_twin_elsewhere(
+    tmp_path: Path,
+) -> None:
+    """Two identical writers, 40 files/s each (a file every 25 samples), out of phase: the
+    ranking put the one writing elsewhere (20) first; the watch puts the one whose writes come
+    with the protected folder's changes (10) first."""
+    every = {10: set(range(3, 500, 25)), 20: set(range(15, 500, 25))}
+    world = _World(tmp_path / "Documents", every, inside={10})
+    ranked, watch = _settle(world, _alike(20, 10))
+    assert [c.pid for c in ranked] == [10, 20]
+    assert watch is not None and watch.touching(10) and not watch.touching(20)  # type: ignore[attr-defined]
+    assert world.t < 200, "decided within a few files, not at the end of the window"
+    assert ranked[0].looks_the_part
+
+
+def test_the_one_seen_holding_a_protected_file_goes_first_with_the_file(tmp_path: Path) -> None:
+    every = {10: set(range(5, 500, 7)), 20: set(range(5, 500, 7))}  # in phase: timing can't tell
+    world = _World(tmp_path / "Documents", every, inside={10}, holding={10})
+    ranked, _ = _settle(world, _alike(20, 10))
+    assert [c.pid for c in ranked] == [10, 20]
+    assert ranked[0].open_files and not ranked[1].open_files  # so only 10 is suspended
+
+
+def test_when_the_watch_cannot_tell_the_ranking_stands(tmp_path: Path) -> None:
+    """Nobody seen touching the folder, nor writing elsewhere: nothing is invented."""
+    world = _World(tmp_path / "Documents", {10: set(), 20: set()}, inside=set())
+    ranked, watch = _settle(world, _alike(20, 10))
+    assert [c.pid for c in ranked] == [20, 10]
+    assert watch is not None and world.t >= 300  # watched the whole window
+
+
+def test_the_attacker_that_finished_goes_before_a_writer_seen_writing_elsewhere(
+    tmp_path: Path,
+) -> None:
+    """Seen on a loaded machine, unthrottled: by the time the burst is read, the attacker has
+    finished (no write, no change in the folder while watched) and the twin elsewhere keeps
+    writing while the folder stands still. It is the attacker that is named."""
+    world = _World(tmp_path / "Documents", {10: set(), 20: set(range(3, 500, 25))}, inside=set())
+    ranked, watch = _settle(world, _alike(20, 10))
+    assert watch is not None and watch.out_of_step(20) and not watch.out_of_step(10)  # type: ignore[attr-defined]
+    assert [c.pid for c in ranked] == [10, 20]
+
+
+def test_timing_that_any_writer_would_match_is_not_evidence(tmp_path: Path) -> None:
+    """Samples far apart (a loaded machine): the folder changes next to nearly every sample,
+    so writes elsewhere seem in step too; nobody is taken on timing alone."""
+    every = {10: set(range(1, 500, 2)), 20: set(range(2, 500, 2))}
+    world = _World(tmp_path / "Documents", every, inside={10})
+    ranked, watch = _settle(world, _alike(20, 10))
+    assert watch is not None and watch.chance() > 0.9  # type: ignore[attr-defined]
+    assert not watch.touching(10) and not watch.touching(20)  # type: ignore[attr-defined]
+    assert [c.pid for c in ranked] == [20, 10]
+
+
+def test_a_writer_missing_from_the_ranking_is_found_while_watching(tmp_path: Path) -> None:
+    """On a loaded machine the attacker's writes may all predate the baseline (their events
+    were read after it): only the twin elsewhere and another busy program are ranked. The
+    counters read again during the watch bring the attacker in, and it goes first."""
+    every = {10: set(range(3, 500, 25)), 20: set(range(15, 500, 25)), 30: set(range(9, 500, 25))}
+    world = _World(tmp_path / "Documents", every, inside={10})
+    ranked, watch = _settle(world, _alike(20, 30))
+    assert [c.pid for c in ranked][:1] == [10] and {c.pid for c in ranked} == {10, 20, 30}
+    assert watch is not None and 10 in watch.seen  # type: ignore[attr-defined]
 
 
 # -- behaviour rules ----------------------------------------------------------------------------

@@ -161,6 +161,68 @@ def test_simulator_is_suspended_from_behaviour(
         mon.stop()
 
 
+def _same_size_notes(folder: Path, n: int, size: int = 12_000) -> list[Path]:
+    """``n`` text notes of exactly ``size`` bytes each: two writers working through two such
+    folders at one rate write the same bytes at the same pace, so the amount written cannot
+    tell them apart."""
+    folder.mkdir(parents=True)
+    words = b"budget meeting notes for the quarterly review of the project "
+    out = []
+    for i in range(n):
+        p = folder / f"note{i:04d}.txt"
+        p.write_bytes((f"note {i:04d}: ".encode() + words * (size // len(words) + 1))[:size])
+        out.append(p)
+    return out
+
+
+@pytest.mark.parametrize("run", range(3))
+@pytest.mark.parametrize("order", ["elsewhere-first", "protected-first"])
+def test_an_identical_writer_elsewhere_is_never_blamed(
+    engine: Engine, tmp_path: Path, order: str, run: int
+) -> None:
+    """Two copies of the simulator, alike to the byte (same program, same documents, same
+    rate): one encrypts the protected folder, the other a folder beside it. Both match the
+    burst and look the part; the shield must suspend the one in the protected folder and
+    never the other (a program writing as much elsewhere on a busy machine)."""
+    folder = tmp_path / "Documents"
+    elsewhere = tmp_path / "Elsewhere"
+    docs = _same_size_notes(folder, 400)
+    others = _same_size_notes(elsewhere, 400)
+    events = Events()
+    mon = _shield(engine, folder)
+    mon.subscribe(events)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        if order == "elsewhere-first":
+            procs.append(spawn_sim(elsewhere, 40))
+            deadline = time.monotonic() + 60
+            while originals_left(elsewhere, others) > len(others) - 5:
+                assert time.monotonic() < deadline and procs[0].poll() is None
+                time.sleep(0.02)
+        mon.start()
+        sim = spawn_sim(folder, 40)
+        procs.append(sim)
+        if order == "protected-first":
+            procs.append(spawn_sim(elsewhere, 40))
+        other = procs[0] if order == "elsewhere-first" else procs[1]
+        event = _ransomware(events)
+        assert event is not None, f"not stopped; {len(docs) - originals_left(folder, docs)} lost"
+        d = event.to_dict()
+        assert d["pid"] == sim.pid, (d, {"simulator": sim.pid, "elsewhere": other.pid})
+        assert d["action"] == "suspended", d
+        assert _becomes_stopped(sim.pid)
+        time.sleep(0.5)  # let any late incident come
+        blamed = {p.pid for e in events.of("ransomware") for p in e.processes}  # type: ignore[attr-defined]
+        assert other.pid not in blamed, events.dicts("ransomware")
+        assert other.poll() is None or other.returncode == 0
+        if other.poll() is None:
+            assert psutil.Process(other.pid).status() != psutil.STATUS_STOPPED
+    finally:
+        for p in procs:
+            stop_process(p)
+        mon.stop()
+
+
 def test_user_chooses_resume_or_kill(engine: Engine, documents: tuple[Path, list[Path]]) -> None:
     folder, docs = documents
     _, event, sim, mon, events = _run_attack(engine, folder, docs, 40)

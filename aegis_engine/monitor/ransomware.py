@@ -22,11 +22,17 @@ Who: per-process I/O counters (:mod:`.attribution`) are read when a burst starts
 baseline, refreshed when older than 2 s) and when it completes. Events arrive in batches,
 so only encrypted bytes seen in batches read after the baseline count as "observed". Every
 process that wrote at least a page since is a candidate, ranked by: holds a file of the
-protected folder open; has both ransomware traits (reads about as many bytes as it writes,
-and writes in bulk rather than many small messages); wrote an amount closest to what the
+protected folder open for writing (one only read, by a scanner or an indexer, is not
+evidence); has both ransomware traits (reads about as many bytes as it writes, and writes in
+bulk rather than many small messages); wrote an amount closest to what the
 burst wrote. When no candidate holds a file open or shows both traits, the counters are
-watched for up to 100 ms (every 4 ms) and the first process that does is taken. The first
-candidate, its descendants, and any other candidate holding a protected file open are
+watched for up to 100 ms (every 4 ms) and the first process that does is taken. When two or
+more look the part and the first holds no protected file open (an identical program writing as
+much elsewhere on a busy machine), they are watched for up to 0.3 s, a sample every 0.2 ms:
+one seen holding a protected file, or whose write() counter grows in step with the folders the
+burst is changing, goes first, and one never seen touching the folder is never suspended while
+another was (:func:`.attribution.settle`). The first candidate, its descendants, and any
+other candidate holding a protected file open are
 suspended (SIGSTOP / NtSuspendProcess) at once, on the event thread; the alert follows
 ``report_delay`` (0.25 s) later with every file touched so far, and the user chooses kill or
 resume (:meth:`RansomwareShield.resolve`). A canary changed while no baseline exists waits for
@@ -146,6 +152,8 @@ class RansomwareShield(Worker):
         self._pending: tuple[str, Op, float] | None = None
         self._stopping = False
         self.triggers = 0
+        self.watches = 0
+        """Bursts whose first candidates had to be watched to be told apart."""
 
     # -- setup ---------------------------------------------------------------------------------
     def protects(self, path: str) -> bool:
@@ -360,7 +368,8 @@ class RansomwareShield(Worker):
         exclude = self._self_pids | _own_descendants() | self._suspended_pids()
 
         def open_files(pid: int) -> list[str]:
-            return self._sampler.open_files_under(pid, roots)
+            # open for writing: a scanner or an indexer reading the folder is not evidence
+            return self._sampler.open_for_writing_under(pid, roots)
 
         after = self._sampler.snapshot()
         found: list[Candidate] = []
@@ -373,7 +382,7 @@ class RansomwareShield(Worker):
                 open_files=open_files,
             )
             if plausible(found):
-                return found
+                return self._settle(found)
         # No baseline (a canary was the first sign), or the writes seen so far are not in
         # the counters yet, or no writer looks the part: watch the counters for a moment;
         # an attack in progress shows up within milliseconds.
@@ -385,10 +394,41 @@ class RansomwareShield(Worker):
                 base, self._sampler.snapshot(), observed=0, exclude=exclude, open_files=open_files
             )
             if plausible(probe):
-                return probe
+                return self._settle(probe)
             if probe and (not found or probe[0].score(0) > found[0].score(0)):
                 found = probe
         return found
+
+    def _settle(self, found: list[Candidate]) -> list[Candidate]:
+        """When the first candidates are not separated by a protected file held open, watch
+        them (up to 0.3 s) against the folders this burst is changing: the one seen holding a
+        protected file, or writing in step with the burst, goes first; one never seen
+        touching the folder is never suspended while another was (see
+        :func:`.attribution.settle`)."""
+        from .attribution import settle
+
+        recent = list(self._detector.ops)[-64:]
+        dirs = {os.path.dirname(o.path) for o in recent}
+        settled, watch = settle(
+            found,
+            sampler=self._sampler,
+            roots=self.roots,
+            dirs=dirs,
+            exclude=self._self_pids | _own_descendants() | self._suspended_pids(),
+            clock=time.monotonic,
+            sleep=time.sleep,
+        )
+        if watch is not None:
+            self.watches += 1
+            seen = watch.seen.items()
+            log.debug(
+                "ransomware shield: watched %s for %d samples (chance %.2f): %s",
+                [c.pid for c in found[:4]],
+                watch.samples,
+                watch.chance(),
+                {p: (len(w.opened), len(w.writes), watch.in_step(p)) for p, w in seen},
+            )
+        return settled
 
     def _suspended_pids(self) -> set[int]:
         with self._lock:
