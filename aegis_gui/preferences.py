@@ -38,6 +38,9 @@ class Preferences:
     schedule: Schedule = field(default_factory=Schedule)
     update_server: str = ""
     proxy: str = ""
+    app_updates: str = "stage"
+    """New builds of Aegis itself: "stage" (download, verify, apply at the next start),
+    "check" (only say one is there) or "off"."""
     prompt_timeout: int = 120
     autostart: bool = False
 
@@ -61,7 +64,11 @@ class Preferences:
                 "time": s.time,
                 "kind": s.kind,
             },
-            "updates": {"server": self.update_server or None, "proxy": self.proxy or None},
+            "updates": {
+                "server": self.update_server or None,
+                "proxy": self.proxy or None,
+                "app": None if self.app_updates == "stage" else self.app_updates,
+            },
             "tray": {"prompt_timeout": self.prompt_timeout},
         }
 
@@ -93,6 +100,7 @@ def load(settings: Settings) -> Preferences:
         ),
         update_server=up["server"],
         proxy=up["proxy"],
+        app_updates=up["app"],
         prompt_timeout=settings.get("tray", "prompt_timeout"),
     )
 

@@ -241,6 +241,7 @@ def test_settings_toggles_persist(
     qtbot.mouseClick(dialog.exclude_paths.add_button, Qt.MouseButton.LeftButton)
     dialog.schedule_on.setChecked(True)
     dialog.proxy.setText("http://proxy.example:3128")
+    dialog.app_updates.setCurrentIndex(dialog.app_updates.findData("check"))
     dialog.buttons.button(dialog.buttons.StandardButton.Save).click()
     qtbot.waitUntil(lambda: aegis_paths.settings_file.exists(), timeout=60_000)
     qtbot.waitUntil(lambda: app.prefs.realtime is False, timeout=60_000)
@@ -249,6 +250,7 @@ def test_settings_toggles_persist(
     assert data["exclusions"]["paths"] == [f"{extra}/*"]
     assert data["schedule"]["enabled"] is True
     assert data["updates"]["proxy"] == "http://proxy.example:3128"
+    assert data["updates"]["app"] == "check"
     store = ConsentStore.for_paths(aegis_paths)
     assert store.is_granted("usage-stats") and not store.is_granted("update-checks")
     assert app.protection.status is Status.OFF
@@ -263,6 +265,7 @@ def test_settings_toggles_persist(
     assert not reopened.realtime.isChecked()
     assert reopened.folders.items() == (str(extra),)
     assert reopened.schedule_on.isChecked()
+    assert reopened.app_updates.currentData() == "check"
     preview = again.show_preview("usage-stats")
     assert "ON" in preview.text.toPlainText() and "counts" in preview.text.toPlainText()
 

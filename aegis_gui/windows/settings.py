@@ -291,6 +291,14 @@ class SettingsDialog(QDialog):
         self.proxy = QLineEdit()
         self.proxy.setPlaceholderText("none (e.g. http://proxy.example:3128)")
         form.addRow("Proxy", self.proxy)
+        self.app_updates = QComboBox()
+        for label, value in (
+            ("Download them and apply at the next start", "stage"),
+            ("Only tell me when one is ready", "check"),
+            ("Do not look for them", "off"),
+        ):
+            self.app_updates.addItem(label, value)
+        form.addRow("New versions of Aegis", self.app_updates)
         form.addRow(
             muted(
                 "Update checks send only the Aegis and signature versions; turn them off "
@@ -322,6 +330,7 @@ class SettingsDialog(QDialog):
         self.kind.setCurrentIndex(max(0, self.kind.findData(s.kind)))
         self.server.setText(prefs.update_server)
         self.proxy.setText(prefs.proxy)
+        self.app_updates.setCurrentIndex(max(0, self.app_updates.findData(prefs.app_updates)))
         self.prompt_timeout.setValue(prefs.prompt_timeout)
         for state in self._consent.states():
             self.consent_boxes[state.purpose.id].setChecked(state.granted)
@@ -345,6 +354,7 @@ class SettingsDialog(QDialog):
             ),
             update_server=self.server.text().strip(),
             proxy=self.proxy.text().strip(),
+            app_updates=str(self.app_updates.currentData()),
             prompt_timeout=self.prompt_timeout.value(),
         )
 
