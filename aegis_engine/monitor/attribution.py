@@ -18,7 +18,7 @@ import contextlib
 import math
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import psutil
@@ -100,24 +100,28 @@ class IoSampler:
             out[p.pid] = (int(io.write_bytes), wchar, rchar, int(io.write_count))
         return out
 
+    def _fds_under(self, pid: int, roots: Sequence[str]) -> Iterator[tuple[str, str]]:
+        """(fd, path) of each file under ``roots`` that ``pid`` has open now (Linux)."""
+        prefixes = tuple(r.rstrip(os.sep) + os.sep for r in roots)
+        fd_dir = f"{self._proc}/{pid}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            return
+        for fd in fds:
+            try:
+                target = os.readlink(f"{fd_dir}/{fd}")
+            except OSError:
+                continue
+            if target.startswith(prefixes):
+                yield fd, target
+
     def open_files_under(self, pid: int, roots: Sequence[str]) -> list[str]:
         """Files under ``roots`` that ``pid`` has open now (empty if it cannot be read)."""
+        if self.linux:
+            return [target for _fd, target in self._fds_under(pid, roots)]
         prefixes = tuple(r.rstrip(os.sep) + os.sep for r in roots)
         found: list[str] = []
-        if self.linux:
-            fd_dir = f"{self._proc}/{pid}/fd"
-            try:
-                fds = os.listdir(fd_dir)
-            except OSError:
-                return found
-            for fd in fds:
-                try:
-                    target = os.readlink(f"{fd_dir}/{fd}")
-                except OSError:
-                    continue
-                if target.startswith(prefixes):
-                    found.append(target)
-            return found
         with contextlib.suppress(psutil.Error):  # pragma: no cover - other systems
             found = [
                 f.path for f in psutil.Process(pid).open_files() if f.path.startswith(prefixes)
@@ -130,18 +134,9 @@ class IoSampler:
         than Linux: every open file, as :meth:`open_files_under`.)"""
         if not self.linux:  # pragma: no cover - other systems
             return self.open_files_under(pid, roots)
-        prefixes = tuple(r.rstrip(os.sep) + os.sep for r in roots)
         found: list[str] = []
-        fd_dir = f"{self._proc}/{pid}/fd"
-        try:
-            fds = os.listdir(fd_dir)
-        except OSError:
-            return found
-        for fd in fds:
+        for fd, target in self._fds_under(pid, roots):
             try:
-                target = os.readlink(f"{fd_dir}/{fd}")
-                if not target.startswith(prefixes):
-                    continue
                 with open(f"{self._proc}/{pid}/fdinfo/{fd}", "rb") as fh:
                     info = fh.read(512)
             except OSError:
