@@ -265,6 +265,26 @@ def clamd_run(clamd: str, idle: float) -> dict[str, float]:
     return result
 
 
+def clamtk_run(clamtk: str, env: dict[str, str], idle: float) -> dict[str, float]:
+    """ClamAV's desktop front-end, ClamTk (Perl, GTK 3), idle in its main window: no
+    marker says it is ready, so its figures are taken from 10 s after the start."""
+    with tempfile.TemporaryDirectory(prefix="clamtk-budget-") as home:
+        run_env = {**os.environ, **env, "HOME": home}
+        run_env.pop("DBUS_SESSION_BUS_ADDRESS", None)
+        run_env.pop("QT_QPA_PLATFORM", None)
+        proc = subprocess.Popen(
+            [clamtk], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=run_env
+        )
+        try:
+            time.sleep(10)
+            if proc.poll() is not None:
+                raise SystemExit(f"clamtk exited at start ({proc.returncode})")
+            result = idle_cost(proc.pid, idle)
+        finally:
+            stop(proc)
+    return result
+
+
 def median(values: list[float]) -> float:
     s = sorted(values)
     return s[len(s) // 2] if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2
@@ -277,6 +297,7 @@ def main() -> int:
     ap.add_argument("--idle", type=float, default=30)
     ap.add_argument("--steady", type=float, default=150, help="longest wait for steady idle")
     ap.add_argument("--clamd", default=shutil.which("clamd"))
+    ap.add_argument("--clamtk", default=shutil.which("clamtk"), help="ClamTk, beside the tray")
     ap.add_argument("--size-only", action="store_true", help="sizes only (no launches)")
     args = ap.parse_args()
     bundle = args.bundle.resolve()
@@ -317,11 +338,15 @@ def main() -> int:
     tray: dict[str, list[dict[str, float]]] = {k: [] for k in programs}
     monitor: dict[str, list[dict[str, float]]] = {k: [] for k in programs}
     clamd: list[dict[str, float]] = []
+    clamtk: list[dict[str, float]] = []
     with display() as env:
         for _ in range(args.runs):
             for name, argv in programs.items():  # interleaved: the same load for both
                 tray[name].append(tray_run(argv, env, args.idle, args.steady))
                 print(name, "tray", tray[name][-1], flush=True)
+            if args.clamtk:
+                clamtk.append(clamtk_run(args.clamtk, env, args.idle))
+                print("clamtk", clamtk[-1], flush=True)
     mon_argv = {"bundle": [str(bundle / "aegis")], "venv": [venv_py, "-m", "aegis_engine.cli"]}
     for _ in range(args.runs):
         for name, argv in mon_argv.items():
@@ -394,6 +419,19 @@ def main() -> int:
         f"load {out['load']:.1f} at the start"
     )
     print("\n".join(rows))
+    if clamtk:
+        k = out["clamtk"] = {m: med(clamtk, m) for m in clamtk[0]}
+        print()
+        print("| ClamTk (ClamAV's desktop front-end), idle in its window | RSS | PSS | CPU |")
+        print("|---|---|---|---|")
+        print(
+            f"| ClamTk, {k['processes']:.0f} process(es) | {k['rss_mb']:.0f} MB | "
+            f"{k['tree_pss_mb']:.0f} MB | {k['cpu_pct']:.2f} % |"
+        )
+        print(
+            f"| Aegis tray (bundle), steady idle | {tb['steady_rss_mb']:.0f} MB | "
+            f"{tb['steady_tree_pss_mb']:.0f} MB | {tb['steady_cpu_pct']:.2f} % |"
+        )
     print(json.dumps(out))
     return 0
 
