@@ -19,7 +19,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import psutil
 
@@ -458,17 +458,7 @@ class ContenderWatch:
         out = []
         for c in found:
             held = c.open_files or tuple(self.seen[c.pid].opened if c.pid in self.seen else ())
-            out.append(
-                Candidate(
-                    c.pid,
-                    c.write_bytes,
-                    c.wchar,
-                    c.rchar,
-                    c.syscw,
-                    held,
-                    matches_burst=c.matches_burst,
-                )
-            )
+            out.append(replace(c, open_files=held))
         out.sort(key=key, reverse=True)  # stable: the ranking within each group stands
         return out
 
